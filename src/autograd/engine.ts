@@ -1,0 +1,300 @@
+/**
+ * The backward engine (PyTorch's engine.cpp in miniature).
+ *
+ *  1. Collect the graph below the roots and, when `inputs` are given, mark the nodes that lie on
+ *     a path to one of them (PyTorch's exec_info). Nodes off every such path are pruned:
+ *     mechanism 3 of DESIGN.md. Their saved tensors are left untouched.
+ *  2. Count, for each marked node and leaf, the edges that will bring it a gradient.
+ *  3. Run nodes whose count reached zero (all consumers done, so the incoming gradient is
+ *     complete), sum what each sends into its inputs' buffers, and repeat. A leaf's turn comes
+ *     when its count reaches zero: hooks, then accumulation into .grad, then post-accumulate hooks.
+ */
+import { AutogradError, ShapeError, fmtShape } from '../errors';
+import { Tensor } from '../tensor/tensor';
+import { sameShape } from '../tensor/shape';
+import { enableGrad, noGrad } from './grad-mode';
+import { Node } from './node';
+import { onBackwardNode, onPruned, profiling } from './profile';
+import { add, cast } from './ops/elementwise';
+import { contiguous } from './ops/shape';
+import { onesLike } from '../tensor/creation';
+
+export interface BackwardOptions {
+  /** Keep saved tensors so that backward can run through this graph again. */
+  retainGraph?: boolean;
+  /** Record the backward computation itself, for higher-order gradients (implies retainGraph). */
+  createGraph?: boolean;
+  /** Accumulate only into these tensors' .grad, running only the nodes that lead to them. */
+  inputs?: Tensor[];
+}
+
+export interface GradOptions {
+  gradOutputs?: (Tensor | null)[];
+  retainGraph?: boolean;
+  createGraph?: boolean;
+  /** Return null for inputs the outputs do not depend on, instead of throwing. */
+  allowUnused?: boolean;
+}
+
+type Target = Node | Tensor;
+
+interface RunOptions {
+  roots: Tensor[];
+  rootGrads: Tensor[];
+  /** null: every leaf that requires grad. */
+  targets: Tensor[] | null;
+  retainGraph: boolean;
+  createGraph: boolean;
+  /** true: accumulate into .grad (backward); false: return gradients (grad). */
+  accumulate: boolean;
+  op: string;
+}
+
+/** Implements tensor.backward(). */
+export function backward(root: Tensor, gradient?: Tensor | null, options: BackwardOptions = {}): void {
+  const createGraph = options.createGraph ?? false;
+  const inputs = options.inputs;
+  if (inputs !== undefined) {
+    if (inputs.length === 0) throw new AutogradError('backward', "'inputs' was given but is empty; pass the tensors to accumulate into");
+    inputs.forEach((t, i) => {
+      if (!t.requiresGrad) throw new AutogradError('backward', `inputs[${i}] (${t}) does not require grad`);
+    });
+  }
+  run({
+    roots: [root],
+    rootGrads: [rootGradient('backward', root, gradient ?? null, 0)],
+    targets: inputs ?? null,
+    retainGraph: options.retainGraph ?? createGraph,
+    createGraph,
+    accumulate: true,
+    op: 'backward',
+  });
+}
+
+/** Implements autograd.grad(): the gradients of outputs with respect to inputs, without touching .grad. */
+export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], options: GradOptions = {}): (Tensor | null)[] {
+  const outs = Array.isArray(outputs) ? outputs : [outputs];
+  const ins = Array.isArray(inputs) ? inputs : [inputs];
+  const gradOutputs = options.gradOutputs ?? [];
+  if (gradOutputs.length > 0 && gradOutputs.length !== outs.length) {
+    throw new AutogradError('grad', `got ${outs.length} outputs but ${gradOutputs.length} gradOutputs`);
+  }
+  ins.forEach((t, i) => {
+    if (!t.requiresGrad) throw new AutogradError('grad', `inputs[${i}] (${t}) does not require grad`);
+  });
+  const createGraph = options.createGraph ?? false;
+  const captured = run({
+    roots: outs,
+    rootGrads: outs.map((o, i) => rootGradient('grad', o, gradOutputs[i] ?? null, i)),
+    targets: ins,
+    retainGraph: options.retainGraph ?? createGraph,
+    createGraph,
+    accumulate: false,
+    op: 'grad',
+  });
+  return ins.map((t, i) => {
+    const g = captured.get(t.gradFn ?? t) ?? null;
+    if (g === null && !options.allowUnused) {
+      throw new AutogradError(
+        'grad',
+        `inputs[${i}] (${t}) was not used to compute the outputs; pass { allowUnused: true } to get null for it`,
+      );
+    }
+    return g;
+  });
+}
+
+function rootGradient(op: string, root: Tensor, gradient: Tensor | null, i: number): Tensor {
+  if (!root.requiresGrad) {
+    throw new AutogradError(op, `output ${i} (${root}) does not require grad and has no gradFn: nothing to differentiate`);
+  }
+  if (gradient === null) {
+    if (root.numel !== 1) {
+      throw new AutogradError(
+        op,
+        `gradient can be implicitly created only for scalar outputs, but output ${i} has shape ${fmtShape(root.shape)}; ` +
+          'pass a gradient of the same shape',
+      );
+    }
+    return noGrad(() => onesLike(root));
+  }
+  if (!sameShape(gradient.shape, root.shape)) {
+    throw new ShapeError(op, `gradient has shape ${fmtShape(gradient.shape)} but output ${i} has shape ${fmtShape(root.shape)}`);
+  }
+  return gradient.dtype === root.dtype ? gradient : noGrad(() => cast(gradient, root.dtype));
+}
+
+function run(opts: RunOptions): Map<Target, Tensor> {
+  const { roots, retainGraph, createGraph, accumulate } = opts;
+
+  // 1. the graph below the roots, in creation order (children before parents)
+  const nodes = collectNodes(roots);
+  const targetSet: Set<Target> | null = opts.targets ? new Set(opts.targets.map((t) => t.gradFn ?? t)) : null;
+  const isTargetLeaf = (t: Tensor) => (targetSet ? targetSet.has(t) : true);
+  const nonLeafTargets = new Map<Node, Tensor>();
+  for (const t of opts.targets ?? []) if (t.gradFn) nonLeafTargets.set(t.gradFn, t);
+
+  // mark nodes on a path to a target; children have smaller seq, so one ascending pass suffices
+  const needed = new Set<Node>();
+  for (const node of nodes) {
+    if (targetSet?.has(node)) needed.add(node);
+    else if (node.next.some((e) => (e instanceof Node ? needed.has(e) : e !== null && isTargetLeaf(e)))) needed.add(node);
+  }
+  const edgeActive = (e: Node | Tensor | null): e is Node | Tensor =>
+    e !== null && (e instanceof Node ? needed.has(e) : isTargetLeaf(e));
+  const pruned = nodes.length - needed.size;
+  if (pruned > 0 && profiling()) onPruned(pruned);
+
+  // 2. dependency counts over active edges
+  const deps = new Map<Target, number>();
+  for (const node of needed) {
+    for (const e of node.next) if (edgeActive(e)) deps.set(e, (deps.get(e) ?? 0) + 1);
+  }
+
+  // 3. seed the roots' gradients and run
+  const pending = new Map<Target, Tensor>();
+  const captured = new Map<Target, Tensor>();
+  const stolen = new Set<unknown>();
+  const accumulateInto = (target: Target, g: Tensor) => {
+    const prev = pending.get(target);
+    pending.set(target, prev ? withMode(createGraph, () => add(prev, g)) : g);
+  };
+  const ready: Target[] = [];
+  roots.forEach((root, i) => {
+    const target = root.gradFn ?? root;
+    if (target instanceof Node ? !needed.has(target) : !isTargetLeaf(target)) return;
+    accumulateInto(target, opts.rootGrads[i]);
+    if (!deps.has(target) && !ready.includes(target)) ready.push(target);
+  });
+
+  const finishEdge = (e: Target) => {
+    const left = (deps.get(e) ?? 0) - 1;
+    deps.set(e, left);
+    if (left === 0) ready.push(e);
+  };
+
+  while (ready.length > 0) {
+    const target = ready.pop() as Target;
+    let g = pending.get(target) ?? null;
+    pending.delete(target);
+
+    if (target instanceof Tensor) {
+      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, stolen);
+      continue;
+    }
+
+    const node = target;
+    if (node.released) {
+      throw new AutogradError(
+        opts.op,
+        `trying to run backward through the graph a second time (node '${node.op}' already freed its saved tensors); ` +
+          'pass { retainGraph: true } to the first backward if you need to run it twice',
+      );
+    }
+    if (g !== null) {
+      for (const hook of node.tensorHooks) g = hookResult(hook(g), g, node.op);
+      if (node.retainGradOf) {
+        const t = node.retainGradOf;
+        t.grad = t.grad ? noGrad(() => add(t.grad as Tensor, g as Tensor)) : g;
+      }
+      if (targetSet?.has(node)) {
+        captured.set(node, g);
+        // backward({ inputs: [nonLeaf] }) accumulates into that tensor's .grad, as PyTorch does
+        const t = nonLeafTargets.get(node);
+        if (accumulate && t && node.retainGradOf !== t) t.grad = t.grad ? noGrad(() => add(t.grad as Tensor, g as Tensor)) : g;
+      }
+    }
+
+    const needs = node.next.map((e, i) => node.needsInputGrad[i] && edgeActive(e));
+    if (g !== null && needs.includes(true)) {
+      const start = profiling() ? performance.now() : 0;
+      const saved = node.saved ?? [];
+      const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
+      const gradIn = withMode(createGraph, () => fn(g as Tensor, saved, needs));
+      if (profiling()) {
+        const byMask = node.needsInputGrad.filter((n) => !n).length;
+        const byReach = node.needsInputGrad.filter((n, i) => n && !needs[i]).length;
+        onBackwardNode(
+          { op: node.op, inputNames: [...node.inputNames], computed: needs, ms: performance.now() - start },
+          byMask,
+          byReach,
+        );
+      }
+      node.next.forEach((e, i) => {
+        if (!needs[i] || e === null) return;
+        const gi = gradIn[i];
+        if (gi) accumulateInto(e, checkInputGrad(node, i, gi));
+      });
+    }
+    if (!retainGraph) node.release();
+    for (const e of node.next) if (edgeActive(e)) finishEdge(e);
+  }
+  return captured;
+}
+
+/** All nodes reachable from the roots, sorted by creation order (inputs before their consumers). */
+function collectNodes(roots: Tensor[]): Node[] {
+  const seen = new Set<Node>();
+  const stack: Node[] = [];
+  for (const r of roots) if (r.gradFn) stack.push(r.gradFn);
+  while (stack.length > 0) {
+    const node = stack.pop() as Node;
+    if (seen.has(node)) continue;
+    seen.add(node);
+    for (const e of node.next) if (e instanceof Node && !seen.has(e)) stack.push(e);
+  }
+  return [...seen].sort((a, b) => a.seq - b.seq);
+}
+
+function withMode<T>(createGraph: boolean, fn: () => T): T {
+  return createGraph ? enableGrad(fn) : noGrad(fn);
+}
+
+function hookResult(result: Tensor | void, g: Tensor, where: string): Tensor {
+  if (result === undefined) return g;
+  if (!(result instanceof Tensor) || !sameShape(result.shape, g.shape)) {
+    throw new AutogradError('hook', `a hook on '${where}' returned ${String(result)}; it must return nothing or a tensor of shape ${fmtShape(g.shape)}`);
+  }
+  return result;
+}
+
+/** Catches a backward that returns a gradient of the wrong shape: a bug in an op, named. */
+function checkInputGrad(node: Node, i: number, gi: Tensor): Tensor {
+  const expected = node.inputShapes[i];
+  if (expected && !sameShape(gi.shape, expected)) {
+    throw new ShapeError(
+      `${node.op} (backward)`,
+      `gradient for input ${i} has shape ${fmtShape(gi.shape)} but the input has shape ${fmtShape(expected)}`,
+    );
+  }
+  return gi;
+}
+
+function finishLeaf(
+  leaf: Tensor,
+  g: Tensor,
+  accumulate: boolean,
+  createGraph: boolean,
+  captured: Map<Target, Tensor>,
+  stolen: Set<unknown>,
+): void {
+  for (const hook of leaf.hooks) g = hookResult(hook(g), g, leaf.name ?? 'leaf');
+  if (g.dtype !== leaf.dtype) g = noGrad(() => cast(g, leaf.dtype));
+  if (!accumulate) {
+    captured.set(leaf, g);
+    return;
+  }
+  if (leaf.grad === null) {
+    // Take the incoming gradient without a copy when nothing else can see its storage.
+    const canSteal = !createGraph && g.buffer.refs === 1 && g.isContiguous() && g.offset === 0 &&
+      g.numel === g.buffer.length && !stolen.has(g.buffer);
+    const own = createGraph ? g : canSteal ? g.detach() : noGrad(() => contiguous(g, true));
+    stolen.add(own.buffer);
+    leaf.grad = own;
+  } else {
+    const prev = leaf.grad;
+    leaf.grad = createGraph ? enableGrad(() => add(prev, g)) : noGrad(() => add(prev, g));
+  }
+  leaf.grad.tagMemory('grads');
+  for (const hook of leaf.postAccumulateHooks) hook(leaf);
+}

@@ -1,0 +1,97 @@
+/**
+ * Graph nodes and how ops record them. An op computes its output with kernels, then calls
+ * `record` with the tensors its backward needs and the backward itself, written beside the
+ * forward (as in micrograd). `record` is where pruning mechanisms 1 and 2 live:
+ *   1. if grad mode is off or no input requires grad, no node is recorded and nothing is saved;
+ *   2. the node remembers which inputs need a gradient (`needsInputGrad`), and its backward is
+ *      told not to compute the others.
+ */
+import { Tensor, type GradHook } from '../tensor/tensor';
+import { isFloating } from '../tensor/dtype';
+import { memoryTracker } from '../kernels/memory';
+import { isGradEnabled } from './grad-mode';
+import { onNotRecorded, onRecorded, profiling } from './profile';
+
+/**
+ * A backward function: given the gradient of the node's output and the tensors saved in the
+ * forward, returns one gradient per input (null where `needs[i]` is false: never compute it).
+ */
+export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean[]) => (Tensor | null)[];
+
+let nextSeq = 0;
+
+export class Node {
+  /** Creation order; later nodes depend on earlier ones, never the reverse. */
+  readonly seq = nextSeq++;
+  /** For each input: the node that produced it, the leaf itself (if it requires grad), or null. */
+  readonly next: (Node | Tensor | null)[];
+  /** Hooks registered on the output tensor (registerHook on a non-leaf). */
+  tensorHooks: GradHook[] = [];
+  /** The output tensor, when it called retainGrad(). */
+  retainGradOf: Tensor | null = null;
+  released = false;
+
+  constructor(
+    readonly op: string,
+    inputs: readonly (Tensor | null | undefined)[],
+    readonly needsInputGrad: readonly boolean[],
+    public saved: Tensor[] | null,
+    public backwardFn: BackwardFn | null,
+    /** Shape and dtype of each input, so the engine can check what a backward returns. */
+    readonly inputShapes: readonly (readonly number[] | null)[],
+    readonly inputNames: readonly (string | undefined)[],
+  ) {
+    this.next = inputs.map((t, i) => (needsInputGrad[i] && t ? (t.gradFn ?? t) : null));
+  }
+
+  /** Frees what the node kept for backward (after backward without retainGraph). */
+  release(): void {
+    if (this.saved) for (const t of this.saved) memoryTracker.onUnsave(t.buffer);
+    this.saved = null;
+    this.backwardFn = null;
+    this.released = true;
+  }
+}
+
+/**
+ * Attaches a graph node to `output` when recording applies, and returns `output`.
+ * `save` lists every tensor the backward reads; `backward` receives them as its `saved`
+ * argument, so that they can be released (and counted) independently of the closure.
+ */
+export function record(
+  op: string,
+  inputs: readonly (Tensor | null | undefined)[],
+  output: Tensor,
+  save: Tensor[],
+  backward: BackwardFn,
+): Tensor {
+  if (!isGradEnabled()) return output;
+  const needs = inputs.map((t) => t instanceof Tensor && t.requiresGrad);
+  if (!needs.includes(true)) {
+    onNotRecorded(op); // mechanism 1: the op ran, but no node and no saved tensors
+    return output;
+  }
+  if (!isFloating(output.dtype)) return output; // integer outputs (indices, masks) carry no gradient
+  for (const t of save) memoryTracker.onSave(t.buffer);
+  const node = new Node(
+    op,
+    inputs,
+    needs,
+    save,
+    backward,
+    inputs.map((t) => (t ? t.shape : null)),
+    inputs.map((t) => t?.name),
+  );
+  output.gradFn = node;
+  if (profiling()) {
+    const seen = new Set<unknown>();
+    let savedBytes = 0;
+    for (const t of save) {
+      if (t.buffer.category === 'weights' || seen.has(t.buffer)) continue;
+      seen.add(t.buffer);
+      savedBytes += t.buffer.bytes;
+    }
+    onRecorded({ op, inputNames: [...node.inputNames], needsInputGrad: [...needs], savedBytes });
+  }
+  return output;
+}

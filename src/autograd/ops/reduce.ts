@@ -1,0 +1,163 @@
+/**
+ * Reductions over one or more dims (PyTorch's dim/keepDim). The op layer moves the reduced
+ * dims last and makes the data contiguous, so the kernel only ever reduces rows.
+ */
+import { kernels } from '../../kernels/registry';
+import { ValueError, fmtShape } from '../../errors';
+import { floatingOf, type DType } from '../../tensor/dtype';
+import { normalizeDim, normalizeDims, numel, sameShape, type Shape } from '../../tensor/shape';
+import { Tensor } from '../../tensor/tensor';
+
+import { noGrad } from '../grad-mode';
+import { record } from '../node';
+import { add, cast, div, eq, exp, log, mul, sub, where } from './elementwise';
+import { contiguous, expand, permute, reshape, squeeze, unsqueeze } from './shape';
+
+export interface ReduceOptions {
+  dim?: number | readonly number[];
+  keepDim?: boolean;
+}
+
+/** Shape after reducing `dims`, with or without the reduced dims kept as 1. */
+function reducedShape(shape: Shape, dims: number[], keepDim: boolean): number[] {
+  return keepDim ? shape.map((s, i) => (dims.includes(i) ? 1 : s)) : shape.filter((_, i) => !dims.includes(i));
+}
+
+/** Permutes `dims` last and returns a contiguous [outer, inner] layout of the data. */
+function rowsOf(a: Tensor, dims: number[]): { rows: Tensor; outer: number; inner: number } {
+  const kept = a.shape.map((_, i) => i).filter((i) => !dims.includes(i));
+  const moved = dims.length === 0 ? a : contiguous(noGrad(() => permute(a, [...kept, ...dims])));
+  const inner = numel(dims.map((d) => a.shape[d]));
+  return { rows: moved, outer: numel(kept.map((d) => a.shape[d])), inner };
+}
+
+function reduceKernel(op: 'sum' | 'max' | 'min', a: Tensor, dims: number[], keepDim: boolean, dtype: DType = a.dtype): Tensor {
+  const src = dtype === a.dtype ? a : noGrad(() => cast(a, dtype));
+  const { rows, outer, inner } = rowsOf(src, dims);
+  return new Tensor(kernels().reduceLast(op, rows.buffer, outer, inner), reducedShape(a.shape, dims, keepDim));
+}
+
+/** Sum over `dim` (all dims by default). int32 sums stay int32. */
+export function sum(a: Tensor, options: ReduceOptions = {}): Tensor {
+  const dims = normalizeDims('sum', options.dim, a.ndim);
+  const keepDim = options.keepDim ?? false;
+  const inShape = a.shape;
+  const keptShape = reducedShape(inShape, dims, true);
+  const out = reduceKernel('sum', a, dims, keepDim);
+  // every input element contributes once: the gradient is the output gradient broadcast back
+  return record('sum', [a], out, [], (g) => [expand(reshape(g, keptShape), inShape)]);
+}
+
+/** Mean over `dim` (all dims by default); integer input gives float32. */
+export function mean(a: Tensor, options: ReduceOptions = {}): Tensor {
+  const dims = normalizeDims('mean', options.dim, a.ndim);
+  const count = numel(dims.map((d) => a.shape[d]));
+  const src = a.dtype === floatingOf(a.dtype) ? a : cast(a, floatingOf(a.dtype));
+  return div(sum(src, options), count);
+}
+
+/**
+ * Variance with Bessel's correction by default (`correction: 1`, as torch.var); composed from
+ * mean, sub, mul and sum, so its gradient comes from theirs.
+ */
+export function variance(a: Tensor, options: ReduceOptions & { correction?: number } = {}): Tensor {
+  const dims = normalizeDims('var', options.dim, a.ndim);
+  const correction = options.correction ?? 1;
+  const count = numel(dims.map((d) => a.shape[d]));
+  const centred = sub(a, mean(a, { dim: dims, keepDim: true }));
+  return div(sum(mul(centred, centred), { dim: dims, keepDim: options.keepDim }), Math.max(count - correction, 0));
+}
+
+export interface MaxMinResult {
+  values: Tensor;
+  indices: Tensor;
+}
+
+/** Max over all elements (a 0-d tensor), or over `dim` with values and int32 indices. */
+export function max(a: Tensor): Tensor;
+export function max(a: Tensor, dim: number, keepDim?: boolean): MaxMinResult;
+export function max(a: Tensor, dim?: number, keepDim = false): Tensor | MaxMinResult {
+  return dim === undefined ? extremeAll('max', a) : extremeAlong('max', a, dim, keepDim);
+}
+
+export function min(a: Tensor): Tensor;
+export function min(a: Tensor, dim: number, keepDim?: boolean): MaxMinResult;
+export function min(a: Tensor, dim?: number, keepDim = false): Tensor | MaxMinResult {
+  return dim === undefined ? extremeAll('min', a) : extremeAlong('min', a, dim, keepDim);
+}
+
+function checkNonEmpty(op: string, a: Tensor, dims: number[]): void {
+  if (dims.some((d) => a.shape[d] === 0) || (dims.length === 0 && a.numel === 0)) {
+    throw new ValueError(op, `cannot reduce an empty dimension (shape ${fmtShape(a.shape)}): max/min have no identity`);
+  }
+}
+
+/** Whole-tensor max/min: the gradient is shared evenly among tied extremes (as torch.max()). */
+function extremeAll(op: 'max' | 'min', a: Tensor): Tensor {
+  const dims = a.shape.map((_, i) => i);
+  checkNonEmpty(op, a, dims);
+  const out = reduceKernel(op, a, dims, false);
+  return record(op, [a], out, [a, out], (g, [x, y]) => {
+    const hits = eq(x, y);
+    return [div(mul(g, hits), sum(hits))];
+  });
+}
+
+/** Max/min along one dim: the gradient goes to the selected index only. */
+function extremeAlong(op: 'max' | 'min', a: Tensor, dim: number, keepDim: boolean): MaxMinResult {
+  const d = normalizeDim(op, dim, a.ndim);
+  checkNonEmpty(op, a, [d]);
+  const { rows, outer, inner } = rowsOf(a, [d]);
+  const k = kernels();
+  const shape = reducedShape(a.shape, [d], keepDim);
+  const indices = new Tensor(k.argReduceLast(op, rows.buffer, outer, inner), shape);
+  const values = new Tensor(k.reduceLast(op, rows.buffer, outer, inner), shape);
+  const inShape = a.shape;
+  const idxKept = keepDim ? indices : unsqueeze(indices, d);
+  record(op, [a], values, [idxKept], (g, [idx]) => {
+    const gKept = keepDim ? g : unsqueeze(g, d);
+    return [new Tensor(k.scatterAdd(contiguous(gKept).buffer, contiguous(idx).buffer, idx.shape, d, inShape), inShape)];
+  });
+  return { values, indices };
+}
+
+/** Indices of the max along `dim` (int32); over the flattened tensor when dim is omitted. */
+export function argmax(a: Tensor, dim?: number, keepDim = false): Tensor {
+  return dim === undefined ? extremeAlong('max', reshape(a.detach(), [-1]), 0, false).indices : extremeAlong('max', a.detach(), dim, keepDim).indices;
+}
+
+export function argmin(a: Tensor, dim?: number, keepDim = false): Tensor {
+  return dim === undefined ? extremeAlong('min', reshape(a.detach(), [-1]), 0, false).indices : extremeAlong('min', a.detach(), dim, keepDim).indices;
+}
+
+/**
+ * log Σ exp(x) over `dim`, computed stably as m + log Σ exp(x - m) with m the (detached) max;
+ * composed from primitives, so the gradient is softmax(x) · g without a hand-written backward.
+ */
+export function logsumexp(a: Tensor, options: ReduceOptions = {}): Tensor {
+  const dims = normalizeDims('logsumexp', options.dim, a.ndim);
+  const keepDim = options.keepDim ?? false;
+  const m = noGrad(() => {
+    const raw = reduceKernel('max', a, dims, true);
+    // rows that are all -inf (or inf) would give NaN from x - m: shift by 0 there instead
+    return where(eq(eq(raw, Infinity), eq(raw, -Infinity)), raw, 0);
+  });
+  const out = add(log(sum(exp(sub(a, m)), { dim: dims, keepDim: true })), m);
+  return keepDim ? out : dims.length === 0 ? out : squeeze(out, dims);
+}
+
+/**
+ * Sums a (broadcast) gradient back down to `shape`: the adjoint of broadcasting. Leading dims
+ * that broadcasting added are summed away, and dims that were 1 are summed with keepDim.
+ */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const lead = g.ndim - shape.length;
+  const dims: number[] = [];
+  for (let i = 0; i < g.ndim; i++) {
+    if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) dims.push(i);
+  }
+  const summed = dims.length > 0 ? sum(g, { dim: dims, keepDim: true }) : g;
+  return reshape(summed, shape);
+}
+

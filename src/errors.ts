@@ -1,0 +1,29 @@
+/**
+ * Typed errors. Every error names the op that raised it, so a user can tell which call failed
+ * and catch a family of errors (`instanceof ShapeError`) without parsing messages.
+ */
+export class BlockgradError extends Error {
+  constructor(
+    readonly op: string,
+    message: string,
+  ) {
+    super(`${op}: ${message}`);
+    this.name = new.target.name;
+  }
+}
+
+/** Shapes that do not fit together: broadcasting, matmul inner dimensions, reshape sizes. */
+export class ShapeError extends BlockgradError {}
+/** A dim argument outside [-ndim, ndim). */
+export class DimError extends BlockgradError {}
+/** A dtype that the op does not accept (an int32 tensor asked to require grad, a float index). */
+export class DTypeError extends BlockgradError {}
+/** Misuse of the autograd engine: backward twice without retainGraph, non-scalar backward. */
+export class AutogradError extends BlockgradError {}
+/** Any other invalid argument (a negative size, a probability outside [0, 1]). */
+export class ValueError extends BlockgradError {}
+
+/** Formats a shape the way messages show it: [2,3]. */
+export function fmtShape(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}

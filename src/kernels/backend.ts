@@ -1,0 +1,147 @@
+/**
+ * The kernel interface. Autograd ops call these methods on the active backend and never touch
+ * storage themselves, so a second backend (gpu.js) can run every op with nothing above this
+ * file changing. Kernels know nothing of autograd: they take buffers or strided views and
+ * return new contiguous buffers (except `assign`, the one in-place write).
+ */
+import type { ComputeArray, DType, StorageArray } from '../tensor/dtype';
+import type { MemoryCategory } from './memory';
+
+/** A block of storage owned by one backend. Tensors (and views) share buffers. */
+export interface BackendBuffer {
+  readonly id: number;
+  readonly backend: string;
+  readonly dtype: DType;
+  readonly length: number;
+  readonly bytes: number;
+  category: MemoryCategory;
+  /** Number of tensor objects that hold this buffer; released when it drops to 0. */
+  refs: number;
+  released: boolean;
+}
+
+/** A strided window on a buffer: element (i0, i1, ...) is at offset + sum(ik * strides[k]). */
+export interface View {
+  readonly buffer: BackendBuffer;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+}
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'sin' | 'cos' | 'tanh'
+  | 'sigmoid' | 'relu' | 'gelu' | 'geluTanh' | 'silu'
+  // derivatives that are not cheaper to compose from the ops above
+  | 'geluGrad' | 'geluTanhGrad' | 'siluGrad'
+  // parameterised: params[0] (and params[1])
+  | 'powScalar' // x ** p
+  | 'clamp' // min(max(x, lo), hi)
+  | 'inRange'; // lo <= x <= hi ? 1 : 0 (clamp's gradient mask)
+
+export type BinaryOp =
+  | 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge';
+
+export type ReduceOp = 'sum' | 'max' | 'min';
+
+export interface MatmulShape {
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+  /** A[b] is stored as k x m (its transpose is used). */
+  transA: boolean;
+  /** B[b] is stored as n x k. */
+  transB: boolean;
+  /** Elements between consecutive A[b]; 0 broadcasts one A over the batch. */
+  aBatchStride: number;
+  bBatchStride: number;
+  aOffset?: number;
+  bOffset?: number;
+}
+
+/** The methods that compute (counted as kernel launches by the registry); the rest move data. */
+export const KERNEL_NAMES = [
+  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'reduceLast', 'argReduceLast', 'matmul',
+  'softmaxLast', 'normalizeLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
+  'gather', 'scatterAdd', 'triangleMask',
+] as const satisfies readonly (keyof Backend)[];
+
+export interface Backend {
+  readonly name: string;
+
+  // ---- storage ----
+  /** A zero-filled buffer. */
+  zeros(dtype: DType, length: number): BackendBuffer;
+  full(dtype: DType, length: number, value: number): BackendBuffer;
+  /** Copies host values in (float16 values are rounded to nearest even). */
+  upload(dtype: DType, values: ArrayLike<number>): BackendBuffer;
+  /** Copies raw float16 bits in. */
+  uploadFloat16Bits(bits: Uint16Array): BackendBuffer;
+  /** The raw storage contents (float16 as bits), as a fresh host array. */
+  download(buf: BackendBuffer): StorageArray;
+  /** A view's elements in row-major order as numbers (float16 decoded), fresh host array. */
+  read(view: View): ComputeArray;
+  release(buf: BackendBuffer): void;
+
+  // ---- layout ----
+  /** Gathers a view into a new contiguous buffer, casting to `dtype`. */
+  copy(x: View, dtype: DType): BackendBuffer;
+  /** In place: dst[...] = src broadcast to dst's shape, cast to dst's dtype. */
+  assign(dst: View, src: View): void;
+
+  // ---- elementwise (inputs are views already broadcast to outShape via stride 0) ----
+  unary(op: UnaryOp, x: View, outDtype: DType, params?: readonly number[]): BackendBuffer;
+  binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer;
+  where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer;
+
+  // ---- reductions over the last axis of a contiguous [outer, inner] buffer ----
+  reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer;
+  /** Index (int32) of the max/min along the last axis; ties resolve to the first. */
+  argReduceLast(op: 'max' | 'min', x: BackendBuffer, outer: number, inner: number): BackendBuffer;
+
+  // ---- linear algebra ----
+  matmul(a: BackendBuffer, b: BackendBuffer, shape: MatmulShape, outDtype: DType): BackendBuffer;
+
+  // ---- fused rows: each of `outer` rows of length `inner` is independent ----
+  softmaxLast(x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer;
+  /** Normalised rows x̂ and 1/σ per row. kind 'layer' subtracts the mean, 'rms' does not. */
+  normalizeLast(
+    kind: 'layer' | 'rms',
+    x: BackendBuffer,
+    outer: number,
+    inner: number,
+    eps: number,
+  ): { normalized: BackendBuffer; rstd: BackendBuffer };
+  /** Per-row loss -Σ q_c log p_c with q = (1-ε)·onehot(t) + ε/C; 0 where t == ignoreIndex. */
+  crossEntropyLast(
+    logits: BackendBuffer,
+    target: BackendBuffer,
+    outer: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+  ): BackendBuffer;
+  /** d loss_r / d logits = gradRow[r] · (softmax(logits_r) - q_r), zero rows where ignored. */
+  crossEntropyBackwardLast(
+    logits: BackendBuffer,
+    target: BackendBuffer,
+    gradRow: BackendBuffer,
+    outer: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+  ): BackendBuffer;
+
+  // ---- indexing (contiguous inputs) ----
+  /** out[o, j, i] = x[o, index[j], i] for x of shape [outer, dimSize, inner]. */
+  indexSelect(x: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer;
+  /** out = zeros([outer, dimSize, inner]); out[o, index[j], i] += src[o, j, i]. */
+  indexAdd(src: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer;
+  /** out[p] = x[p with coordinate `dim` replaced by index[p]]; out has index's shape. */
+  gather(x: BackendBuffer, xShape: readonly number[], index: BackendBuffer, indexShape: readonly number[], dim: number): BackendBuffer;
+  /** out = zeros(outShape); out[p with dim replaced by index[p]] += src[p]. */
+  scatterAdd(src: BackendBuffer, index: BackendBuffer, indexShape: readonly number[], dim: number, outShape: readonly number[]): BackendBuffer;
+  /** int32 mask of a rows x cols matrix: 1 where col - row <= k (lower) or >= k (upper). */
+  triangleMask(rows: number, cols: number, k: number, lower: boolean): BackendBuffer;
+}

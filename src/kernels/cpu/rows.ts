@@ -1,0 +1,162 @@
+/**
+ * Row kernels: each of `outer` rows of length `inner` is processed on its own. Reductions,
+ * softmax, layer/RMS normalisation and cross-entropy all have this shape once the op layer
+ * has moved the reduced axis last.
+ */
+import type { ReduceOp } from '../backend';
+
+type Arr = { [i: number]: number; readonly length: number };
+
+export function reduceRows(op: ReduceOp, x: Arr, outer: number, inner: number, out: Arr): void {
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    if (op === 'sum') {
+      let s = 0;
+      for (let i = 0; i < inner; i++) s += x[base + i];
+      out[r] = s;
+    } else {
+      // max/min propagate NaN, as PyTorch's do
+      let best = op === 'max' ? -Infinity : Infinity;
+      for (let i = 0; i < inner; i++) {
+        const v = x[base + i];
+        if (v !== v) {
+          best = NaN;
+          break;
+        }
+        if (op === 'max' ? v > best : v < best) best = v;
+      }
+      out[r] = best;
+    }
+  }
+}
+
+/** First index of the max (min) in each row; a NaN counts as the extreme, as in PyTorch. */
+export function argReduceRows(op: 'max' | 'min', x: Arr, outer: number, inner: number, out: Arr): void {
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    let best = x[base];
+    let at = 0;
+    for (let i = 1; i < inner && best === best; i++) {
+      const v = x[base + i];
+      if (v !== v || (op === 'max' ? v > best : v < best)) {
+        best = v;
+        at = i;
+      }
+    }
+    out[r] = at;
+  }
+}
+
+/** softmax(x)_i = e^{x_i - m} / Σ_j e^{x_j - m} with m the row max (so exp never overflows). */
+export function softmaxRows(x: Arr, outer: number, inner: number, log: boolean, out: Arr): void {
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    let m = -Infinity;
+    for (let i = 0; i < inner; i++) if (x[base + i] > m) m = x[base + i];
+    if (m === -Infinity) m = 0; // a row of all -inf: keep NaN-free arithmetic below
+    let s = 0;
+    for (let i = 0; i < inner; i++) s += Math.exp(x[base + i] - m);
+    if (log) {
+      const logS = Math.log(s) + m;
+      for (let i = 0; i < inner; i++) out[base + i] = x[base + i] - logS;
+    } else {
+      for (let i = 0; i < inner; i++) out[base + i] = Math.exp(x[base + i] - m) / s;
+    }
+  }
+}
+
+/**
+ * x̂ = (x - μ)·rstd with rstd = 1/√(σ² + ε) (biased variance), for layer norm;
+ * x̂ = x·rstd with rstd = 1/√(mean(x²) + ε), for RMS norm.
+ */
+export function normalizeRows(
+  kind: 'layer' | 'rms',
+  x: Arr,
+  outer: number,
+  inner: number,
+  eps: number,
+  normalized: Arr,
+  rstd: Arr,
+): void {
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    let mean = 0;
+    if (kind === 'layer') {
+      for (let i = 0; i < inner; i++) mean += x[base + i];
+      mean /= inner;
+    }
+    let sq = 0;
+    for (let i = 0; i < inner; i++) {
+      const d = x[base + i] - mean;
+      sq += d * d;
+    }
+    const rs = 1 / Math.sqrt(sq / inner + eps);
+    rstd[r] = rs;
+    for (let i = 0; i < inner; i++) normalized[base + i] = (x[base + i] - mean) * rs;
+  }
+}
+
+/** log Σ_c e^{x_c}, stably. */
+function logSumExpRow(x: Arr, base: number, classes: number): number {
+  let m = -Infinity;
+  for (let c = 0; c < classes; c++) if (x[base + c] > m) m = x[base + c];
+  if (m === -Infinity) return -Infinity;
+  let s = 0;
+  for (let c = 0; c < classes; c++) s += Math.exp(x[base + c] - m);
+  return Math.log(s) + m;
+}
+
+/**
+ * Per-row cross-entropy against the smoothed target q = (1-ε)·onehot(t) + ε/C:
+ * loss = -Σ_c q_c·log p_c = lse - (1-ε)·x_t - (ε/C)·Σ_c x_c.  Ignored rows give 0.
+ */
+export function crossEntropyRows(
+  logits: Arr,
+  target: Arr,
+  outer: number,
+  classes: number,
+  ignoreIndex: number,
+  eps: number,
+  out: Arr,
+): void {
+  for (let r = 0; r < outer; r++) {
+    const t = target[r];
+    if (t === ignoreIndex) {
+      out[r] = 0;
+      continue;
+    }
+    const base = r * classes;
+    const lse = logSumExpRow(logits, base, classes);
+    let sum = 0;
+    if (eps !== 0) for (let c = 0; c < classes; c++) sum += logits[base + c];
+    out[r] = lse - (1 - eps) * logits[base + t] - (eps / classes) * sum;
+  }
+}
+
+/** d loss_r / d x_c = g_r·(p_c - q_c), the classic softmax-minus-target, zero for ignored rows. */
+export function crossEntropyBackwardRows(
+  logits: Arr,
+  target: Arr,
+  gradRow: Arr,
+  outer: number,
+  classes: number,
+  ignoreIndex: number,
+  eps: number,
+  out: Arr,
+): void {
+  for (let r = 0; r < outer; r++) {
+    const base = r * classes;
+    const t = target[r];
+    if (t === ignoreIndex) {
+      for (let c = 0; c < classes; c++) out[base + c] = 0;
+      continue;
+    }
+    const g = gradRow[r];
+    const lse = logSumExpRow(logits, base, classes);
+    for (let c = 0; c < classes; c++) {
+      const p = Math.exp(logits[base + c] - lse);
+      const q = (c === t ? 1 - eps : 0) + eps / classes;
+      out[base + c] = g * (p - q);
+    }
+  }
+}

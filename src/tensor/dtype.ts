@@ -1,0 +1,68 @@
+/**
+ * The four storage types. float16 is stored as raw IEEE binary16 bits in a Uint16Array and
+ * computed in float32 (see float16.ts); int32 is for indices, labels and masks.
+ */
+export type DType = 'float64' | 'float32' | 'float16' | 'int32';
+
+export const DTYPES: readonly DType[] = ['float64', 'float32', 'float16', 'int32'];
+
+/** The typed array that holds each dtype's storage. */
+export type StorageArray = Float64Array | Float32Array | Uint16Array | Int32Array;
+/** The typed array that kernels compute on: float16 is widened to float32 first. */
+export type ComputeArray = Float64Array | Float32Array | Int32Array;
+
+export const DEFAULT_DTYPE: DType = 'float32';
+
+export function itemSize(dtype: DType): number {
+  switch (dtype) {
+    case 'float64':
+      return 8;
+    case 'float32':
+    case 'int32':
+      return 4;
+    case 'float16':
+      return 2;
+  }
+}
+
+export function isFloating(dtype: DType): boolean {
+  return dtype !== 'int32';
+}
+
+export function isDType(x: unknown): x is DType {
+  return typeof x === 'string' && (DTYPES as readonly string[]).includes(x);
+}
+
+/** The typed array that kernels compute in for a dtype (float16 computes in float32). */
+export function computeArrayFor(dtype: DType, length: number): ComputeArray {
+  switch (dtype) {
+    case 'float64':
+      return new Float64Array(length);
+    case 'float32':
+    case 'float16':
+      return new Float32Array(length);
+    case 'int32':
+      return new Int32Array(length);
+  }
+}
+
+const RANK: Record<DType, number> = { int32: 0, float16: 1, float32: 2, float64: 3 };
+
+/** PyTorch's type promotion between two tensors: int32 < float16 < float32 < float64. */
+export function promoteTypes(a: DType, b: DType): DType {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+/**
+ * Promotion between a tensor and a plain JS number (PyTorch's "wrapped number" rule): the
+ * tensor's dtype wins, except that an int32 tensor combined with a non-integer becomes float32.
+ */
+export function promoteWithScalar(dtype: DType, scalar: number): DType {
+  if (dtype === 'int32' && !Number.isInteger(scalar)) return DEFAULT_DTYPE;
+  return dtype;
+}
+
+/** The floating dtype an op computes in when its input may be int32 (division, exp, mean...). */
+export function floatingOf(dtype: DType): DType {
+  return isFloating(dtype) ? dtype : DEFAULT_DTYPE;
+}

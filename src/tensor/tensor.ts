@@ -1,0 +1,243 @@
+/**
+ * Tensor: a strided view (shape, strides, offset) on a backend buffer, plus the autograd
+ * fields (requiresGrad, grad, gradFn, hooks). Views share their base's buffer; the buffer is
+ * released when the last tensor holding it is disposed or garbage collected.
+ *
+ * The math methods (add, matmul, sum, ...) are installed on the prototype by
+ * src/autograd/methods.ts, so that this file does not depend on the ops above it.
+ */
+import type { BackendBuffer, View } from '../kernels/backend';
+import { backendByName } from '../kernels/registry';
+import { memoryTracker, type MemoryCategory } from '../kernels/memory';
+import { AutogradError, DTypeError, ValueError, fmtShape } from '../errors';
+import { Float16Array } from '@petamoriken/float16';
+import { isFloating, type DType } from './dtype';
+import { bitsToFloat16Array } from './float16';
+import { contiguousStrides, isContiguous, normalizeDim, numel, type Shape } from './shape';
+import type { Node } from '../autograd/node';
+
+/** A gradient hook: may return a replacement gradient. */
+export type GradHook = (grad: Tensor) => Tensor | void;
+/** Runs after a leaf's .grad has been updated (LOMO updates the parameter here). */
+export type PostAccumulateGradHook = (param: Tensor) => void;
+
+export type NestedArray = number | NestedArray[];
+
+/** Releases a buffer when its last holder is garbage collected without dispose(). */
+const finalizer = new FinalizationRegistry<BackendBuffer>((buf) => dropRef(buf));
+
+function dropRef(buf: BackendBuffer): void {
+  buf.refs--;
+  if (buf.refs <= 0 && !buf.released) backendByName(buf.backend).release(buf);
+}
+
+let nextTensorId = 1;
+
+export class Tensor implements View {
+  readonly id = nextTensorId++;
+  readonly buffer: BackendBuffer;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly offset: number;
+
+  /** Accumulated gradient (leaves, and non-leaves that called retainGrad()). */
+  grad: Tensor | null = null;
+  /** The graph node that produced this tensor; null for leaves. */
+  gradFn: Node | null = null;
+  /** Optional name (nn sets the dotted parameter name); shown in profiles and errors. */
+  name?: string;
+
+  private leafRequiresGrad = false;
+  private disposed = false;
+  /** @internal */ hooks: GradHook[] = [];
+  /** @internal */ postAccumulateHooks: PostAccumulateGradHook[] = [];
+  /** @internal */ retainsGrad = false;
+
+  constructor(buffer: BackendBuffer, shape: Shape, strides?: readonly number[], offset = 0) {
+    this.buffer = buffer;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.offset = offset;
+    buffer.refs++;
+    finalizer.register(this, buffer, this);
+  }
+
+  get dtype(): DType {
+    return this.buffer.dtype;
+  }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get numel(): number {
+    return numel(this.shape);
+  }
+  get isLeaf(): boolean {
+    return this.gradFn === null;
+  }
+  get backend(): string {
+    return this.buffer.backend;
+  }
+
+  /** Size of one dim (negative dims count from the end), or the whole shape. */
+  size(): number[];
+  size(dim: number): number;
+  size(dim?: number): number | number[] {
+    if (dim === undefined) return [...this.shape];
+    return this.shape[normalizeDim('size', dim, this.ndim)];
+  }
+
+  isContiguous(): boolean {
+    return isContiguous(this.shape, this.strides);
+  }
+
+  // ------------------------------------------------------------------ autograd fields
+
+  /** True for leaves marked trainable and for every tensor computed from one while recording. */
+  get requiresGrad(): boolean {
+    return this.leafRequiresGrad || this.gradFn !== null;
+  }
+  set requiresGrad(flag: boolean) {
+    this.requiresGrad_(flag);
+  }
+
+  /** Marks a leaf as trainable (or frozen). Only floating tensors can require grad. */
+  requiresGrad_(flag = true): this {
+    if (!this.isLeaf) {
+      throw new AutogradError(
+        'requiresGrad_',
+        'only leaf tensors can change requiresGrad; use detach() to get a leaf from a computed tensor',
+      );
+    }
+    if (flag && !isFloating(this.dtype)) {
+      throw new DTypeError(
+        'requiresGrad_',
+        `a ${this.dtype} tensor of shape ${fmtShape(this.shape)} cannot require grad: only floating dtypes have gradients; cast it first (.to('float32'))`,
+      );
+    }
+    this.leafRequiresGrad = flag;
+    return this;
+  }
+
+  /** A leaf sharing this tensor's storage, cut from the graph. */
+  detach(): Tensor {
+    return new Tensor(this.buffer, this.shape, this.strides, this.offset);
+  }
+
+  /** Registers fn(grad) to run when this tensor's gradient is computed; it may return a replacement. */
+  registerHook(fn: GradHook): () => void {
+    if (!this.requiresGrad) {
+      throw new AutogradError('registerHook', "cannot register a hook on a tensor that doesn't require grad");
+    }
+    this.hooks.push(fn);
+    if (this.gradFn) this.gradFn.tensorHooks = this.hooks;
+    return () => {
+      const i = this.hooks.indexOf(fn);
+      if (i >= 0) this.hooks.splice(i, 1);
+    };
+  }
+
+  /** On a leaf: fn(tensor) runs after the gradient has been accumulated into tensor.grad. */
+  registerPostAccumulateGradHook(fn: PostAccumulateGradHook): () => void {
+    if (!this.isLeaf || !this.requiresGrad) {
+      throw new AutogradError(
+        'registerPostAccumulateGradHook',
+        'post-accumulate-grad hooks can only be registered on leaf tensors that require grad',
+      );
+    }
+    this.postAccumulateHooks.push(fn);
+    return () => {
+      const i = this.postAccumulateHooks.indexOf(fn);
+      if (i >= 0) this.postAccumulateHooks.splice(i, 1);
+    };
+  }
+
+  /** Keep .grad on this non-leaf after backward (leaves always keep theirs). */
+  retainGrad(): this {
+    if (!this.requiresGrad) throw new AutogradError('retainGrad', "cannot retain grad of a tensor that doesn't require grad");
+    if (!this.isLeaf && this.gradFn) {
+      this.retainsGrad = true;
+      this.gradFn.retainGradOf = this;
+    }
+    return this;
+  }
+
+  // ------------------------------------------------------------------ reading
+
+  private checkAlive(op: string): void {
+    if (this.disposed || this.buffer.released) {
+      throw new ValueError(op, `tensor of shape ${fmtShape(this.shape)} was disposed`);
+    }
+  }
+
+  /** Values as nested arrays (a number for a 0-d tensor). */
+  toArray(): NestedArray {
+    this.checkAlive('toArray');
+    const flat = backendByName(this.backend).read(this);
+    const build = (dim: number, start: number): NestedArray => {
+      if (dim === this.ndim) return flat[start];
+      const step = numel(this.shape.slice(dim + 1));
+      return Array.from({ length: this.shape[dim] }, (_, i) => build(dim + 1, start + i * step));
+    };
+    return build(0, 0);
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    this.checkAlive('item');
+    if (this.numel !== 1) {
+      throw new ValueError('item', `only one-element tensors can be converted to a number, got shape ${fmtShape(this.shape)}`);
+    }
+    return backendByName(this.backend).read(this)[0];
+  }
+
+  /**
+   * A fresh flat typed array of the values in row-major order: Float64Array, Float32Array,
+   * Int32Array, or for float16 the @petamoriken/float16 Float16Array.
+   */
+  toTypedArray(): Float64Array | Float32Array | Int32Array | Float16Array {
+    this.checkAlive('toTypedArray');
+    const backend = backendByName(this.backend);
+    if (this.dtype !== 'float16') return backend.read(this) as Float64Array | Float32Array | Int32Array;
+    const contiguous = this.isContiguous() && this.offset === 0 && this.numel === this.buffer.length;
+    if (contiguous) return bitsToFloat16Array(backend.download(this.buffer) as Uint16Array);
+    const copy = backend.copy(this, 'float16');
+    try {
+      return bitsToFloat16Array(backend.download(copy) as Uint16Array);
+    } finally {
+      backend.release(copy);
+    }
+  }
+
+  /** Releases this tensor's hold on its storage now instead of at garbage collection. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    finalizer.unregister(this);
+    dropRef(this.buffer);
+    this.grad = null;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Moves this tensor's storage to a memory category (weights, grads, optimizer, ...). */
+  tagMemory(category: MemoryCategory): this {
+    const from = this.buffer.category;
+    if (from !== category && !this.buffer.released) {
+      this.buffer.category = category;
+      memoryTracker.onRetag(this.buffer, from);
+    }
+    return this;
+  }
+
+  toString(): string {
+    const name = this.name ? ` name=${this.name}` : '';
+    return `Tensor(shape=${fmtShape(this.shape)}, dtype=${this.dtype}${name}${this.requiresGrad ? ', requiresGrad' : ''})`;
+  }
+}
+
+/** A fresh contiguous tensor over a new buffer. */
+export function fromBuffer(buffer: BackendBuffer, shape: Shape): Tensor {
+  return new Tensor(buffer, shape);
+}
