@@ -133,7 +133,7 @@ export interface Backend {
     labelSmoothing: number,
   ): BackendBuffer;
 
-  // ---- indexing (contiguous inputs) ----
+  // ---- indexing: contiguous inputs; an index buffer holds exactly the index values, from element 0 ----
   /** out[o, j, i] = x[o, index[j], i] for x of shape [outer, dimSize, inner]. */
   indexSelect(x: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer;
   /** out = zeros([outer, dimSize, inner]); out[o, index[j], i] += src[o, j, i]. */

@@ -149,7 +149,8 @@ export function linspace(start: number, end: number, steps: number, options: Cre
   const step = steps > 1 ? (end - start) / (steps - 1) : 0;
   // Fill from both ends, as PyTorch does, so the last value is exactly `end`.
   const half = Math.floor(steps / 2);
-  const values = Array.from({ length: steps }, (_, i) => (i < half ? start + i * step : end - (steps - 1 - i) * step));
+  // (steps = 1 gives [start], as PyTorch: half is 0 there, so it is special-cased)
+  const values = Array.from({ length: steps }, (_, i) => (i < half || steps === 1 ? start + i * step : end - (steps - 1 - i) * step));
   return finish(new Tensor(kernels().upload(dtype, values), [steps]), options);
 }
 

@@ -9,7 +9,7 @@
 import type { BackendBuffer, View } from '../kernels/backend';
 import { backendByName } from '../kernels/registry';
 import { memoryTracker, type MemoryCategory } from '../kernels/memory';
-import { AutogradError, DTypeError, ValueError, fmtShape } from '../errors';
+import { AutogradError, DTypeError, DimError, ValueError, fmtShape } from '../errors';
 import { Float16Array } from '@petamoriken/float16';
 import { isFloating, type DType } from './dtype';
 import { bitsToFloat16Array } from './float16';
@@ -83,6 +83,7 @@ export class Tensor implements View {
   size(dim: number): number;
   size(dim?: number): number | number[] {
     if (dim === undefined) return [...this.shape];
+    if (this.ndim === 0) throw new DimError('size', `dim ${dim} is out of range: a 0-d tensor has no dims (use size() or item())`);
     return this.shape[normalizeDim('size', dim, this.ndim)];
   }
 

@@ -9,7 +9,7 @@ import { DTypeError, ValueError, fmtShape } from '../../errors';
 import { floatingOf, isFloating, promoteTypes, promoteWithScalar, type DType } from '../../tensor/dtype';
 import { broadcastShapes, broadcastStrides, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
-import { scalarTensor } from '../../tensor/creation';
+import { scalarTensor, zeros } from '../../tensor/creation';
 import { record } from '../node';
 import { sumTo } from './reduce';
 
@@ -109,16 +109,17 @@ export function neg(a: Tensor): Tensor {
 export function pow(a: TensorLike, p: TensorLike): Tensor {
   if (a instanceof Tensor && typeof p === 'number') {
     const out = unaryKernel('powScalar', a, promoteWithScalar(a.dtype, p), [p]);
-    // d(xᵖ)/dx = p·xᵖ⁻¹
-    return record('pow', [a], out, [a], (g, [x]) => [mul(g, mul(pow(x, p - 1), p))]);
+    // d(xᵖ)/dx = p·xᵖ⁻¹; for p = 0 the gradient is 0 (as PyTorch), not 0·x⁻¹ = NaN at x = 0
+    return record('pow', [a], out, [a], (g, [x]) => [p === 0 ? zeros(g.shape, { dtype: g.dtype }) : mul(g, mul(pow(x, p - 1), p))]);
   }
   const [x, y, dtype] = operands('pow', a, p);
   const xs = x.shape;
   const ys = y.shape;
   const out = binaryKernel('pow', 'pow', x, y, dtype);
-  // d(xʸ)/dx = y·xʸ⁻¹;  d(xʸ)/dy = xʸ·ln x, defined as 0 where x = 0 and y >= 0 (as PyTorch)
+  // d(xʸ)/dx = y·xʸ⁻¹, defined as 0 where y = 0 (as PyTorch; else 0·0⁻¹ = NaN at x = 0);
+  // d(xʸ)/dy = xʸ·ln x, defined as 0 where x = 0 and y >= 0 (as PyTorch)
   return record('pow', [x, y], out, [x, y, out], (g, [x, y, out], needs) => [
-    needs[0] ? sumTo(mul(g, mul(y, pow(x, sub(y, 1)))), xs) : null,
+    needs[0] ? sumTo(mul(g, where(eq(y, 0), 0, mul(y, pow(x, sub(y, 1))))), xs) : null,
     needs[1] ? sumTo(mul(g, where(logicalAnd(eq(x, 0), ge(y, 0)), 0, mul(out, log(x)))), ys) : null,
   ]);
 }
@@ -257,8 +258,10 @@ function logicalAnd(a: Tensor, b: Tensor): Tensor {
 /** cond ? a : b elementwise, broadcasting all three; cond is any tensor (nonzero = true). */
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   if (!(cond instanceof Tensor)) throw new ValueError('where', 'cond must be a Tensor (nonzero means true)');
+  const shapeOf = (v: TensorLike) => (v instanceof Tensor ? v.shape : []);
+  // validate the shapes before operands() allocates 0-d tensors for number operands
+  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, shapeOf(a)), shapeOf(b));
   const [x, y, dtype] = operands('where', a, b);
-  const shape = broadcastShapes('where', broadcastShapes('where', cond.shape, x.shape), y.shape);
   const xs = x.shape;
   const ys = y.shape;
   const out = new Tensor(

@@ -3,6 +3,7 @@
  * dims last and makes the data contiguous, so the kernel only ever reduces rows.
  */
 import { kernels } from '../../kernels/registry';
+import type { BackendBuffer } from '../../kernels/backend';
 import { ValueError, fmtShape } from '../../errors';
 import { floatingOf, type DType } from '../../tensor/dtype';
 import { normalizeDim, normalizeDims, numel, sameShape, type Shape } from '../../tensor/shape';
@@ -11,7 +12,8 @@ import { Tensor } from '../../tensor/tensor';
 import { noGrad } from '../grad-mode';
 import { record } from '../node';
 import { add, cast, div, eq, exp, log, mul, sub, where } from './elementwise';
-import { contiguous, expand, permute, reshape, squeeze, unsqueeze } from './shape';
+import { expand, permute, reshape, squeeze, unsqueeze, withPacked } from './shape';
+import { scatterAddRaw } from './indexing';
 
 export interface ReduceOptions {
   dim?: number | readonly number[];
@@ -23,23 +25,30 @@ function reducedShape(shape: Shape, dims: number[], keepDim: boolean): number[] 
   return keepDim ? shape.map((s, i) => (dims.includes(i) ? 1 : s)) : shape.filter((_, i) => !dims.includes(i));
 }
 
-/** Permutes `dims` last and returns a contiguous [outer, inner] layout of the data. */
-function rowsOf(a: Tensor, dims: number[]): { rows: Tensor; outer: number; inner: number } {
+/** Permutes `dims` last and runs fn on a packed [outer, inner] buffer of the data. */
+function onRows<T>(a: Tensor, dims: number[], fn: (rows: BackendBuffer, outer: number, inner: number) => T): T {
   const kept = a.shape.map((_, i) => i).filter((i) => !dims.includes(i));
-  const moved = dims.length === 0 ? a : contiguous(noGrad(() => permute(a, [...kept, ...dims])));
+  const moved = dims.length === 0 ? a : noGrad(() => permute(a, [...kept, ...dims]));
+  const outer = numel(kept.map((d) => a.shape[d]));
   const inner = numel(dims.map((d) => a.shape[d]));
-  return { rows: moved, outer: numel(kept.map((d) => a.shape[d])), inner };
+  return withPacked(moved, (rows) => fn(rows.buffer, outer, inner));
+}
+
+/** normalizeDims, except that a 0-d tensor (which accepts dim 0 or -1, as in PyTorch) has no dim to reduce. */
+function reduceDims(op: string, dim: number | readonly number[] | undefined, ndim: number): number[] {
+  const dims = normalizeDims(op, dim, ndim);
+  return ndim === 0 ? [] : dims;
 }
 
 function reduceKernel(op: 'sum' | 'max' | 'min', a: Tensor, dims: number[], keepDim: boolean, dtype: DType = a.dtype): Tensor {
   const src = dtype === a.dtype ? a : noGrad(() => cast(a, dtype));
-  const { rows, outer, inner } = rowsOf(src, dims);
-  return new Tensor(kernels().reduceLast(op, rows.buffer, outer, inner), reducedShape(a.shape, dims, keepDim));
+  const out = onRows(src, dims, (rows, outer, inner) => kernels().reduceLast(op, rows, outer, inner));
+  return new Tensor(out, reducedShape(a.shape, dims, keepDim));
 }
 
 /** Sum over `dim` (all dims by default). int32 sums stay int32. */
 export function sum(a: Tensor, options: ReduceOptions = {}): Tensor {
-  const dims = normalizeDims('sum', options.dim, a.ndim);
+  const dims = reduceDims('sum', options.dim, a.ndim);
   const keepDim = options.keepDim ?? false;
   const inShape = a.shape;
   const keptShape = reducedShape(inShape, dims, true);
@@ -50,7 +59,7 @@ export function sum(a: Tensor, options: ReduceOptions = {}): Tensor {
 
 /** Mean over `dim` (all dims by default); integer input gives float32. */
 export function mean(a: Tensor, options: ReduceOptions = {}): Tensor {
-  const dims = normalizeDims('mean', options.dim, a.ndim);
+  const dims = reduceDims('mean', options.dim, a.ndim);
   const count = numel(dims.map((d) => a.shape[d]));
   const src = a.dtype === floatingOf(a.dtype) ? a : cast(a, floatingOf(a.dtype));
   return div(sum(src, options), count);
@@ -61,7 +70,7 @@ export function mean(a: Tensor, options: ReduceOptions = {}): Tensor {
  * mean, sub, mul and sum, so its gradient comes from theirs.
  */
 export function variance(a: Tensor, options: ReduceOptions & { correction?: number } = {}): Tensor {
-  const dims = normalizeDims('var', options.dim, a.ndim);
+  const dims = reduceDims('var', options.dim, a.ndim);
   const correction = options.correction ?? 1;
   const count = numel(dims.map((d) => a.shape[d]));
   const centred = sub(a, mean(a, { dim: dims, keepDim: true }));
@@ -104,30 +113,38 @@ function extremeAll(op: 'max' | 'min', a: Tensor): Tensor {
 }
 
 /** Max/min along one dim: the gradient goes to the selected index only. */
-function extremeAlong(op: 'max' | 'min', a: Tensor, dim: number, keepDim: boolean): MaxMinResult {
-  const d = normalizeDim(op, dim, a.ndim);
-  checkNonEmpty(op, a, [d]);
-  const { rows, outer, inner } = rowsOf(a, [d]);
-  const k = kernels();
+function extremeAlong(op: 'max' | 'min', a: Tensor, dim: number, keepDim: boolean, name: string = op): MaxMinResult {
+  const d = normalizeDim(name, dim, a.ndim);
+  // a 0-d tensor is its own max along dim 0 (index 0), as in PyTorch; keepDim leaves it 0-d
+  if (a.ndim === 0) return extremeAlong(op, reshape(a, [1]), 0, false, name);
+  checkNonEmpty(name, a, [d]);
   const shape = reducedShape(a.shape, [d], keepDim);
-  const indices = new Tensor(k.argReduceLast(op, rows.buffer, outer, inner), shape);
-  const values = new Tensor(k.reduceLast(op, rows.buffer, outer, inner), shape);
+  const [indexBuf, valueBuf] = onRows(a, [d], (rows, outer, inner) => [
+    kernels().argReduceLast(op, rows, outer, inner),
+    kernels().reduceLast(op, rows, outer, inner),
+  ]);
+  const indices = new Tensor(indexBuf, shape);
+  const values = new Tensor(valueBuf, shape);
   const inShape = a.shape;
   const idxKept = keepDim ? indices : unsqueeze(indices, d);
-  record(op, [a], values, [idxKept], (g, [idx]) => {
-    const gKept = keepDim ? g : unsqueeze(g, d);
-    return [new Tensor(k.scatterAdd(contiguous(gKept).buffer, contiguous(idx).buffer, idx.shape, d, inShape), inShape)];
-  });
+  // the gradient flows back to the selected position only: a scatter-add of g along dim
+  record(op, [a], values, [idxKept], (g, [idx]) => [scatterAddRaw(keepDim ? g : unsqueeze(g, d), d, idx, inShape)]);
   return { values, indices };
 }
 
 /** Indices of the max along `dim` (int32); over the flattened tensor when dim is omitted. */
 export function argmax(a: Tensor, dim?: number, keepDim = false): Tensor {
-  return dim === undefined ? extremeAlong('max', reshape(a.detach(), [-1]), 0, false).indices : extremeAlong('max', a.detach(), dim, keepDim).indices;
+  return argExtreme('max', 'argmax', a, dim, keepDim);
 }
 
 export function argmin(a: Tensor, dim?: number, keepDim = false): Tensor {
-  return dim === undefined ? extremeAlong('min', reshape(a.detach(), [-1]), 0, false).indices : extremeAlong('min', a.detach(), dim, keepDim).indices;
+  return argExtreme('min', 'argmin', a, dim, keepDim);
+}
+
+function argExtreme(op: 'max' | 'min', name: string, a: Tensor, dim: number | undefined, keepDim: boolean): Tensor {
+  if (dim !== undefined) normalizeDim(name, dim, a.ndim); // validate before making any tensor
+  const x = a.detach();
+  return dim === undefined ? extremeAlong(op, reshape(x, [-1]), 0, false, name).indices : extremeAlong(op, x, dim, keepDim, name).indices;
 }
 
 /**
@@ -135,7 +152,7 @@ export function argmin(a: Tensor, dim?: number, keepDim = false): Tensor {
  * composed from primitives, so the gradient is softmax(x) · g without a hand-written backward.
  */
 export function logsumexp(a: Tensor, options: ReduceOptions = {}): Tensor {
-  const dims = normalizeDims('logsumexp', options.dim, a.ndim);
+  const dims = reduceDims('logsumexp', options.dim, a.ndim);
   const keepDim = options.keepDim ?? false;
   const m = noGrad(() => {
     const raw = reduceKernel('max', a, dims, true);

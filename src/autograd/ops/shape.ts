@@ -26,6 +26,21 @@ export function contiguous(a: Tensor, force = false): Tensor {
   return record('contiguous', [a], out, [], (g) => [g]);
 }
 
+/**
+ * Runs fn on a tensor whose buffer holds exactly its elements in row-major order from element 0,
+ * which is what kernels that take a bare buffer (no strides, no offset) read. That is `t` itself
+ * when it is already laid out so, else a temporary copy released right after fn returns.
+ */
+export function withPacked<T>(t: Tensor, fn: (packed: Tensor) => T): T {
+  if (t.isContiguous() && t.offset === 0 && t.buffer.length === t.numel) return fn(t);
+  const packed = new Tensor(kernels().copy(t, t.dtype), t.shape);
+  try {
+    return fn(packed);
+  } finally {
+    packed.dispose();
+  }
+}
+
 /** Resolves one -1 entry and checks that the sizes multiply to numel. */
 function inferShape(op: string, t: Tensor, shape: readonly number[]): number[] {
   const out = [...shape];
@@ -103,7 +118,12 @@ export function expand(a: Tensor, shape: readonly number[]): Tensor {
   const lead = shape.length - a.ndim;
   const target = shape.map((d, i) => (d === -1 && i >= lead ? a.shape[i - lead] : d));
   const strides = target.map((d, i) => {
-    if (i < lead) return 0;
+    if (i < lead) {
+      if (!Number.isInteger(d) || d < 0) {
+        throw new ShapeError('expand', `cannot expand shape ${fmtShape(a.shape)} to ${fmtShape(shape)}: new leading dim ${i} needs a size >= 0, got ${d} (-1 only keeps the size of an existing dim)`);
+      }
+      return 0;
+    }
     const src = a.shape[i - lead];
     if (src === d) return a.strides[i - lead];
     if (src === 1 && Number.isInteger(d) && d >= 0) return 0;
@@ -140,12 +160,21 @@ export function slice(a: Tensor, dim: number, start = 0, end?: number, step = 1)
   strides[d] = a.strides[d] * step;
   const inShape = a.shape;
   const out = view(a, shape, strides, a.offset + s * a.strides[d]);
-  // the gradient of a slice is zeros with the incoming gradient written into the sliced region
-  return record('slice', [a], out, [], (g) => {
-    const full = zeros(inShape, { dtype: g.dtype });
-    kernels().assign(slice(full, d, s, e, step), g);
-    return [full];
-  });
+  return record('slice', [a], out, [], (g) => [unslice(g, inShape, d, s, e, step)]);
+}
+
+/**
+ * The adjoint of slice: zeros of the input's shape with g written into the sliced region.
+ * Recorded itself (its adjoint is slice again), so gradients of gradients flow through it.
+ */
+function unslice(g: Tensor, inShape: Shape, d: number, s: number, e: number, step: number): Tensor {
+  const full = zeros(inShape, { dtype: g.dtype });
+  const strides = [...full.strides];
+  strides[d] *= step;
+  const shape = [...inShape];
+  shape[d] = g.shape[d];
+  kernels().assign({ buffer: full.buffer, shape, strides, offset: s * full.strides[d] }, g);
+  return record('unslice', [g], full, [], (gg) => [slice(gg, d, s, e, step)]);
 }
 
 /** One index along `dim`, removing that dim (a view). */
@@ -184,6 +213,7 @@ export function unsqueeze(a: Tensor, dim: number): Tensor {
 export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (tensors.length === 0) throw new ValueError('cat', 'expected a non-empty list of tensors');
   const first = tensors[0];
+  if (first.ndim === 0) throw new ShapeError('cat', 'zero-dimensional tensors cannot be concatenated; use stack(), or unsqueeze them first');
   const d = normalizeDim('cat', dim, first.ndim);
   tensors.forEach((t, i) => {
     if (t.ndim !== first.ndim || t.shape.some((s, j) => j !== d && s !== first.shape[j])) {

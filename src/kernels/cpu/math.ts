@@ -77,7 +77,11 @@ export const UNARY: Record<UnaryOp, UnaryFn> = {
     return s * (1 + x * (1 - s));
   },
   powScalar: (x, p) => x ** p,
-  clamp: (x, lo, hi) => (x < lo ? lo : x > hi ? hi : x), // NaN passes through, as in PyTorch
+  // min(max(x, lo), hi): when lo > hi every value becomes hi, as in PyTorch; NaN passes through
+  clamp: (x, lo, hi) => {
+    const y = x < lo ? lo : x;
+    return y > hi ? hi : y;
+  },
   inRange: (x, lo, hi) => (x >= lo && x <= hi ? 1 : 0),
 };
 
