@@ -9,6 +9,7 @@
 import { Tensor, type GradHook } from '../tensor/tensor';
 import { isFloating } from '../tensor/dtype';
 import { memoryTracker } from '../kernels/memory';
+import type { BackendBuffer } from '../kernels/backend';
 import { isGradEnabled } from './grad-mode';
 import { onNotRecorded, onRecorded, profiling } from './profile';
 
@@ -19,6 +20,14 @@ import { onNotRecorded, onRecorded, profiling } from './profile';
 export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean[]) => (Tensor | null)[];
 
 let nextSeq = 0;
+
+/**
+ * A node that is never run (pruned by reachability, or its graph simply dropped) still holds its
+ * saved tensors until it is garbage collected; this un-counts them from the memory tracker then.
+ */
+const unsaveOnCollect = new FinalizationRegistry<BackendBuffer[]>((buffers) => {
+  for (const b of buffers) memoryTracker.onUnsave(b);
+});
 
 export class Node {
   /** Creation order; later nodes depend on earlier ones, never the reverse. */
@@ -46,7 +55,10 @@ export class Node {
 
   /** Frees what the node kept for backward (after backward without retainGraph). */
   release(): void {
-    if (this.saved) for (const t of this.saved) memoryTracker.onUnsave(t.buffer);
+    if (this.saved) {
+      unsaveOnCollect.unregister(this);
+      for (const t of this.saved) memoryTracker.onUnsave(t.buffer);
+    }
     this.saved = null;
     this.backwardFn = null;
     this.released = true;
@@ -82,6 +94,7 @@ export function record(
     inputs.map((t) => (t ? t.shape : null)),
     inputs.map((t) => t?.name),
   );
+  if (save.length > 0) unsaveOnCollect.register(node, save.map((t) => t.buffer), node);
   output.gradFn = node;
   if (profiling()) {
     const seen = new Set<unknown>();

@@ -25,19 +25,8 @@ import {
   unsqueeze,
   where,
 } from '../../../src';
+import { expectClose, flat } from '../../helpers';
 
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12): void {
-  expect(actual.length).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (!(Math.abs(a - e) <= tol * Math.max(1, Math.abs(e)))) {
-      throw new Error(`element ${i}: got ${a}, expected ${e} (tol ${tol})`);
-    }
-  }
-}
-
-const flat = (t: Tensor) => Array.from(t.toTypedArray() as Float64Array);
 const f64 = (data: number[] | number[][]) => tensor(data, { dtype: 'float64' });
 const i32 = (data: number | number[] | number[][] | number[][][]) => tensor(data, { dtype: 'int32' });
 

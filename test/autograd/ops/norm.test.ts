@@ -19,19 +19,8 @@ import {
   tensor,
   transpose,
 } from '../../../src';
+import { expectClose, flat } from '../../helpers';
 
-function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12): void {
-  expect(actual.length).toBe(expected.length);
-  for (let i = 0; i < expected.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (!(Math.abs(a - e) <= tol * Math.max(1, Math.abs(e)))) {
-      throw new Error(`element ${i}: got ${a}, expected ${e} (tol ${tol})`);
-    }
-  }
-}
-
-const flat = (t: Tensor) => Array.from(t.toTypedArray() as Float64Array);
 
 /** Plain-loop reference: rows of length `inner`, then weight/bias repeating every `inner`. */
 function refNorm(kind: 'layer' | 'rms', v: number[], inner: number, eps: number, w?: number[], b?: number[]): number[] {
