@@ -30,6 +30,10 @@ export * from './autograd/ops/softmax';
 export * from './autograd/ops/norm';
 export * from './autograd/ops/loss';
 export * from './autograd/ops/dropout';
+export * from './autograd/ops/inplace';
+
+export * as nn from './nn';
+export { Module, Linear, Embedding, LayerNorm, RMSNorm, Dropout, SiLU, GELU, Sequential, ModuleList, StateDictError, init } from './nn';
 
 import { profile } from './autograd/profile';
 import { grad } from './autograd/engine';

@@ -11,6 +11,7 @@ import * as shp from './ops/shape';
 import * as mm from './ops/matmul';
 import * as idx from './ops/indexing';
 import * as sm from './ops/softmax';
+import { copy_ } from './ops/inplace';
 import { backward, type BackwardOptions } from './engine';
 
 type TL = ew.TensorLike;
@@ -83,6 +84,9 @@ declare module '../tensor/tensor' {
     tril(diagonal?: number): Tensor;
     triu(diagonal?: number): Tensor;
 
+    /** Writes src into this tensor's storage (in place, not recorded); see ops/inplace.ts. */
+    copy_(src: Tensor | number): Tensor;
+
     /** Runs backward from this tensor; see autograd/engine.ts. */
     backward(gradient?: Tensor | null, options?: BackwardOptions): void;
   }
@@ -151,6 +155,8 @@ const methods: Record<string, (this: Tensor, ...args: never[]) => unknown> = {
   maskedFill(this: Tensor, m: Tensor, v: number) { return idx.maskedFill(this, m, v); },
   tril(this: Tensor, k?: number) { return idx.tril(this, k); },
   triu(this: Tensor, k?: number) { return idx.triu(this, k); },
+
+  copy_(this: Tensor, src: Tensor | number) { return copy_(this, src); },
 
   backward(this: Tensor, g?: Tensor | null, o?: BackwardOptions) { backward(this, g, o); },
 };

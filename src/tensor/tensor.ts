@@ -209,6 +209,29 @@ export class Tensor implements View {
     }
   }
 
+  /**
+   * Points this leaf at `source`'s storage (shared, not copied), keeping its identity, name,
+   * requiresGrad and hooks: PyTorch's `param.data = ...`. Modules use it to change a parameter's
+   * dtype without invalidating references that layers and optimizers hold.
+   */
+  setData_(source: Tensor): this {
+    if (!this.isLeaf) throw new AutogradError('setData_', 'only leaf tensors can have their storage replaced');
+    if (this.leafRequiresGrad && !isFloating(source.dtype)) {
+      throw new DTypeError('setData_', `cannot give a tensor that requires grad ${source.dtype} storage`);
+    }
+    const old = this.buffer;
+    const mutable = this as unknown as { buffer: BackendBuffer; shape: readonly number[]; strides: readonly number[]; offset: number };
+    mutable.buffer = source.buffer;
+    mutable.shape = source.shape;
+    mutable.strides = source.strides;
+    mutable.offset = source.offset;
+    source.buffer.refs++;
+    finalizer.unregister(this);
+    finalizer.register(this, source.buffer, this);
+    dropRef(old);
+    return this;
+  }
+
   /** Releases this tensor's hold on its storage now instead of at garbage collection. */
   dispose(): void {
     if (this.disposed) return;

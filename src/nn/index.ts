@@ -1,0 +1,3 @@
+export { Module, StateDictError, type LoadResult } from './module';
+export * from './layers';
+export * as init from './init';

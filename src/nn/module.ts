@@ -1,0 +1,269 @@
+/**
+ * Module: a tree of named parameters, buffers and child modules. Names are the dotted paths
+ * that Hugging Face checkpoints use (`model.layers.3.self_attn.q_proj.weight`), because BAdam
+ * partitions a model by them and state dicts must load in PyTorch and back.
+ *
+ * TypeScript has no __setattr__, so children and parameters are registered explicitly:
+ *   this.qProj = this.registerModule('q_proj', new Linear(64, 64));
+ */
+import { BlockgradError, ValueError, fmtShape } from '../errors';
+import { isFloating, type DType } from '../tensor/dtype';
+import { sameShape } from '../tensor/shape';
+import { Tensor } from '../tensor/tensor';
+import { noGrad } from '../autograd/grad-mode';
+import { cast } from '../autograd/ops/elementwise';
+import { copy_ } from '../autograd/ops/inplace';
+
+/** A state dict problem; lists every missing key, unexpected key and mismatch at once. */
+export class StateDictError extends BlockgradError {
+  constructor(
+    readonly missingKeys: string[],
+    readonly unexpectedKeys: string[],
+    readonly mismatches: string[],
+  ) {
+    const parts: string[] = [];
+    if (missingKeys.length) parts.push(`missing keys: ${missingKeys.join(', ')}`);
+    if (unexpectedKeys.length) parts.push(`unexpected keys: ${unexpectedKeys.join(', ')}`);
+    if (mismatches.length) parts.push(`mismatches: ${mismatches.join('; ')}`);
+    super('loadStateDict', `${parts.join('. ')}. Nothing was loaded`);
+  }
+}
+
+export interface LoadResult {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export class Module {
+  /** Dropout and similar layers behave differently in training and evaluation. */
+  training = true;
+  private readonly params = new Map<string, Tensor | null>();
+  private readonly buffers = new Map<string, { tensor: Tensor | null; persistent: boolean }>();
+  private readonly children = new Map<string, Module>();
+
+  /** Adds a trainable tensor under `name` (requiresGrad on for floating tensors); returns it. */
+  registerParameter<T extends Tensor | null>(name: string, tensor: T): T {
+    this.checkName(name);
+    if (tensor) {
+      if (isFloating(tensor.dtype) && tensor.isLeaf && !tensor.requiresGrad) tensor.requiresGrad_(true);
+      tensor.tagMemory('weights');
+    }
+    this.params.set(name, tensor);
+    return tensor;
+  }
+
+  /** Adds state that is not trained (e.g. rotary tables); persistent buffers go into stateDict. */
+  registerBuffer<T extends Tensor | null>(name: string, tensor: T, options: { persistent?: boolean } = {}): T {
+    this.checkName(name);
+    this.buffers.set(name, { tensor, persistent: options.persistent ?? true });
+    return tensor;
+  }
+
+  registerModule<M extends Module>(name: string, module: M): M {
+    this.checkName(name);
+    if (!(module instanceof Module)) throw new ValueError('registerModule', `'${name}' is not a Module`);
+    this.children.set(name, module);
+    return module;
+  }
+
+  private checkName(name: string): void {
+    if (typeof name !== 'string' || name === '' || name.includes('.')) {
+      throw new ValueError('Module', `invalid name '${name}': names must be non-empty and contain no '.'`);
+    }
+    const taken = this.params.has(name) || this.buffers.has(name) || this.children.has(name);
+    if (taken) throw new ValueError('Module', `'${name}' is already registered on ${this.constructor.name}`);
+  }
+
+  // ------------------------------------------------------------------ the tree
+
+  /** Direct children with their names. */
+  namedChildren(): [string, Module][] {
+    return [...this.children];
+  }
+
+  /** This module ('' ) and every descendant, depth first in registration order, each once. */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [];
+    const seen = new Set<Module>();
+    const visit = (m: Module, name: string) => {
+      if (seen.has(m)) return;
+      seen.add(m);
+      out.push([name, m]);
+      for (const [child, sub] of m.children) visit(sub, name ? `${name}.${child}` : child);
+    };
+    visit(this, prefix);
+    return out;
+  }
+
+  modules(): Module[] {
+    return this.namedModules().map(([, m]) => m);
+  }
+
+  /** Dotted names and parameters in registration order; a shared parameter is listed once, under its first name. */
+  namedParameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const seen = new Set<Tensor>();
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, p] of m.params) {
+        if (!p || seen.has(p)) continue;
+        seen.add(p);
+        out.push([prefix ? `${prefix}.${name}` : name, p]);
+      }
+    }
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedBuffers(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, b] of m.buffers) if (b.tensor) out.push([prefix ? `${prefix}.${name}` : name, b.tensor]);
+    }
+    return out;
+  }
+
+  /** The descendant at a dotted path ('' is this module). */
+  getSubmodule(path: string): Module {
+    if (path === '') return this;
+    let m: Module = this;
+    for (const part of path.split('.')) {
+      const next = m.children.get(part);
+      if (!next) throw new ValueError('getSubmodule', `${m.constructor.name} has no submodule '${part}' (in '${path}')`);
+      m = next;
+    }
+    return m;
+  }
+
+  /** The parameter at a dotted path. */
+  getParameter(path: string): Tensor {
+    const dot = path.lastIndexOf('.');
+    const owner = this.getSubmodule(dot < 0 ? '' : path.slice(0, dot));
+    const p = owner.params.get(path.slice(dot + 1));
+    if (!p) throw new ValueError('getParameter', `no parameter '${path}'`);
+    return p;
+  }
+
+  /**
+   * Sets each parameter's `name` to its dotted path, so that profiles, errors and optimizer
+   * logs can say which weight they mean. Model constructors call this once built.
+   */
+  nameParameters(): this {
+    for (const [name, p] of this.namedParameters()) p.name = name;
+    return this;
+  }
+
+  // ------------------------------------------------------------------ state
+
+  /** Parameters and persistent buffers by dotted name (detached tensors sharing storage). */
+  stateDict(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [prefix, m] of this.namedModules()) {
+      const at = (n: string) => (prefix ? `${prefix}.${n}` : n);
+      for (const [name, p] of m.params) if (p && !(at(name) in out)) out[at(name)] = p.detach();
+      for (const [name, b] of m.buffers) if (b.tensor && b.persistent) out[at(name)] = b.tensor.detach();
+    }
+    return out;
+  }
+
+  /**
+   * Copies values from a state dict into the existing tensors (cast to their dtype). With
+   * `strict` (default) any missing or unexpected key is an error; shape mismatches always are.
+   * Everything is checked before anything is written, so a failed load changes nothing.
+   */
+  loadStateDict(stateDict: Record<string, Tensor>, options: { strict?: boolean } = {}): LoadResult {
+    const strict = options.strict ?? true;
+    const own = this.stateDict();
+    // a tied parameter (e.g. lm_head.weight = embed_tokens.weight) is satisfied by any of its names
+    const loadedBuffers = new Set(Object.keys(stateDict).filter((k) => k in own).map((k) => own[k].buffer));
+    const missingKeys = Object.keys(own).filter((k) => !(k in stateDict) && !loadedBuffers.has(own[k].buffer));
+    const unexpectedKeys = Object.keys(stateDict).filter((k) => !(k in own));
+    const mismatches: string[] = [];
+    for (const [k, target] of Object.entries(own)) {
+      const src = stateDict[k];
+      if (!src) continue;
+      if (!(src instanceof Tensor)) mismatches.push(`${k} is not a Tensor`);
+      else if (!sameShape(src.shape, target.shape)) {
+        mismatches.push(`${k} has shape ${fmtShape(src.shape)} in the state dict but ${fmtShape(target.shape)} in the model`);
+      } else if (isFloating(target.dtype) !== isFloating(src.dtype)) {
+        mismatches.push(`${k} is ${src.dtype} in the state dict but ${target.dtype} in the model`);
+      }
+    }
+    if (mismatches.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
+      throw new StateDictError(missingKeys, strict ? unexpectedKeys : [], mismatches);
+    }
+    noGrad(() => {
+      for (const [k, target] of Object.entries(own)) if (stateDict[k]) copy_(target, stateDict[k]);
+    });
+    return { missingKeys, unexpectedKeys };
+  }
+
+  // ------------------------------------------------------------------ modes and conversions
+
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Freezes (false) or unfreezes (true) every parameter. */
+  requiresGrad_(flag = true): this {
+    for (const p of this.parameters()) p.requiresGrad_(flag);
+    return this;
+  }
+
+  /** Number of parameter elements (shared parameters once); `trainableOnly` counts those requiring grad. */
+  numParameters(options: { trainableOnly?: boolean } = {}): number {
+    return this.parameters()
+      .filter((p) => !options.trainableOnly || p.requiresGrad)
+      .reduce((n, p) => n + p.numel, 0);
+  }
+
+  /** Sets every parameter's .grad to null. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /**
+   * Converts floating parameters and buffers to `dtype` (float32 <-> float16 <-> float64) in
+   * place: the tensor objects stay the same (their storage is replaced), so references held by
+   * layers and optimizers remain valid. Gradients are dropped.
+   */
+  to(dtype: DType): this {
+    if (!isFloating(dtype)) throw new ValueError('Module.to', `can only convert to a floating dtype, got ${dtype}`);
+    const tensors = [...this.parameters(), ...this.namedBuffers().map(([, b]) => b)];
+    noGrad(() => {
+      for (const t of tensors) {
+        if (!isFloating(t.dtype) || t.dtype === dtype) continue;
+        const category = t.buffer.category;
+        t.setData_(cast(t, dtype));
+        t.tagMemory(category);
+        t.grad = null;
+      }
+    });
+    return this;
+  }
+
+  /** Calls fn on every module in the tree (children first is not guaranteed; depth-first pre-order). */
+  apply(fn: (m: Module) => void): this {
+    for (const m of this.modules()) fn(m);
+    return this;
+  }
+
+  /** A one-line-per-module description, like PyTorch's repr. */
+  toString(): string {
+    const lines: string[] = [];
+    const walk = (m: Module, name: string, depth: number) => {
+      const ps = [...m.params].filter(([, p]) => p).map(([n, p]) => `${n}${fmtShape((p as Tensor).shape)}`);
+      lines.push(`${'  '.repeat(depth)}${name ? `(${name}): ` : ''}${m.constructor.name}${ps.length ? ` ${ps.join(' ')}` : ''}`);
+      for (const [n, c] of m.children) walk(c, n, depth + 1);
+    };
+    walk(this, '', 0);
+    return lines.join('\n');
+  }
+}
