@@ -33,7 +33,9 @@ export * from './autograd/ops/dropout';
 export * from './autograd/ops/inplace';
 
 export * as nn from './nn';
-export { Module, Linear, Embedding, LayerNorm, RMSNorm, Dropout, SiLU, GELU, Sequential, ModuleList, StateDictError, init } from './nn';
+export * from './nn';
+export * from './io';
+export * from './data';
 
 import { profile } from './autograd/profile';
 import { grad } from './autograd/engine';

@@ -1,0 +1,2 @@
+/** Reading and writing tensors: safetensors. */
+export * from './safetensors';
