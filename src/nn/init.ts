@@ -16,11 +16,19 @@ function fill(t: Tensor, draw: () => number): Tensor {
   return noGrad(() => copy_(t, reshape(tensor(values, { dtype: 'float64' }), t.shape)));
 }
 
+/** U(a, b): every element drawn from [a, b). */
 export function uniform_(t: Tensor, a = 0, b = 1, generator: Generator = defaultGenerator): Tensor {
+  if (!(Number.isFinite(a) && Number.isFinite(b) && a <= b)) {
+    throw new ValueError('uniform_', `expects a finite range with a <= b, got a = ${a}, b = ${b}`);
+  }
   return fill(t, () => a + (b - a) * generator.random());
 }
 
+/** N(mean, std²). */
 export function normal_(t: Tensor, mean = 0, std = 1, generator: Generator = defaultGenerator): Tensor {
+  if (!(Number.isFinite(mean) && Number.isFinite(std) && std >= 0)) {
+    throw new ValueError('normal_', `expects a finite mean and std >= 0, got mean = ${mean}, std = ${std}`);
+  }
   return fill(t, () => mean + std * generator.normal());
 }
 
@@ -54,6 +62,11 @@ export function calculateGain(nonlinearity: 'linear' | 'sigmoid' | 'tanh' | 'rel
       const slope = param ?? 0.01;
       return Math.sqrt(2 / (1 + slope * slope));
     }
+    default:
+      throw new ValueError(
+        'calculateGain',
+        `unsupported nonlinearity '${String(nonlinearity)}' (expected linear, sigmoid, tanh, relu or leaky_relu)`,
+      );
   }
 }
 

@@ -7,14 +7,14 @@ import type { DType } from '../tensor/dtype';
 import { empty } from './util';
 import type { Generator } from '../tensor/random';
 import type { Tensor } from '../tensor/tensor';
-import { gelu, silu } from '../autograd/ops/elementwise';
+import { add, gelu, silu } from '../autograd/ops/elementwise';
 import { linear } from '../autograd/ops/matmul';
 import { embedding } from '../autograd/ops/indexing';
 import { layerNorm, rmsNorm } from '../autograd/ops/norm';
 import { dropout } from '../autograd/ops/dropout';
 import { noGrad } from '../autograd/grad-mode';
 import { copy_ } from '../autograd/ops/inplace';
-import { select } from '../autograd/ops/shape';
+import { narrow } from '../autograd/ops/shape';
 import * as init from './init';
 import { Module } from './module';
 
@@ -44,8 +44,16 @@ export class Linear extends Module {
     }
   }
 
+  /**
+   * An optional extra path whose output is added to the layer's: when set, forward returns
+   * linear(x, W, b) + adapter(x). LoRA (src/nn/lora.ts) installs its low-rank update B·A·x here;
+   * null, the default, leaves Linear exactly PyTorch's.
+   */
+  adapter: ((x: Tensor) => Tensor) | null = null;
+
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const y = linear(x, this.weight, this.bias);
+    return this.adapter ? add(y, this.adapter(x)) : y;
   }
 }
 
@@ -60,13 +68,20 @@ export class Embedding extends Module {
     options: LayerOptions & { paddingIdx?: number } = {},
   ) {
     super();
-    if (options.paddingIdx !== undefined && (options.paddingIdx >= numEmbeddings || options.paddingIdx < -numEmbeddings)) {
-      throw new ValueError('Embedding', `paddingIdx ${options.paddingIdx} is outside [-${numEmbeddings}, ${numEmbeddings})`);
+    const pad = options.paddingIdx;
+    if (pad !== undefined && (!Number.isInteger(pad) || pad >= numEmbeddings || pad < -numEmbeddings)) {
+      throw new ValueError('Embedding', `paddingIdx ${pad} must be an integer in [-${numEmbeddings}, ${numEmbeddings})`);
     }
     this.paddingIdx = options.paddingIdx === undefined ? undefined : (options.paddingIdx + numEmbeddings) % numEmbeddings;
     this.weight = this.registerParameter('weight', empty([numEmbeddings, embeddingDim], options.dtype));
     init.normal_(this.weight, 0, 1, options.generator);
-    if (this.paddingIdx !== undefined) noGrad(() => copy_(select(this.weight, 0, this.paddingIdx as number), 0));
+    if (this.paddingIdx !== undefined) {
+      // one view, disposed at once: a view left for the garbage collector would keep the
+      // weight storage alive after to(dtype) replaces it (and the bytes counted as weights)
+      const row = noGrad(() => narrow(this.weight, 0, this.paddingIdx as number, 1));
+      noGrad(() => copy_(row, 0));
+      row.dispose();
+    }
   }
 
   forward(ids: Tensor): Tensor {
@@ -171,8 +186,15 @@ export class Sequential extends Module {
     return this.layers.length;
   }
 
+  /** The i-th layer; negative indices count from the end. */
   at(i: number): TensorModule {
-    return this.layers[i];
+    const m = Number.isInteger(i) ? this.layers[i < 0 ? i + this.layers.length : i] : undefined;
+    if (!m) throw new ValueError('Sequential', `index ${i} is out of range for ${this.layers.length} layers`);
+    return m;
+  }
+
+  [Symbol.iterator](): Iterator<TensorModule> {
+    return this.layers[Symbol.iterator]();
   }
 }
 

@@ -44,6 +44,15 @@ export class Module {
   /** Adds a trainable tensor under `name` (requiresGrad on for floating tensors); returns it. */
   registerParameter<T extends Tensor | null>(name: string, tensor: T): T {
     this.checkName(name);
+    if (tensor !== null && !(tensor instanceof Tensor)) {
+      throw new ValueError('registerParameter', `'${name}' must be a Tensor or null, got ${typeof tensor}`);
+    }
+    if (tensor && !tensor.isLeaf) {
+      throw new ValueError(
+        'registerParameter',
+        `'${name}' is a computed (non-leaf) tensor; a parameter must be a leaf: register t.detach() instead`,
+      );
+    }
     if (tensor) {
       if (isFloating(tensor.dtype) && tensor.isLeaf && !tensor.requiresGrad) tensor.requiresGrad_(true);
       tensor.tagMemory('weights');
@@ -55,6 +64,9 @@ export class Module {
   /** Adds state that is not trained (e.g. rotary tables); persistent buffers go into stateDict. */
   registerBuffer<T extends Tensor | null>(name: string, tensor: T, options: { persistent?: boolean } = {}): T {
     this.checkName(name);
+    if (tensor !== null && !(tensor instanceof Tensor)) {
+      throw new ValueError('registerBuffer', `'${name}' must be a Tensor or null, got ${typeof tensor}`);
+    }
     this.buffers.set(name, { tensor, persistent: options.persistent ?? true });
     return tensor;
   }
@@ -117,10 +129,16 @@ export class Module {
     return this.namedParameters().map(([, p]) => p);
   }
 
+  /** Dotted names and buffers (persistent or not) in registration order; a shared buffer is listed once. */
   namedBuffers(): [string, Tensor][] {
     const out: [string, Tensor][] = [];
+    const seen = new Set<Tensor>();
     for (const [prefix, m] of this.namedModules()) {
-      for (const [name, b] of m.buffers) if (b.tensor) out.push([prefix ? `${prefix}.${name}` : name, b.tensor]);
+      for (const [name, b] of m.buffers) {
+        if (!b.tensor || seen.has(b.tensor)) continue;
+        seen.add(b.tensor);
+        out.push([prefix ? `${prefix}.${name}` : name, b.tensor]);
+      }
     }
     return out;
   }
@@ -157,45 +175,81 @@ export class Module {
 
   // ------------------------------------------------------------------ state
 
+  /**
+   * Every state-dict entry as [dotted name, the model's own tensor], PyTorch's order: a module's
+   * parameters, then its persistent buffers, then each child's subtree. Unlike namedParameters,
+   * a tied tensor or a shared module appears under every name it is reachable by (as in
+   * PyTorch's state_dict), so checkpoints written with either name load.
+   */
+  private stateEntries(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const path = new Set<Module>(); // the modules on the current path: guards against cycles
+    const visit = (m: Module, prefix: string) => {
+      if (path.has(m)) return;
+      path.add(m);
+      const at = (n: string) => (prefix ? `${prefix}.${n}` : n);
+      for (const [name, p] of m.params) if (p) out.push([at(name), p]);
+      for (const [name, b] of m.buffers) if (b.tensor && b.persistent) out.push([at(name), b.tensor]);
+      for (const [name, child] of m.children) visit(child, at(name));
+      path.delete(m);
+    };
+    visit(this, '');
+    return out;
+  }
+
   /** Parameters and persistent buffers by dotted name (detached tensors sharing storage). */
   stateDict(): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
-    for (const [prefix, m] of this.namedModules()) {
-      const at = (n: string) => (prefix ? `${prefix}.${n}` : n);
-      for (const [name, p] of m.params) if (p && !(at(name) in out)) out[at(name)] = p.detach();
-      for (const [name, b] of m.buffers) if (b.tensor && b.persistent) out[at(name)] = b.tensor.detach();
-    }
+    for (const [name, t] of this.stateEntries()) out[name] = t.detach();
     return out;
   }
 
   /**
-   * Copies values from a state dict into the existing tensors (cast to their dtype). With
-   * `strict` (default) any missing or unexpected key is an error; shape mismatches always are.
-   * Everything is checked before anything is written, so a failed load changes nothing.
+   * Copies values from a state dict into the existing tensors (cast to their dtype); the
+   * tensor objects stay the same. With `strict` (default) any missing or unexpected key is an
+   * error; mismatches (shape, not a tensor, disposed, integer vs floating) always are. Every
+   * problem is listed in one StateDictError, and everything is checked before anything is
+   * written, so a failed load changes nothing.
    */
   loadStateDict(stateDict: Record<string, Tensor>, options: { strict?: boolean } = {}): LoadResult {
     const strict = options.strict ?? true;
-    const own = this.stateDict();
+    if (stateDict === null || typeof stateDict !== 'object') {
+      throw new ValueError('loadStateDict', `expected an object of tensors by name, got ${stateDict === null ? 'null' : typeof stateDict}`);
+    }
+    // a Map and own keys only: a key like 'constructor' must not match Object.prototype
+    const own = new Map(this.stateEntries());
+    const given = Object.keys(stateDict);
+    const present = new Set(given);
     // a tied parameter (e.g. lm_head.weight = embed_tokens.weight) is satisfied by any of its names
-    const loadedBuffers = new Set(Object.keys(stateDict).filter((k) => k in own).map((k) => own[k].buffer));
-    const missingKeys = Object.keys(own).filter((k) => !(k in stateDict) && !loadedBuffers.has(own[k].buffer));
-    const unexpectedKeys = Object.keys(stateDict).filter((k) => !(k in own));
+    const loaded = new Set(given.filter((k) => own.has(k)).map((k) => own.get(k) as Tensor));
+    const missingKeys = [...own].filter(([k, t]) => !present.has(k) && !loaded.has(t)).map(([k]) => k);
+    const unexpectedKeys = given.filter((k) => !own.has(k));
     const mismatches: string[] = [];
-    for (const [k, target] of Object.entries(own)) {
-      const src = stateDict[k];
-      if (!src) continue;
-      if (!(src instanceof Tensor)) mismatches.push(`${k} is not a Tensor`);
-      else if (!sameShape(src.shape, target.shape)) {
+    const writes: [Tensor, Tensor][] = [];
+    for (const k of given) {
+      const target = own.get(k);
+      if (!target) continue;
+      const src: unknown = stateDict[k];
+      if (!(src instanceof Tensor)) {
+        mismatches.push(`${k} is not a Tensor (got ${src === null ? 'null' : typeof src})`);
+      } else if (src.isDisposed || src.buffer.released) {
+        mismatches.push(`${k} was disposed`);
+      } else if (!sameShape(src.shape, target.shape)) {
         mismatches.push(`${k} has shape ${fmtShape(src.shape)} in the state dict but ${fmtShape(target.shape)} in the model`);
       } else if (isFloating(target.dtype) !== isFloating(src.dtype)) {
         mismatches.push(`${k} is ${src.dtype} in the state dict but ${target.dtype} in the model`);
+      } else if (src.backend !== target.backend) {
+        mismatches.push(`${k} lives on backend ${src.backend} in the state dict but ${target.backend} in the model`);
+      } else {
+        writes.push([target, src]);
       }
     }
     if (mismatches.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
-      throw new StateDictError(missingKeys, strict ? unexpectedKeys : [], mismatches);
+      // non-strict loading tolerates missing and unexpected keys: only the mismatches are the error
+      throw new StateDictError(strict ? missingKeys : [], strict ? unexpectedKeys : [], mismatches);
     }
     noGrad(() => {
-      for (const [k, target] of Object.entries(own)) if (stateDict[k]) copy_(target, stateDict[k]);
+      for (const [target, src] of writes) copy_(target, src);
     });
     return { missingKeys, unexpectedKeys };
   }
@@ -241,7 +295,9 @@ export class Module {
       for (const t of tensors) {
         if (!isFloating(t.dtype) || t.dtype === dtype) continue;
         const category = t.buffer.category;
-        t.setData_(cast(t, dtype));
+        const converted = cast(t, dtype);
+        t.setData_(converted);
+        converted.dispose(); // t is now the only holder of the new storage
         t.tagMemory(category);
         t.grad = null;
       }

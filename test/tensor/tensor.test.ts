@@ -398,3 +398,15 @@ describe('dispose and memory accounting', () => {
     expect(memory.stats().byCategory).toEqual(c0);
   });
 });
+
+describe('float16 results are rounded once', () => {
+  test('float64 -> float16 does not round through float32 first', () => {
+    // 1 + 2^-11 + 2^-40 is just above the midpoint between 1 and 1 + 2^-10: it must round up.
+    // Through float32 it would first become exactly 1 + 2^-11 (a tie) and then round down to 1.
+    const x = tensor([1 + 2 ** -11 + 2 ** -40], { dtype: 'float64' });
+    expect(x.to('float16').item()).toBe(1 + 2 ** -10);
+    const y = zeros([1], { dtype: 'float16' });
+    y.copy_(x);
+    expect(y.item()).toBe(1 + 2 ** -10);
+  });
+});

@@ -4,7 +4,7 @@
  * initialisation, loading weights and optimizer steps run them inside noGrad.
  */
 import { kernels } from '../../kernels/registry';
-import { AutogradError, ShapeError, fmtShape } from '../../errors';
+import { AutogradError, ShapeError, ValueError, fmtShape } from '../../errors';
 import { broadcastShapes, sameShape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { scalarTensor } from '../../tensor/creation';
@@ -13,6 +13,19 @@ import { broadcastView } from './elementwise';
 
 /** Writes src (broadcast to dst's shape, cast to dst's dtype) into dst's storage; returns dst. */
 export function copy_(dst: Tensor, src: Tensor | number): Tensor {
+  if (!(dst instanceof Tensor)) {
+    throw new ValueError('copy_', `the destination must be a Tensor, got ${dst === null ? 'null' : typeof dst}`);
+  }
+  if (!(src instanceof Tensor) && typeof src !== 'number') {
+    throw new ValueError('copy_', `the source must be a Tensor or a number, got ${src === null ? 'null' : Array.isArray(src) ? 'an array (wrap it in tensor())' : typeof src}`);
+  }
+  if (dst.isDisposed || dst.buffer.released) throw new ValueError('copy_', `the destination ${dst} was disposed`);
+  if (src instanceof Tensor) {
+    if (src.isDisposed || src.buffer.released) throw new ValueError('copy_', `the source ${src} was disposed`);
+    if (src.backend !== dst.backend) {
+      throw new ValueError('copy_', `the source lives on backend ${src.backend} and the destination on ${dst.backend}; move one of them first`);
+    }
+  }
   if (isGradEnabled() && dst.requiresGrad) {
     throw new AutogradError(
       'copy_',

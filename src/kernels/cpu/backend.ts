@@ -2,7 +2,7 @@
  * The cpu backend: buffers are typed arrays, kernels are plain loops. float16 buffers hold raw
  * bits; kernels widen them to float32 on the way in and round back on the way out, in bulk.
  */
-import type { Backend, BackendBuffer, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import type { AdamHyper, Backend, BackendBuffer, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
@@ -18,6 +18,14 @@ export interface CpuBuffer extends BackendBuffer {
 }
 
 let nextId = 1;
+
+/**
+ * Where a kernel writes its results before they are stored. float16 results are computed into
+ * float64 and rounded once on the way to storage (through float32 they would be rounded twice).
+ */
+function resultArray(dtype: DType, length: number): ComputeArray {
+  return dtype === 'float16' ? new Float64Array(length) : computeArrayFor(dtype, length);
+}
 
 function storageFor(dtype: DType, length: number): StorageArray {
   switch (dtype) {
@@ -75,7 +83,7 @@ export class CpuBackend implements Backend {
   }
 
   full(dtype: DType, length: number, value: number): BackendBuffer {
-    const values = computeArrayFor(dtype, length);
+    const values = resultArray(dtype, length);
     values.fill(value);
     return this.fromCompute(dtype, values);
   }
@@ -110,14 +118,14 @@ export class CpuBackend implements Backend {
   // ---------------------------------------------------------------- layout
 
   copy(x: View, dtype: DType): BackendBuffer {
-    const out = computeArrayFor(dtype, numel(x.shape));
+    const out = resultArray(dtype, numel(x.shape));
     gatherView(this.compute(x.buffer), x, out);
     return this.fromCompute(dtype, out);
   }
 
   assign(dst: View, src: View): void {
     const n = numel(dst.shape);
-    const values = computeArrayFor(dst.buffer.dtype, n);
+    const values = resultArray(dst.buffer.dtype, n);
     gatherView(this.compute(src.buffer), src, values);
     const target = (dst.buffer as CpuBuffer).data;
     const stored = dst.buffer.dtype === 'float16' ? encodeFloat16(values) : values;
@@ -131,7 +139,7 @@ export class CpuBackend implements Backend {
   unary(op: UnaryOp, x: View, outDtype: DType, params: readonly number[] = []): BackendBuffer {
     const n = numel(x.shape);
     const src = this.compute(x.buffer);
-    const out = computeArrayFor(outDtype, n);
+    const out = resultArray(outDtype, n);
     const f = UNARY[op];
     const p0 = params[0] ?? 0;
     const p1 = params[1] ?? 0;
@@ -149,7 +157,7 @@ export class CpuBackend implements Backend {
     const n = numel(a.shape);
     const sa = this.compute(a.buffer);
     const sb = this.compute(b.buffer);
-    const out = computeArrayFor(outDtype, n);
+    const out = resultArray(outDtype, n);
     const f = BINARY[op];
     const pa = positions(a);
     const pb = positions(b);
@@ -170,7 +178,7 @@ export class CpuBackend implements Backend {
     const c = this.read(cond);
     const va = this.read(a);
     const vb = this.read(b);
-    const out = computeArrayFor(outDtype, n);
+    const out = resultArray(outDtype, n);
     for (let i = 0; i < n; i++) out[i] = c[i] !== 0 ? va[i] : vb[i];
     return this.fromCompute(outDtype, out);
   }
@@ -178,7 +186,7 @@ export class CpuBackend implements Backend {
   // ---------------------------------------------------------------- reductions
 
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
-    const out = computeArrayFor(x.dtype, outer);
+    const out = resultArray(x.dtype, outer);
     rows.reduceRows(op, this.compute(x), outer, inner, out);
     return this.fromCompute(x.dtype, out);
   }
@@ -192,7 +200,7 @@ export class CpuBackend implements Backend {
   // ---------------------------------------------------------------- matmul
 
   matmul(a: BackendBuffer, b: BackendBuffer, shape: MatmulShape, outDtype: DType): BackendBuffer {
-    const out = computeArrayFor(outDtype, shape.batch * shape.m * shape.n);
+    const out = resultArray(outDtype, shape.batch * shape.m * shape.n);
     matmulKernel(this.compute(a), this.compute(b), out, shape);
     return this.fromCompute(outDtype, out);
   }
@@ -200,14 +208,14 @@ export class CpuBackend implements Backend {
   // ---------------------------------------------------------------- fused rows
 
   softmaxLast(x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
-    const out = computeArrayFor(x.dtype, outer * inner);
+    const out = resultArray(x.dtype, outer * inner);
     rows.softmaxRows(this.compute(x), outer, inner, log, out);
     return this.fromCompute(x.dtype, out);
   }
 
   normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {
-    const normalized = computeArrayFor(x.dtype, outer * inner);
-    const rstd = computeArrayFor(x.dtype, outer);
+    const normalized = resultArray(x.dtype, outer * inner);
+    const rstd = resultArray(x.dtype, outer);
     rows.normalizeRows(kind, this.compute(x), outer, inner, eps, normalized, rstd);
     return { normalized: this.fromCompute(x.dtype, normalized), rstd: this.fromCompute(x.dtype, rstd) };
   }
@@ -220,7 +228,7 @@ export class CpuBackend implements Backend {
     ignoreIndex: number,
     labelSmoothing: number,
   ): BackendBuffer {
-    const out = computeArrayFor(logits.dtype, outer);
+    const out = resultArray(logits.dtype, outer);
     rows.crossEntropyRows(this.compute(logits), this.compute(target), outer, classes, ignoreIndex, labelSmoothing, out);
     return this.fromCompute(logits.dtype, out);
   }
@@ -234,7 +242,7 @@ export class CpuBackend implements Backend {
     ignoreIndex: number,
     labelSmoothing: number,
   ): BackendBuffer {
-    const out = computeArrayFor(logits.dtype, outer * classes);
+    const out = resultArray(logits.dtype, outer * classes);
     rows.crossEntropyBackwardRows(
       this.compute(logits),
       this.compute(target),
@@ -252,25 +260,25 @@ export class CpuBackend implements Backend {
 
   indexSelect(x: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {
     const idx = this.compute(index);
-    const out = computeArrayFor(x.dtype, outer * idx.length * inner);
+    const out = resultArray(x.dtype, outer * idx.length * inner);
     indexing.indexSelect(this.compute(x), idx, outer, dimSize, inner, out);
     return this.fromCompute(x.dtype, out);
   }
 
   indexAdd(src: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {
-    const out = computeArrayFor(src.dtype, outer * dimSize * inner);
+    const out = resultArray(src.dtype, outer * dimSize * inner);
     indexing.indexAdd(this.compute(src), this.compute(index), outer, dimSize, inner, out);
     return this.fromCompute(src.dtype, out);
   }
 
   gather(x: BackendBuffer, xShape: readonly number[], index: BackendBuffer, indexShape: readonly number[], dim: number) {
-    const out = computeArrayFor(x.dtype, numel(indexShape));
+    const out = resultArray(x.dtype, numel(indexShape));
     indexing.gather(this.compute(x), xShape, this.compute(index), indexShape, dim, out);
     return this.fromCompute(x.dtype, out);
   }
 
   scatterAdd(src: BackendBuffer, index: BackendBuffer, indexShape: readonly number[], dim: number, outShape: readonly number[]) {
-    const out = computeArrayFor(src.dtype, numel(outShape));
+    const out = resultArray(src.dtype, numel(outShape));
     indexing.scatterAdd(this.compute(src), this.compute(index), indexShape, dim, outShape, out);
     return this.fromCompute(src.dtype, out);
   }
@@ -282,6 +290,65 @@ export class CpuBackend implements Backend {
     }
     return this.wrap('int32', out);
   }
+
+  // ---------------------------------------------------------------- optimizer
+
+  adamUpdate(param: View, grad: View, expAvg: BackendBuffer, expAvgSq: BackendBuffer, maxExpAvgSq: BackendBuffer | null, h: AdamHyper): void {
+    const n = numel(param.shape);
+    const bufs = [param.buffer, grad.buffer, expAvg, expAvgSq, ...(maxExpAvgSq ? [maxExpAvgSq] : [])];
+    if (bufs.some((b) => b.dtype === 'int32')) throw new Error('cpu: adamUpdate needs floating buffers');
+    if (numel(grad.shape) !== n || [expAvg, expAvgSq, maxExpAvgSq].some((b) => b !== null && b.length !== n)) {
+      throw new Error(`cpu: adamUpdate got ${n} parameter elements but buffers of other lengths`);
+    }
+    const g = this.read(grad);
+    // float16 parameters are computed in doubles and rounded to float16 once (no float32 detour)
+    const p = param.buffer.dtype === 'float16' ? Float64Array.from(this.read(param)) : this.read(param);
+    const m = floatsInPlace(expAvg);
+    const v = floatsInPlace(expAvgSq);
+    const vmax = maxExpAvgSq ? floatsInPlace(maxExpAvgSq) : null;
+    const { lr, beta1, beta2, eps, weightDecay: wd, decoupled, step, maximize } = h;
+    const stepSize = lr / (1 - beta1 ** step);
+    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
+    const w = 1 - beta1;
+    const decay = 1 - lr * wd;
+    const mv = m.values;
+    const vv = v.values;
+    const xv = vmax ? vmax.values : null;
+    for (let i = 0; i < n; i++) {
+      let gi = maximize ? -g[i] : g[i];
+      let pi = p[i];
+      if (wd !== 0) {
+        if (decoupled) pi *= decay;
+        else gi += wd * pi;
+      }
+      // exp_avg.lerp_(g, 1 - β1), with PyTorch's two-sided lerp formula
+      mv[i] = w < 0.5 ? mv[i] + w * (gi - mv[i]) : gi - (gi - mv[i]) * (1 - w);
+      vv[i] = beta2 * vv[i] + (1 - beta2) * gi * gi;
+      let vhat = vv[i];
+      if (xv) {
+        xv[i] = Math.max(xv[i], vv[i]);
+        vhat = xv[i];
+      }
+      p[i] = pi - stepSize * (mv[i] / (Math.sqrt(vhat) / bc2Sqrt + eps));
+    }
+    m.commit();
+    v.commit();
+    vmax?.commit();
+    const target = (param.buffer as CpuBuffer).data;
+    const stored = param.buffer.dtype === 'float16' ? encodeFloat16(p) : p;
+    const pos = positions(param);
+    if (pos === null) target.set(stored, param.offset);
+    else for (let i = 0; i < n; i++) target[pos[i]] = stored[i];
+  }
+}
+
+/** A float buffer's values to update in place: its storage, or for float16 a decoded copy that commit() rounds back. */
+function floatsInPlace(buf: BackendBuffer): { values: Float32Array | Float64Array; commit(): void } {
+  const data = (buf as CpuBuffer).data;
+  if (buf.released) throw new Error(`cpu: buffer ${buf.id} was used after release`);
+  if (buf.dtype !== 'float16') return { values: data as Float32Array | Float64Array, commit() {} };
+  const values = Float64Array.from(decodeFloat16(data as Uint16Array));
+  return { values, commit: () => void encodeFloat16(values, data as Uint16Array) };
 }
 
 function storageCtor(dtype: DType): Function {
