@@ -36,6 +36,8 @@ export * as nn from './nn';
 export * from './nn';
 export * from './io';
 export * from './data';
+export * from './optim';
+export * as optim from './optim';
 
 import { profile } from './autograd/profile';
 import { grad } from './autograd/engine';

@@ -2,7 +2,7 @@
  * The kernel interface. Autograd ops call these methods on the active backend and never touch
  * storage themselves, so a second backend (gpu.js) can run every op with nothing above this
  * file changing. Kernels know nothing of autograd: they take buffers or strided views and
- * return new contiguous buffers (except `assign`, the one in-place write).
+ * return new contiguous buffers (except `assign` and `adamUpdate`, which write in place).
  */
 import type { ComputeArray, DType, StorageArray } from '../tensor/dtype';
 import type { MemoryCategory } from './memory';
@@ -64,7 +64,7 @@ export interface MatmulShape {
 export const KERNEL_NAMES = [
   'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'reduceLast', 'argReduceLast', 'matmul',
   'softmaxLast', 'normalizeLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
-  'gather', 'scatterAdd', 'triangleMask',
+  'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
 ] as const satisfies readonly (keyof Backend)[];
 
 export interface Backend {
@@ -144,4 +144,30 @@ export interface Backend {
   scatterAdd(src: BackendBuffer, index: BackendBuffer, indexShape: readonly number[], dim: number, outShape: readonly number[]): BackendBuffer;
   /** int32 mask of a rows x cols matrix: 1 where col - row <= k (lower) or >= k (upper). */
   triangleMask(rows: number, cols: number, k: number, lower: boolean): BackendBuffer;
+
+  // ---- optimizer ----
+  /**
+   * One fused Adam/AdamW step, in place on `param`'s view and on the moment buffers (contiguous,
+   * one element per element of param, in param's row-major order). PyTorch's update:
+   * g = maximize ? -grad : grad; AdamW: p *= 1 - lr·wd, Adam: g += wd·p;
+   * m = lerp(m, g, 1-β1); v = β2·v + (1-β2)·g²; amsgrad: vmax = max(vmax, v), v̂ = vmax;
+   * p -= lr/(1-β1^step) · m / (sqrt(v̂)/sqrt(1-β2^step) + eps). `step` is the new step count (1 on
+   * the first update). Any floating dtypes; float16 values are decoded and rounded back.
+   */
+  adamUpdate(param: View, grad: View, expAvg: BackendBuffer, expAvgSq: BackendBuffer, maxExpAvgSq: BackendBuffer | null, h: AdamHyper): void;
+}
+
+/** The hyperparameters of one fused Adam step (see Backend.adamUpdate). */
+export interface AdamHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** AdamW: decay the weights (p *= 1 - lr·wd) instead of adding wd·p to the gradient. */
+  decoupled: boolean;
+  /** The step number after this update (1-based). */
+  step: number;
+  maximize: boolean;
+  amsgrad: boolean;
 }

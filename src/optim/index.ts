@@ -1,0 +1,29 @@
+/** Optimizers, learning-rate schedulers and gradient clipping (torch.optim counterparts). */
+export {
+  Optimizer,
+  stateDtype,
+  type Hyperparameters,
+  type ParamGroup,
+  type ParamGroupInput,
+  type ParamsInput,
+  type NamedParams,
+  type ParamState,
+  type StateValue,
+  type StateKind,
+  type OptimizerStateDict,
+  type SavedParamGroup,
+} from './optimizer';
+export { SGD, SGD_DEFAULTS, type SGDOptions } from './sgd';
+export { Adam, AdamW, ADAM_DEFAULTS, type AdamOptions } from './adam';
+export { clipGradNorm, clipGradValue, type ClipGradNormOptions } from './clip';
+export {
+  LRScheduler,
+  LambdaLR,
+  StepLR,
+  linearWarmupLinearDecay,
+  linearWarmupCosineDecay,
+  type HasParamGroups,
+  type LRSchedulerStateDict,
+  type CosineScheduleOptions,
+} from './lr-scheduler';
+export { stateToJSON, stateFromJSON, type JSONValue } from './state-json';

@@ -1,0 +1,88 @@
+/**
+ * SGD with momentum, dampening, Nesterov momentum, L2 weight decay and maximize: PyTorch's
+ * torch.optim.SGD algorithm, step for step. For each parameter p with gradient g:
+ *
+ *   g = maximize ? -g : g
+ *   g = g + weightDecay·p                          (when weightDecay != 0)
+ *   when momentum != 0:
+ *     buf = g (a copy)                             on the first step: no dampening
+ *     buf = momentum·buf + (1 - dampening)·g       afterwards
+ *     g = nesterov ? g + momentum·buf : buf
+ *   p = p - lr·g
+ *
+ * The update is composed from tensor ops and runs on any backend. float16 parameters are
+ * computed in float32 (the momentum buffer is float32) and rounded back once.
+ */
+import { Tensor } from '../tensor/tensor';
+import { add, cast, mul, neg, sub } from '../autograd/ops/elementwise';
+import { copy_ } from '../autograd/ops/inplace';
+import { cloneOnto, Optimizer, stateDtype, withDefaults, type ParamGroup, type ParamState, type ParamsInput, type StateKind } from './optimizer';
+
+export interface SGDOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  weightDecay: number;
+  nesterov: boolean;
+  maximize: boolean;
+}
+
+export const SGD_DEFAULTS: Readonly<SGDOptions> = Object.freeze({
+  lr: 1e-3,
+  momentum: 0,
+  dampening: 0,
+  weightDecay: 0,
+  nesterov: false,
+  maximize: false,
+});
+
+export class SGD extends Optimizer<SGDOptions> {
+  constructor(params: ParamsInput<SGDOptions>, options: Partial<SGDOptions> = {}) {
+    super(params, withDefaults('SGD', SGD_DEFAULTS, options));
+  }
+
+  protected validateHyper(h: SGDOptions): string | null {
+    if (!(h.lr >= 0) || !Number.isFinite(h.lr)) return `invalid learning rate ${h.lr}: expected a finite lr >= 0`;
+    if (!(h.momentum >= 0) || !Number.isFinite(h.momentum)) return `invalid momentum ${h.momentum}: expected a finite value >= 0`;
+    if (!Number.isFinite(h.dampening)) return `invalid dampening ${h.dampening}`;
+    if (!(h.weightDecay >= 0) || !Number.isFinite(h.weightDecay)) return `invalid weightDecay ${h.weightDecay}: expected a finite value >= 0`;
+    if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
+      return `Nesterov momentum requires momentum > 0 and dampening 0 (got momentum ${h.momentum}, dampening ${h.dampening})`;
+    }
+    return null;
+  }
+
+  protected stateSpec(): Record<string, StateKind> {
+    return { momentum_buffer: 'tensor' };
+  }
+
+  /** A missing buffer is (re)initialised from the gradient at the next step, as in PyTorch. */
+  protected requiredStateKeys(): string[] {
+    return [];
+  }
+
+  /** SGD's state starts empty; the momentum buffer is created at the first step with momentum. */
+  initState(): ParamState {
+    return {};
+  }
+
+  protected update(p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<SGDOptions>): void {
+    const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
+    const dtype = stateDtype(p);
+    const x = cast(p, dtype);
+    let g = cast(grad, dtype);
+    if (maximize) g = neg(g);
+    if (weightDecay !== 0) g = add(g, mul(x, weightDecay));
+    if (momentum !== 0) {
+      let buf = state.momentum_buffer as Tensor | undefined;
+      if (buf === undefined) {
+        buf = cloneOnto(g, p, dtype).tagMemory('optimizer');
+        state.momentum_buffer = buf;
+      } else {
+        copy_(buf, add(mul(buf, momentum), mul(g, 1 - dampening)));
+      }
+      g = nesterov ? add(g, mul(buf, momentum)) : buf;
+    }
+    copy_(p, sub(x, mul(g, lr)));
+  }
+}
