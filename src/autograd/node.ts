@@ -9,7 +9,7 @@
 import { Tensor, type GradHook } from '../tensor/tensor';
 import { isFloating } from '../tensor/dtype';
 import { memoryTracker } from '../kernels/memory';
-import type { BackendBuffer } from '../kernels/backend';
+import type { BufferLedger } from '../kernels/backend';
 import { isGradEnabled } from './grad-mode';
 import { onNotRecorded, onRecorded, profiling } from './profile';
 
@@ -25,8 +25,8 @@ let nextSeq = 0;
  * A node that is never run (pruned by reachability, or its graph simply dropped) still holds its
  * saved tensors until it is garbage collected; this un-counts them from the memory tracker then.
  */
-const unsaveOnCollect = new FinalizationRegistry<BackendBuffer[]>((buffers) => {
-  for (const b of buffers) memoryTracker.onUnsave(b);
+const unsaveOnCollect = new FinalizationRegistry<BufferLedger[]>((ledgers) => {
+  for (const b of ledgers) memoryTracker.onUnsave(b);
 });
 
 export class Node {
@@ -57,7 +57,7 @@ export class Node {
   release(): void {
     if (this.saved) {
       unsaveOnCollect.unregister(this);
-      for (const t of this.saved) memoryTracker.onUnsave(t.buffer);
+      for (const t of this.saved) memoryTracker.onUnsave(t.buffer.ledger);
     }
     this.saved = null;
     this.backwardFn = null;
@@ -84,7 +84,7 @@ export function record(
     return output;
   }
   if (!isFloating(output.dtype)) return output; // integer outputs (indices, masks) carry no gradient
-  for (const t of save) memoryTracker.onSave(t.buffer);
+  for (const t of save) memoryTracker.onSave(t.buffer.ledger);
   const node = new Node(
     op,
     inputs,
@@ -94,7 +94,7 @@ export function record(
     inputs.map((t) => (t ? t.shape : null)),
     inputs.map((t) => t?.name),
   );
-  if (save.length > 0) unsaveOnCollect.register(node, save.map((t) => t.buffer), node);
+  if (save.length > 0) unsaveOnCollect.register(node, save.map((t) => t.buffer.ledger), node);
   output.gradFn = node;
   if (profiling()) {
     const seen = new Set<unknown>();

@@ -7,17 +7,32 @@
 import type { ComputeArray, DType, StorageArray } from '../tensor/dtype';
 import type { MemoryCategory } from './memory';
 
+/**
+ * What accounting needs to know about a buffer, kept apart from its data: garbage-collection
+ * finalizers hold the ledger, never the buffer, because a finalizer's held value stays alive
+ * until its callback runs, and callbacks do not run during a long synchronous training loop.
+ */
+export interface BufferLedger {
+  readonly id: number;
+  readonly backend: string;
+  readonly bytes: number;
+  category: MemoryCategory;
+  /** Number of tensor objects that hold the buffer; it is released when this drops to 0. */
+  refs: number;
+  released: boolean;
+}
+
 /** A block of storage owned by one backend. Tensors (and views) share buffers. */
 export interface BackendBuffer {
+  readonly ledger: BufferLedger;
   readonly id: number;
   readonly backend: string;
   readonly dtype: DType;
   readonly length: number;
   readonly bytes: number;
   category: MemoryCategory;
-  /** Number of tensor objects that hold this buffer; released when it drops to 0. */
   refs: number;
-  released: boolean;
+  readonly released: boolean;
 }
 
 /** A strided window on a buffer: element (i0, i1, ...) is at offset + sum(ik * strides[k]). */
@@ -82,7 +97,8 @@ export interface Backend {
   download(buf: BackendBuffer): StorageArray;
   /** A view's elements in row-major order as numbers (float16 decoded), fresh host array. */
   read(view: View): ComputeArray;
-  release(buf: BackendBuffer): void;
+  /** Marks the buffer released and stops counting it (data goes with the last reference). */
+  release(buf: BackendBuffer | BufferLedger): void;
 
   // ---- layout ----
   /** Gathers a view into a new contiguous buffer, casting to `dtype`. */

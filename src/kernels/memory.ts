@@ -4,7 +4,10 @@
  * saved for backward) can be told in bytes. Backends call `onAlloc`/`onRelease`; the autograd
  * engine reports the buffers it keeps alive for backward through `onSave`/`onUnsave`.
  */
-import type { BackendBuffer } from './backend';
+import type { BufferLedger } from './backend';
+
+/** The accounting view of a buffer (a BufferLedger or anything with the same fields). */
+type Counted = Pick<BufferLedger, 'bytes' | 'category'>;
 
 export type MemoryCategory = 'weights' | 'grads' | 'optimizer' | 'activations' | 'other';
 export const MEMORY_CATEGORIES: readonly MemoryCategory[] = ['weights', 'grads', 'optimizer', 'activations', 'other'];
@@ -34,11 +37,11 @@ class MemoryTracker {
   private buffers = 0;
   private peakBufs = 0;
   private byCategory = zeroCategories();
-  private saved = new Map<BackendBuffer, number>();
+  private saved = new Map<BufferLedger, number>();
   private savedBytes = 0;
   private peakSaved = 0;
 
-  onAlloc(buf: BackendBuffer): void {
+  onAlloc(buf: Counted): void {
     this.live += buf.bytes;
     this.buffers++;
     this.byCategory[buf.category] += buf.bytes;
@@ -46,18 +49,18 @@ class MemoryTracker {
     if (this.buffers > this.peakBufs) this.peakBufs = this.buffers;
   }
 
-  onRelease(buf: BackendBuffer): void {
+  onRelease(buf: Counted): void {
     this.live -= buf.bytes;
     this.buffers--;
     this.byCategory[buf.category] -= buf.bytes;
   }
 
-  onRetag(buf: BackendBuffer, from: MemoryCategory): void {
+  onRetag(buf: Counted, from: MemoryCategory): void {
     this.byCategory[from] -= buf.bytes;
     this.byCategory[buf.category] += buf.bytes;
   }
 
-  onSave(buf: BackendBuffer): void {
+  onSave(buf: BufferLedger): void {
     if (buf.category === 'weights') return;
     const n = this.saved.get(buf) ?? 0;
     this.saved.set(buf, n + 1);
@@ -67,7 +70,7 @@ class MemoryTracker {
     }
   }
 
-  onUnsave(buf: BackendBuffer): void {
+  onUnsave(buf: BufferLedger): void {
     const n = this.saved.get(buf);
     if (n === undefined) return;
     if (n === 1) {

@@ -11,6 +11,19 @@ export const memory = {
   resetPeak(): void {
     memoryTracker.resetPeak();
   },
+  /**
+   * Waits until buffers that the garbage collector has already freed are un-counted. Their
+   * finalizers run after the current synchronous job, so a tight training loop sees live bytes
+   * lag behind the truth until it yields; `await memory.settle()` yields (and, when Node runs
+   * with --expose-gc, collects first) so that stats() is current.
+   */
+  async settle(): Promise<void> {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    for (let i = 0; i < 2; i++) {
+      gc?.();
+      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    }
+  },
   /** Moves a tensor's storage to a category (weights, grads, optimizer, activations, other). */
   tag(t: Tensor, category: MemoryCategory): Tensor {
     return t.tagMemory(category);

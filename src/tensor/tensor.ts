@@ -6,7 +6,7 @@
  * The math methods (add, matmul, sum, ...) are installed on the prototype by
  * src/autograd/methods.ts, so that this file does not depend on the ops above it.
  */
-import type { BackendBuffer, View } from '../kernels/backend';
+import type { BackendBuffer, BufferLedger, View } from '../kernels/backend';
 import { backendByName } from '../kernels/registry';
 import { memoryTracker, type MemoryCategory } from '../kernels/memory';
 import { AutogradError, DTypeError, DimError, ValueError, fmtShape } from '../errors';
@@ -24,11 +24,11 @@ export type PostAccumulateGradHook = (param: Tensor) => void;
 export type NestedArray = number | NestedArray[];
 
 /** Releases a buffer when its last holder is garbage collected without dispose(). */
-const finalizer = new FinalizationRegistry<BackendBuffer>((buf) => dropRef(buf));
+const finalizer = new FinalizationRegistry<BufferLedger>((ledger) => dropRef(ledger));
 
-function dropRef(buf: BackendBuffer): void {
-  buf.refs--;
-  if (buf.refs <= 0 && !buf.released) backendByName(buf.backend).release(buf);
+function dropRef(ledger: BufferLedger): void {
+  ledger.refs--;
+  if (ledger.refs <= 0 && !ledger.released) backendByName(ledger.backend).release(ledger);
 }
 
 let nextTensorId = 1;
@@ -59,7 +59,7 @@ export class Tensor implements View {
     this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
     this.offset = offset;
     buffer.refs++;
-    finalizer.register(this, buffer, this);
+    finalizer.register(this, buffer.ledger, this);
   }
 
   get dtype(): DType {
@@ -227,8 +227,8 @@ export class Tensor implements View {
     mutable.offset = source.offset;
     source.buffer.refs++;
     finalizer.unregister(this);
-    finalizer.register(this, source.buffer, this);
-    dropRef(old);
+    finalizer.register(this, source.buffer.ledger, this);
+    dropRef(old.ledger);
     return this;
   }
 
@@ -237,7 +237,7 @@ export class Tensor implements View {
     if (this.disposed) return;
     this.disposed = true;
     finalizer.unregister(this);
-    dropRef(this.buffer);
+    dropRef(this.buffer.ledger);
     this.grad = null;
   }
 

@@ -2,8 +2,8 @@
  * The cpu backend: buffers are typed arrays, kernels are plain loops. float16 buffers hold raw
  * bits; kernels widen them to float32 on the way in and round back on the way out, in bulk.
  */
-import type { AdamHyper, Backend, BackendBuffer, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
-import { memoryTracker } from '../memory';
+import type { AdamHyper, Backend, BackendBuffer, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import { memoryTracker, type MemoryCategory } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
 import { numel } from '../../tensor/shape';
@@ -13,8 +13,40 @@ import { matmul as matmulKernel } from './matmul';
 import * as rows from './rows';
 import * as indexing from './indexing';
 
-export interface CpuBuffer extends BackendBuffer {
-  readonly data: StorageArray;
+/** A typed array plus its ledger; the ledger's fields are mirrored for convenience. */
+class CpuBuffer implements BackendBuffer {
+  constructor(
+    readonly ledger: BufferLedger,
+    readonly dtype: DType,
+    readonly data: StorageArray,
+  ) {}
+  get id() {
+    return this.ledger.id;
+  }
+  get backend() {
+    return this.ledger.backend;
+  }
+  get length() {
+    return this.data.length;
+  }
+  get bytes() {
+    return this.ledger.bytes;
+  }
+  get category() {
+    return this.ledger.category;
+  }
+  set category(c: MemoryCategory) {
+    this.ledger.category = c;
+  }
+  get refs() {
+    return this.ledger.refs;
+  }
+  set refs(n: number) {
+    this.ledger.refs = n;
+  }
+  get released() {
+    return this.ledger.released;
+  }
 }
 
 let nextId = 1;
@@ -47,19 +79,16 @@ export class CpuBackend implements Backend {
 
   /** Wraps a storage array as a counted buffer (takes ownership of `data`). */
   private wrap(dtype: DType, data: StorageArray): CpuBuffer {
-    const buf: CpuBuffer = {
+    const ledger: BufferLedger = {
       id: nextId++,
       backend: this.name,
-      dtype,
-      length: data.length,
       bytes: data.length * itemSize(dtype),
       category: 'other',
       refs: 0,
       released: false,
-      data,
     };
-    memoryTracker.onAlloc(buf);
-    return buf;
+    memoryTracker.onAlloc(ledger);
+    return new CpuBuffer(ledger, dtype, data);
   }
 
   /** Stores compute values (float16: round to bits) as a new buffer. */
@@ -109,10 +138,11 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  release(buf: BackendBuffer): void {
-    if (buf.released) return;
-    buf.released = true;
-    memoryTracker.onRelease(buf);
+  release(buf: BackendBuffer | BufferLedger): void {
+    const ledger = 'ledger' in buf ? buf.ledger : buf;
+    if (ledger.released) return;
+    ledger.released = true;
+    memoryTracker.onRelease(ledger);
   }
 
   // ---------------------------------------------------------------- layout
