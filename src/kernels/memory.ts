@@ -9,8 +9,14 @@ import type { BufferLedger } from './backend';
 /** The accounting view of a buffer (a BufferLedger or anything with the same fields). */
 type Counted = Pick<BufferLedger, 'bytes' | 'category'>;
 
-export type MemoryCategory = 'weights' | 'grads' | 'optimizer' | 'activations' | 'other';
-export const MEMORY_CATEGORIES: readonly MemoryCategory[] = ['weights', 'grads', 'optimizer', 'activations', 'other'];
+/**
+ * weights: model parameters; grads: accumulated gradients; optimizer: moments and buffers;
+ * master: float32 master copies of float16 weights (mixed precision); activations: what a
+ * caller tags as such; other: everything else (temporaries). Bytes saved for backward are
+ * tracked separately (savedForBackwardBytes), since a buffer can be both an output and saved.
+ */
+export type MemoryCategory = 'weights' | 'grads' | 'optimizer' | 'master' | 'activations' | 'other';
+export const MEMORY_CATEGORIES: readonly MemoryCategory[] = ['weights', 'grads', 'optimizer', 'master', 'activations', 'other'];
 
 export interface MemoryStats {
   /** Bytes in live buffers now, over all backends. */
@@ -28,7 +34,7 @@ export interface MemoryStats {
 }
 
 function zeroCategories(): Record<MemoryCategory, number> {
-  return { weights: 0, grads: 0, optimizer: 0, activations: 0, other: 0 };
+  return { weights: 0, grads: 0, optimizer: 0, master: 0, activations: 0, other: 0 };
 }
 
 class MemoryTracker {
