@@ -45,6 +45,8 @@ interface RunOptions {
   targets: Tensor[] | null;
   retainGraph: boolean;
   createGraph: boolean;
+  /** Gradients the caller passed in (never taken over as a leaf's .grad). */
+  callerGrads: Tensor[];
   /** true: accumulate into .grad (backward); false: return gradients (grad). */
   accumulate: boolean;
   op: string;
@@ -63,6 +65,7 @@ export function backward(root: Tensor, gradient?: Tensor | null, options: Backwa
   run({
     roots: [root],
     rootGrads: [rootGradient('backward', root, gradient ?? null, 0)],
+    callerGrads: gradient ? [gradient] : [],
     targets: inputs ?? null,
     retainGraph: options.retainGraph ?? createGraph,
     createGraph,
@@ -86,6 +89,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor | Tensor[], opti
   const captured = run({
     roots: outs,
     rootGrads: outs.map((o, i) => rootGradient('grad', o, gradOutputs[i] ?? null, i)),
+    callerGrads: gradOutputs.filter((g): g is Tensor => g instanceof Tensor),
     targets: ins,
     retainGraph: options.retainGraph ?? createGraph,
     createGraph,
@@ -154,7 +158,12 @@ function run(opts: RunOptions): Map<Target, Tensor> {
   // 3. seed the roots' gradients and run
   const pending = new Map<Target, Tensor>();
   const captured = new Map<Target, Tensor>();
-  const stolen = new Set<unknown>();
+  // buffers a leaf's .grad must not take over: already taken, or a gradient the caller passed in
+  const stolen = new Set<unknown>(opts.callerGrads.map((g) => g.buffer));
+  const stillPending = (g: Tensor) => {
+    for (const v of pending.values()) if (v === g) return true;
+    return false;
+  };
   const accumulateInto = (target: Target, g: Tensor) => {
     const prev = pending.get(target);
     pending.set(target, prev ? withMode(createGraph, () => add(prev, g)) : g);
@@ -179,7 +188,7 @@ function run(opts: RunOptions): Map<Target, Tensor> {
     pending.delete(target);
 
     if (target instanceof Tensor) {
-      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, stolen);
+      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, stolen, stillPending);
       continue;
     }
 
@@ -277,6 +286,7 @@ function finishLeaf(
   createGraph: boolean,
   captured: Map<Target, Tensor>,
   stolen: Set<unknown>,
+  stillPending: (g: Tensor) => boolean,
 ): void {
   for (const hook of leaf.hooks) g = hookResult(hook(g), g, leaf.name ?? 'leaf');
   if (g.dtype !== leaf.dtype) g = noGrad(() => cast(g, leaf.dtype));
@@ -285,10 +295,11 @@ function finishLeaf(
     return;
   }
   if (leaf.grad === null) {
-    // Take the incoming gradient without a copy when nothing else can see its storage.
+    // Take the incoming gradient tensor itself when nothing else can see it or its storage, so
+    // that whoever frees leaf.grad (LOMO does, in its hook) frees the storage at once.
     const canSteal = !createGraph && g.buffer.refs === 1 && g.isContiguous() && g.offset === 0 &&
-      g.numel === g.buffer.length && !stolen.has(g.buffer);
-    const own = createGraph ? g : canSteal ? g.detach() : noGrad(() => contiguous(g, true));
+      g.numel === g.buffer.length && !stolen.has(g.buffer) && !stillPending(g);
+    const own = createGraph || canSteal ? g : noGrad(() => contiguous(g, true));
     stolen.add(own.buffer);
     leaf.grad = own;
   } else {

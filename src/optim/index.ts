@@ -27,3 +27,5 @@ export {
   type CosineScheduleOptions,
 } from './lr-scheduler';
 export { stateToJSON, stateFromJSON, type JSONValue } from './state-json';
+export * from './badam';
+export { LOMO, type LOMOOptions, type LOMOParamGroup } from './lomo';

@@ -1,0 +1,321 @@
+/**
+ * LOMO (Lv et al. 2023, "Full Parameter Fine-tuning for Large Language Models with Limited
+ * Resources"): SGD fused into the backward pass. Each trainable parameter gets a
+ * post-accumulate-grad hook; when the engine has finished a parameter's gradient the hook
+ *
+ *   g = clipGradValue ? clamp(g, -v, v) : g                (the reference's order: value first,
+ *   g = clipGradNorm  ? g · min(1, maxNorm / (‖G‖ + 1e-6)) : g      then the global norm)
+ *   g = g + weightDecay · p                                (when weightDecay != 0)
+ *   p = p - lr · g
+ *
+ * under noGrad, and frees the gradient at once (`p.grad = null` and the handle disposed), so at
+ * most one parameter's gradient is alive at any moment of the backward, instead of all of them.
+ * There is no optimizer state at all: memory is the weights plus one gradient plus activations.
+ *
+ * Why updating inside backward is safe: the engine runs a leaf's hooks only when every graph
+ * node that consumes the leaf (and therefore every node that saved it, or a view of it, for its
+ * own backward) has already run, so no later backward computation reads the updated weights.
+ *
+ * Usage:
+ *   const lomo = new LOMO(model, { lr: 1e-2, clipGradNorm: 1 });
+ *   for (...) { const loss = lossOf(model, batch); lomo.fusedBackward(loss); }
+ *   lomo.dispose();                                  // removes the hooks
+ *
+ * Gradient-norm clipping needs the norm of the whole gradient before the first update, which a
+ * single fused pass cannot know. As in the reference, `fusedBackward` then runs TWO backward
+ * passes: the first (`retainGraph: true`) only adds up each gradient's squared norm and frees the
+ * gradient (no update); the clip coefficient follows; the second pass updates with the clipped
+ * gradients. The cost is one extra backward (about +100% backward time, i.e. ~2/3 more per step
+ * when backward is twice the forward) and the graph's saved activations stay alive across both.
+ * The norm is reduced exactly as clipGradNorm (src/optim/clip.ts) does (each gradient's norm,
+ * then the norm of the norms, in parameter order), so LOMO with `clipGradNorm` equals
+ * `clipGradNorm(params, maxNorm)` followed by `SGD.step()` bit for bit on float32/float64 models.
+ * A non-finite gradient norm is an error raised before any parameter changes.
+ *
+ * Differences from the reference, on purpose:
+ * - the hooks act only inside `fusedBackward`; a plain `loss.backward()` elsewhere (e.g. to
+ *   inspect gradients) accumulates `.grad` as usual and changes no weight;
+ * - a trainable parameter that already holds a gradient when `fusedBackward` starts is an error
+ *   (LOMO updates from one backward's gradient; stale gradients would be silently added in);
+ * - the reference's dynamic loss scaler (float16 overflow skipping) is not implemented; float16
+ *   parameters are updated in float32 and rounded back once, as SGD does here;
+ * - `weightDecay` (L2, added to the gradient as in SGD) is an addition.
+ *
+ * Memory accounting: `peakLiveGradBytes` is the largest value of memory.stats().byCategory.grads,
+ * above its value when fusedBackward started, seen inside the hooks of the last fusedBackward (the
+ * gradient being processed is counted). The engine hands a leaf the incoming gradient tensor
+ * itself when nothing else holds it, so disposing p.grad in the hook releases its storage at once.
+ */
+import { AutogradError, ValueError } from '../errors';
+import { Tensor } from '../tensor/tensor';
+import { memoryTracker } from '../kernels/memory';
+import { noGrad } from '../autograd/grad-mode';
+import { backward } from '../autograd/engine';
+import { add, cast, clamp, mul, sub } from '../autograd/ops/elementwise';
+import { sum } from '../autograd/ops/reduce';
+import { copy_ } from '../autograd/ops/inplace';
+import { stateDtype } from './optimizer';
+
+export interface LOMOOptions {
+  /** Learning rate (finite, >= 0). */
+  lr: number;
+  /** Clip the global 2-norm of the gradient to this value (two backward passes). */
+  clipGradNorm?: number;
+  /** Clamp every gradient element into [-clipGradValue, clipGradValue]. */
+  clipGradValue?: number;
+  /** L2 weight decay added to the gradient (as SGD's weightDecay). Default 0. */
+  weightDecay?: number;
+}
+
+/** LOMO's one group, so that learning-rate schedulers (which set `paramGroups[i].lr`) work. */
+export interface LOMOParamGroup {
+  params: Tensor[];
+  paramNames?: string[];
+  lr: number;
+  weightDecay: number;
+}
+
+const KNOWN_OPTIONS = ['lr', 'clipGradNorm', 'clipGradValue', 'weightDecay'];
+
+type Phase = 'idle' | 'norm' | 'update';
+
+export class LOMO {
+  readonly paramGroups: [LOMOParamGroup];
+  readonly clipGradNorm: number | null;
+  readonly clipGradValue: number | null;
+  /** The global gradient 2-norm measured by the last fusedBackward with clipGradNorm (else null). */
+  gradNorm: number | null = null;
+  /** The clip coefficient applied in the last fusedBackward (1 when no clipping happened). */
+  clipCoef = 1;
+  /** Peak bytes of live parameter gradients seen inside the hooks of the last fusedBackward. */
+  peakLiveGradBytes = 0;
+  /** How many parameters the last fusedBackward updated. */
+  updatedCount = 0;
+
+  private readonly params: Tensor[];
+  private readonly index = new Map<Tensor, number>();
+  private readonly removers: (() => void)[] = [];
+  private phase: Phase = 'idle';
+  private baselineGradBytes = 0;
+  private sqNorms: (number | null)[] = [];
+  private disposed = false;
+
+  constructor(model: { namedParameters(): [string, Tensor][] } | Iterable<[string, Tensor]> | Iterable<Tensor>, options: LOMOOptions) {
+    const op = 'LOMO';
+    const { params, names } = collectParams(op, model);
+    if (options === null || typeof options !== 'object') throw new ValueError(op, 'options must be an object with at least { lr }');
+    for (const k of Object.keys(options)) {
+      if (!KNOWN_OPTIONS.includes(k)) throw new ValueError(op, `unknown option '${k}'; known: ${KNOWN_OPTIONS.join(', ')}`);
+    }
+    const lr = options.lr;
+    const lrProblem = checkLr(lr);
+    if (lrProblem) throw new ValueError(op, lrProblem);
+    const wd = options.weightDecay ?? 0;
+    if (typeof wd !== 'number' || !(wd >= 0) || !Number.isFinite(wd)) throw new ValueError(op, `invalid weightDecay ${wd}: expected a finite value >= 0`);
+    const positive = (key: string, v: unknown): number | null => {
+      if (v === undefined || v === null) return null;
+      if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw new ValueError(op, `invalid ${key} ${String(v)}: expected a finite number > 0 (or leave it out)`);
+      return v;
+    };
+    this.clipGradNorm = positive('clipGradNorm', options.clipGradNorm);
+    this.clipGradValue = positive('clipGradValue', options.clipGradValue);
+
+    const trainable = params.map((p, i) => [p, names?.[i]] as const).filter(([p]) => p.requiresGrad);
+    if (trainable.length === 0) {
+      throw new ValueError(op, `none of the ${params.length} parameters requires grad: nothing to train (unfreeze some with requiresGrad_(true))`);
+    }
+    this.params = trainable.map(([p]) => p);
+    const group: LOMOParamGroup = { params: [...this.params], lr, weightDecay: wd };
+    if (names) group.paramNames = trainable.map(([, n]) => n as string);
+    this.paramGroups = [group];
+    this.params.forEach((p, i) => {
+      this.index.set(p, i);
+      this.removers.push(p.registerPostAccumulateGradHook((param) => this.hook(param)));
+    });
+  }
+
+  /** The learning rate (of the one parameter group). */
+  get lr(): number {
+    return this.paramGroups[0].lr;
+  }
+  set lr(value: number) {
+    const problem = checkLr(value);
+    if (problem) throw new ValueError('LOMO.lr', problem);
+    this.paramGroups[0].lr = value;
+  }
+
+  /** The trainable parameters LOMO updates, in order. */
+  parameters(): Tensor[] {
+    return [...this.params];
+  }
+
+  /**
+   * Runs `loss.backward()` with every trainable parameter updated (and its gradient freed) as soon
+   * as its gradient is complete. With `clipGradNorm`, runs a first norm-only backward
+   * (retainGraph) and then the updating one: two backward passes. `retainGraph` keeps the graph
+   * after the (last) pass.
+   */
+  fusedBackward(loss: Tensor, options: { retainGraph?: boolean } = {}): void {
+    const op = 'LOMO.fusedBackward';
+    if (this.disposed) throw new ValueError(op, 'this LOMO was disposed (its hooks are removed); build a new one');
+    if (!(loss instanceof Tensor)) throw new ValueError(op, `loss must be a Tensor, got ${loss === null ? 'null' : typeof loss}`);
+    if (!loss.requiresGrad) throw new AutogradError(op, `the loss (${loss}) does not require grad: no trainable parameter contributed to it`);
+    if (this.phase !== 'idle') throw new AutogradError(op, 'fusedBackward is already running (called from inside a hook?)');
+    const group = this.paramGroups[0];
+    const lrProblem = checkLr(group.lr);
+    if (lrProblem) throw new ValueError(op, lrProblem);
+    if (!(group.weightDecay >= 0) || !Number.isFinite(group.weightDecay)) throw new ValueError(op, `invalid weightDecay ${group.weightDecay}`);
+    const stale = this.params.find((p) => p.grad !== null);
+    if (stale) {
+      const label = stale.name ? `'${stale.name}'` : `#${this.index.get(stale)}`;
+      throw new ValueError(op, `parameter ${label} already has a gradient; LOMO updates from this backward's gradient only: clear it first (zeroGrad())`);
+    }
+
+    this.peakLiveGradBytes = 0;
+    this.updatedCount = 0;
+    this.clipCoef = 1;
+    this.gradNorm = null;
+    this.baselineGradBytes = memoryTracker.stats().byCategory.grads;
+    try {
+      if (this.clipGradNorm !== null) {
+        this.phase = 'norm';
+        this.sqNorms = this.params.map(() => null);
+        backward(loss, null, { retainGraph: true });
+        // the norm of the norms, in parameter order: exactly clipGradNorm's reduction
+        const norms = this.sqNorms.filter((s): s is number => s !== null).map((s) => s ** (1 / 2));
+        const total = norms.reduce((acc, n) => acc + n ** 2, 0) ** (1 / 2);
+        this.gradNorm = total;
+        if (!Number.isFinite(total)) {
+          throw new ValueError(op, `the gradient norm is ${total}, so the gradients cannot be clipped; no parameter was changed (check the loss for NaN or overflow)`);
+        }
+        const coef = this.clipGradNorm / (total + 1e-6);
+        this.clipCoef = coef < 1 ? coef : 1;
+      }
+      this.phase = 'update';
+      backward(loss, null, { retainGraph: options.retainGraph ?? false });
+    } finally {
+      this.phase = 'idle';
+      this.sqNorms = [];
+      // an error inside a hook can leave a gradient behind: never leave stale ones
+      for (const p of this.params) if (p.grad !== null) this.freeGrad(p);
+    }
+  }
+
+  /** Sets every trainable parameter's `.grad` to null (LOMO keeps none between steps anyway). */
+  zeroGrad(): void {
+    for (const p of this.params) if (p.grad !== null) this.freeGrad(p);
+  }
+
+  /** Removes the hooks; the parameters keep their values. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const remove of this.removers) remove();
+    this.removers.length = 0;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** The lr and counters; LOMO has no other state. */
+  stateDict(): { paramGroups: { lr: number; weightDecay: number }[] } {
+    return { paramGroups: [{ lr: this.paramGroups[0].lr, weightDecay: this.paramGroups[0].weightDecay }] };
+  }
+
+  loadStateDict(sd: { paramGroups: { lr: number; weightDecay: number }[] }): void {
+    const op = 'LOMO.loadStateDict';
+    const g = sd?.paramGroups?.[0];
+    if (!Array.isArray(sd?.paramGroups) || sd.paramGroups.length !== 1 || g === null || typeof g !== 'object') {
+      throw new ValueError(op, 'expected { paramGroups: [{ lr, weightDecay }] } as returned by stateDict(). Nothing was loaded');
+    }
+    const lrProblem = checkLr(g.lr);
+    if (lrProblem) throw new ValueError(op, `${lrProblem}. Nothing was loaded`);
+    if (typeof g.weightDecay !== 'number' || !(g.weightDecay >= 0) || !Number.isFinite(g.weightDecay)) {
+      throw new ValueError(op, `invalid weightDecay ${String(g.weightDecay)}. Nothing was loaded`);
+    }
+    this.paramGroups[0].lr = g.lr;
+    this.paramGroups[0].weightDecay = g.weightDecay;
+  }
+
+  // ------------------------------------------------------------------ the hook
+
+  private hook(p: Tensor): void {
+    if (this.phase === 'idle' || p.grad === null) return; // a plain backward: leave .grad alone
+    const live = memoryTracker.stats().byCategory.grads - this.baselineGradBytes;
+    if (live > this.peakLiveGradBytes) this.peakLiveGradBytes = live;
+    const i = this.index.get(p) as number;
+    const grad = p.grad;
+    if (this.phase === 'norm') {
+      // clipGradNorm's per-gradient norm: float16 widened to float32, sum of squares
+      const s = noGrad(() => {
+        const w = grad.dtype === 'float16' ? cast(grad, 'float32') : grad;
+        return sum(mul(w, w)).item();
+      });
+      this.sqNorms[i] = (this.sqNorms[i] ?? 0) + s;
+      this.freeGrad(p);
+      return;
+    }
+    const group = this.paramGroups[0];
+    const { lr, weightDecay } = group;
+    const clipValue = this.clipGradValue;
+    const coef = this.clipCoef;
+    noGrad(() => {
+      // SGD's update (src/optim/sgd.ts), op for op, so the results agree bit for bit
+      const dtype = stateDtype(p);
+      const x = cast(p, dtype);
+      let g = cast(grad, dtype);
+      if (clipValue !== null) g = clamp(g, -clipValue, clipValue);
+      if (coef < 1) g = mul(g, coef);
+      if (weightDecay !== 0) g = add(g, mul(x, weightDecay));
+      copy_(p, sub(x, mul(g, lr)));
+    });
+    this.updatedCount++;
+    this.freeGrad(p);
+  }
+
+  /** Takes the gradient off `p` and releases its storage. */
+  private freeGrad(p: Tensor): void {
+    p.grad?.dispose();
+    p.grad = null;
+  }
+}
+
+function checkLr(lr: unknown): string | null {
+  if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) return `invalid learning rate ${String(lr)}: expected a finite lr >= 0`;
+  return null;
+}
+
+/** A Module, namedParameters() pairs or a list of tensors, as parameters (and names when known). */
+function collectParams(
+  op: string,
+  model: unknown,
+): { params: Tensor[]; names: string[] | null } {
+  let items: unknown[];
+  if (model !== null && typeof model === 'object' && typeof (model as { namedParameters?: unknown }).namedParameters === 'function') {
+    items = (model as { namedParameters(): [string, Tensor][] }).namedParameters();
+  } else if (model instanceof Tensor) {
+    throw new ValueError(op, 'got a single Tensor: pass a model, model.namedParameters() or a list of tensors');
+  } else if (model !== null && typeof model === 'object' && typeof (model as Iterable<unknown>)[Symbol.iterator] === 'function') {
+    items = Array.from(model as Iterable<unknown>);
+  } else {
+    throw new ValueError(op, `expected a model, namedParameters() pairs or a list of tensors, got ${model === null ? 'null' : typeof model}`);
+  }
+  if (items.length === 0) throw new ValueError(op, 'got an empty parameter list: nothing to train');
+  const isPair = (x: unknown) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && x[1] instanceof Tensor;
+  const named = items.every(isPair);
+  if (!named && !items.every((x) => x instanceof Tensor)) {
+    throw new ValueError(op, 'parameters must all be Tensors or all [name, Tensor] pairs');
+  }
+  const params = named ? items.map((x) => (x as [string, Tensor])[1]) : (items as Tensor[]);
+  const names = named ? items.map((x) => (x as [string, Tensor])[0]) : null;
+  const seen = new Set<Tensor>();
+  params.forEach((p, i) => {
+    const label = names ? `'${names[i]}'` : `#${i}`;
+    if (seen.has(p)) throw new ValueError(op, `parameter ${label} appears twice`);
+    seen.add(p);
+    if (p.isDisposed || p.buffer.released) throw new ValueError(op, `parameter ${label} was disposed`);
+    if (p.requiresGrad && !p.isLeaf) throw new ValueError(op, `parameter ${label} is not a leaf: LOMO updates leaves`);
+  });
+  return { params, names };
+}
