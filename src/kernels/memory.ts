@@ -27,6 +27,8 @@ export interface MemoryStats {
   peakBuffers: number;
   /** Live bytes by category (a buffer's category can change: see memory.tag). */
   byCategory: Record<MemoryCategory, number>;
+  /** Highest live bytes of each category since the start or the last resetPeak(). */
+  peakByCategory: Record<MemoryCategory, number>;
   /** Bytes of distinct non-weight buffers that graph nodes hold for their backward. */
   savedForBackwardBytes: number;
   /** Peak of savedForBackwardBytes since the last resetPeak(). */
@@ -43,6 +45,7 @@ class MemoryTracker {
   private buffers = 0;
   private peakBufs = 0;
   private byCategory = zeroCategories();
+  private peakByCategory = zeroCategories();
   private saved = new Map<BufferLedger, number>();
   private savedBytes = 0;
   private peakSaved = 0;
@@ -50,7 +53,7 @@ class MemoryTracker {
   onAlloc(buf: Counted): void {
     this.live += buf.bytes;
     this.buffers++;
-    this.byCategory[buf.category] += buf.bytes;
+    this.grow(buf.category, buf.bytes);
     if (this.live > this.peak) this.peak = this.live;
     if (this.buffers > this.peakBufs) this.peakBufs = this.buffers;
   }
@@ -63,7 +66,12 @@ class MemoryTracker {
 
   onRetag(buf: Counted, from: MemoryCategory): void {
     this.byCategory[from] -= buf.bytes;
-    this.byCategory[buf.category] += buf.bytes;
+    this.grow(buf.category, buf.bytes);
+  }
+
+  private grow(category: MemoryCategory, bytes: number): void {
+    this.byCategory[category] += bytes;
+    if (this.byCategory[category] > this.peakByCategory[category]) this.peakByCategory[category] = this.byCategory[category];
   }
 
   onSave(buf: BufferLedger): void {
@@ -92,6 +100,7 @@ class MemoryTracker {
       liveBuffers: this.buffers,
       peakBuffers: this.peakBufs,
       byCategory: { ...this.byCategory },
+      peakByCategory: { ...this.peakByCategory },
       savedForBackwardBytes: this.savedBytes,
       peakSavedForBackwardBytes: this.peakSaved,
     };
@@ -101,6 +110,7 @@ class MemoryTracker {
     this.peak = this.live;
     this.peakBufs = this.buffers;
     this.peakSaved = this.savedBytes;
+    this.peakByCategory = { ...this.byCategory };
   }
 }
 

@@ -29,3 +29,4 @@ export {
 export { stateToJSON, stateFromJSON, type JSONValue } from './state-json';
 export * from './badam';
 export { LOMO, type LOMOOptions, type LOMOParamGroup } from './lomo';
+export { measureTrainingMemory, memoryReport, type TrainingRun, type TrainingMemory } from './memory-report';
