@@ -106,9 +106,9 @@ export function matmulReference(a: NumericArray, b: NumericArray, out: NumericAr
 //
 //   for jc in 0..n step NC            -- a block of NC columns of out / opB
 //     for pc in 0..k step KC          -- a slice of KC along the shared dimension
-//       pack opB[pc:pc+KC, jc:jc+NC]  -> bPack   (column panels NR wide; sized for L2)
+//       pack opB[pc:pc+KC, jc:jc+NC]  -> bPack   (column panels NR wide)
 //       for ic in 0..m step MC        -- a block of MC rows of out / opA
-//         pack opA[ic:ic+MC, pc:pc+KC] -> aPack  (row panels MR tall; sized for L2)
+//         pack opA[ic:ic+MC, pc:pc+KC] -> aPack  (row panels MR tall)
 //         for jr in 0..NC step NR     -- one B micro-panel (KC x NR, stays in L1) ...
 //           for ir in 0..MC step MR   -- ... swept against every A micro-panel of the block
 //             micro-kernel: acc[ic+ir.., jr..] (+)= aPanel (MR x KC) @ bPanel (KC x NR)
@@ -121,11 +121,36 @@ export function matmulReference(a: NumericArray, b: NumericArray, out: NumericAr
 // of A once per NC-column block, i.e. O(kn + mk*n/NC) copies against O(mnk) multiply-adds:
 // cheap for all but tiny problems.
 //
-// Why the 4x8 register tile: each step of the innermost loop loads 4 values of A and 8 of B
-// and does 32 multiply-adds into 32 local variables (V8 keeps most in registers, the rest in
-// L1-resident stack slots). That is ~2.7 flops per array load instead of the naive kernel's 1
-// (whose B load is also strided). Measured in V8, 4x4 / 4x8 / 8x8 tiles all land within ~10%
-// of each other; 4x8 was the best of the readable ones.
+// What makes the micro-kernel fast in V8 (x64). Numbers are GFLOP/s for 512^3 float32 on this
+// project's 2-core KVM Intel Xeon (48 KiB L1d and 2 MiB L2 per core), Node 20, best of 8-15
+// timings of each variant, variants alternating in one process. The previous kernel (4x8
+// tile, scratch buffers passed as parameters) ran at 4.0.
+//
+//  1. The packed buffers are fixed-size module constants that the micro-kernel reads directly,
+//     not through parameters. TurboFan then knows each array's identity, so it drops the map
+//     check and the reloads of the length / data pointer that it otherwise repeats on every
+//     loop iteration for every array, and each bounds check becomes a compare with a constant.
+//     The biggest single win: 4.0 -> 5.4 with the 2x4 tile below (a 4x8 tile only reaches 4.5
+//     this way, because it is limited by spilling instead).
+//  2. A 2x4 register tile: 8 accumulators + 2 values of A + 4 of B = 14 doubles, which fits the
+//     16 XMM registers V8 allocates from (it keeps one as scratch), so the accumulators stay in
+//     registers. Bigger tiles do fewer loads per multiply-add but spill accumulators to the
+//     stack, and each spilled `c += a * b` becomes load + mul + add + store. With (1) in place:
+//     2x4 5.4, 4x2 5.4, 2x3 5.3, 3x3 5.2, 1x8 5.0, 3x4 4.6, 8x4 4.5, 4x8 4.5, 6x4 4.4,
+//     4x4 4.3, 2x2 4.5. Unrolling k by 2 hurt (2x4: 5.4 -> 4.4; more live values, more spills).
+//  3. `| 0` on the panel index arithmetic: it tells TurboFan the sums wrap as int32, so
+//     `ai + 1` and `ai += MR` compile to a single lea/add instead of add + overflow check (+ a
+//     sign extension before the bounds check). Without it: 5.4 -> 4.4.
+//  4. packA/packB copy full panels (all but the last of each block) with a fixed, unrolled
+//     copy instead of a loop over a run-time row/column count: packing is O(n^2), so this only
+//     shows at small sizes (+5% at 128^3).
+//
+// Measured and not kept: packing into Float32Array instead of Float64Array (halves the cache
+// footprint, but every read then needs a float -> double conversion: 5.4 -> 4.3); other block
+// sizes (KC 128 to 512, MC 64 to 512, NC 256 or 512 all within 1% at 256^3 and 512^3: the
+// packed blocks fit the L2 either way and the kernel is compute-bound); a loop counted on the
+// A index instead of p, and masking indices with `& (length - 1)` so TurboFan can drop the
+// bounds checks (both no better or slower).
 //
 // Edges: panels are zero-padded up to a multiple of MR / NR, and the micro-kernel writes into
 // a Float64Array accumulator `acc` (one m x NC column block of out) whose size is also rounded
@@ -135,25 +160,26 @@ export function matmulReference(a: NumericArray, b: NumericArray, out: NumericAr
 // between slices would round each time); the valid part is converted into `out` once, after
 // the last slice. Its size is bounded by m*NC, not m*n.
 
-/** Register tile: rows of out per micro-kernel call (microKernel4x8 is written for 4). */
-const MR = 4;
-/** Register tile: columns of out per micro-kernel call (microKernel4x8 is written for 8). */
-const NR = 8;
+/** Register tile: rows of out per micro-kernel call (microKernel2x4 is written for 2). */
+const MR = 2;
+/** Register tile: columns of out per micro-kernel call (microKernel2x4 is written for 4). */
+const NR = 4;
 /**
- * Slice of the shared dimension per pass: one B micro-panel is KC*NR*8 bytes = 16 KiB and one
- * A micro-panel 8 KiB, so both stay in a 32-48 KiB L1 while the micro-kernel runs.
+ * Slice of the shared dimension per pass: one B micro-panel is KC*NR*8 bytes = 8 KiB and one
+ * A micro-panel 4 KiB, so both stay in L1 (48 KiB here) while the micro-kernel runs.
  */
 const KC = 256;
-/** Rows of A packed at a time: MC*KC*8 bytes = 256 KiB, comfortably inside L2. */
+/** Rows of A packed at a time: MC*KC*8 bytes = 256 KiB, inside L2. Must be a multiple of MR. */
 const MC = 128;
-/** Columns of B packed at a time: KC*NC*8 bytes = 512 KiB, inside L2 next to the A block. */
+/** Columns of B packed at a time: KC*NC*8 bytes = 512 KiB, in L2 next to the A block. Multiple of NR. */
 const NC = 256;
 
-// Scratch buffers, shared across calls and grown on demand (JS is single-threaded, and none of
-// these functions re-enter one another, so sharing is safe).
-const aPack = new Float64Array(MC * KC); // the largest A block ever packed
-let bPack = new Float64Array(KC * 64);
-let acc = new Float64Array(64 * 64);
+// Scratch buffers, shared across calls (JS is single-threaded, and none of these functions
+// re-enter one another, so sharing is safe). aPack and bPack are sized once for the largest
+// blocks ever packed and never replaced: see (1) above for why they must stay constants.
+const aPack = new Float64Array(MC * KC);
+const bPack = new Float64Array(KC * NC);
+let acc = new Float64Array(64 * 64); // grows with m; only touched outside the hot loop
 
 function roundUp(x: number, to: number): number {
   return Math.ceil(x / to) * to;
@@ -177,11 +203,22 @@ function packA(
   let d = 0;
   for (let ir = 0; ir < mc; ir += MR) {
     const rows = Math.min(MR, mc - ir);
-    for (let p = 0; p < kc; p++) {
-      const src = aBase + (i0 + ir) * aRow + (p0 + p) * aCol;
-      for (let ii = 0; ii < rows; ii++) dst[d + ii] = a[src + ii * aRow];
-      for (let ii = rows; ii < MR; ii++) dst[d + ii] = 0;
-      d += MR;
+    let src = aBase + (i0 + ir) * aRow + p0 * aCol;
+    if (rows === MR) {
+      // Full panel (all but possibly the last): unrolled for MR = 2, no padding (see (4)).
+      for (let p = 0; p < kc; p++) {
+        dst[d] = a[src];
+        dst[d + 1] = a[src + aRow];
+        src += aCol;
+        d += MR;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let ii = 0; ii < rows; ii++) dst[d + ii] = a[src + ii * aRow];
+        for (let ii = rows; ii < MR; ii++) dst[d + ii] = 0;
+        src += aCol;
+        d += MR;
+      }
     }
   }
 }
@@ -204,29 +241,44 @@ function packB(
   let d = 0;
   for (let jr = 0; jr < nc; jr += NR) {
     const cols = Math.min(NR, nc - jr);
-    for (let p = 0; p < kc; p++) {
-      const src = bBase + (p0 + p) * bRow + (j0 + jr) * bCol;
-      for (let jj = 0; jj < cols; jj++) dst[d + jj] = b[src + jj * bCol];
-      for (let jj = cols; jj < NR; jj++) dst[d + jj] = 0;
-      d += NR;
+    let src = bBase + p0 * bRow + (j0 + jr) * bCol;
+    if (cols === NR) {
+      // Full panel (all but possibly the last): unrolled for NR = 4, no padding (see (4)).
+      const c2 = 2 * bCol, c3 = 3 * bCol;
+      for (let p = 0; p < kc; p++) {
+        dst[d] = b[src];
+        dst[d + 1] = b[src + bCol];
+        dst[d + 2] = b[src + c2];
+        dst[d + 3] = b[src + c3];
+        src += bRow;
+        d += NR;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let jj = 0; jj < cols; jj++) dst[d + jj] = b[src + jj * bCol];
+        for (let jj = cols; jj < NR; jj++) dst[d + jj] = 0;
+        src += bRow;
+        d += NR;
+      }
     }
   }
 }
 
 /**
- * The micro-kernel: c[0:4, 0:8] (+)= aPanel (4 x kc) @ bPanel (kc x 8), where the panels are
- * packed as described above and c starts at `cOff` with row stride `ldc`. `accumulate` false
- * overwrites c (first KC slice), true adds to it (later slices).
+ * The micro-kernel: c[0:2, 0:4] (+)= aPanel (2 x kc) @ bPanel (kc x 4), where the A panel starts
+ * at aPack[aOff] and the B panel at bPack[bOff], packed as described above, and c starts at
+ * `cOff` with row stride `ldc`. `accumulate` false overwrites c (first KC slice), true adds to
+ * it (later slices).
  *
- * Written out by hand: 32 accumulators in locals, the 4 values of A for step p held in locals,
- * and B consumed one value at a time (each feeding 4 multiply-adds). That order measured
- * faster in V8 than loading all 8 B values up front (fewer live values, less spilling), and
- * 4x8 slightly faster than 4x4 (2.67 instead of 2 flops per load).
+ * Reads aPack/bPack directly rather than taking them as parameters (see (1) above), and needs
+ * only 14 doubles live in the loop (see (2)): the 8 accumulators, then per step p the 2 values
+ * of column p of the A panel and the 4 of row p of the B panel, feeding one rank-1 update of
+ * the tile. Nothing is written to `c` until the loop is done. (TurboFan's instruction order
+ * still parks 2 of the accumulators in stack slots, one load + one store each per step; every
+ * larger tile spills many more.) Index arithmetic is `| 0`-wrapped, see (3).
  */
-function microKernel4x8(
-  ap: Float64Array,
+function microKernel2x4(
   aOff: number,
-  bp: Float64Array,
   bOff: number,
   kc: number,
   c: Float64Array,
@@ -234,53 +286,27 @@ function microKernel4x8(
   ldc: number,
   accumulate: boolean,
 ): void {
-  let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c04 = 0, c05 = 0, c06 = 0, c07 = 0;
-  let c10 = 0, c11 = 0, c12 = 0, c13 = 0, c14 = 0, c15 = 0, c16 = 0, c17 = 0;
-  let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c24 = 0, c25 = 0, c26 = 0, c27 = 0;
-  let c30 = 0, c31 = 0, c32 = 0, c33 = 0, c34 = 0, c35 = 0, c36 = 0, c37 = 0;
-  let ai = aOff;
-  let bi = bOff;
+  const ap = aPack; // local aliases of the module constants: still constants to TurboFan
+  const bp = bPack;
+  let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+  let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+  let ai = aOff | 0;
+  let bi = bOff | 0;
   for (let p = 0; p < kc; p++) {
-    // One rank-1 update of the tile: column p of the A panel times row p of the B panel.
-    const a0 = ap[ai], a1 = ap[ai + 1], a2 = ap[ai + 2], a3 = ap[ai + 3];
-    let b = bp[bi];
-    c00 += a0 * b; c10 += a1 * b; c20 += a2 * b; c30 += a3 * b;
-    b = bp[bi + 1];
-    c01 += a0 * b; c11 += a1 * b; c21 += a2 * b; c31 += a3 * b;
-    b = bp[bi + 2];
-    c02 += a0 * b; c12 += a1 * b; c22 += a2 * b; c32 += a3 * b;
-    b = bp[bi + 3];
-    c03 += a0 * b; c13 += a1 * b; c23 += a2 * b; c33 += a3 * b;
-    b = bp[bi + 4];
-    c04 += a0 * b; c14 += a1 * b; c24 += a2 * b; c34 += a3 * b;
-    b = bp[bi + 5];
-    c05 += a0 * b; c15 += a1 * b; c25 += a2 * b; c35 += a3 * b;
-    b = bp[bi + 6];
-    c06 += a0 * b; c16 += a1 * b; c26 += a2 * b; c36 += a3 * b;
-    b = bp[bi + 7];
-    c07 += a0 * b; c17 += a1 * b; c27 += a2 * b; c37 += a3 * b;
-    ai += MR;
-    bi += NR;
+    const a0 = ap[ai], a1 = ap[(ai + 1) | 0];
+    const b0 = bp[bi], b1 = bp[(bi + 1) | 0], b2 = bp[(bi + 2) | 0], b3 = bp[(bi + 3) | 0];
+    c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+    c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+    ai = (ai + MR) | 0;
+    bi = (bi + NR) | 0;
   }
-  const r0 = cOff, r1 = r0 + ldc, r2 = r1 + ldc, r3 = r2 + ldc;
+  const r0 = cOff, r1 = r0 + ldc;
   if (accumulate) {
     c[r0] += c00; c[r0 + 1] += c01; c[r0 + 2] += c02; c[r0 + 3] += c03;
-    c[r0 + 4] += c04; c[r0 + 5] += c05; c[r0 + 6] += c06; c[r0 + 7] += c07;
     c[r1] += c10; c[r1 + 1] += c11; c[r1 + 2] += c12; c[r1 + 3] += c13;
-    c[r1 + 4] += c14; c[r1 + 5] += c15; c[r1 + 6] += c16; c[r1 + 7] += c17;
-    c[r2] += c20; c[r2 + 1] += c21; c[r2 + 2] += c22; c[r2 + 3] += c23;
-    c[r2 + 4] += c24; c[r2 + 5] += c25; c[r2 + 6] += c26; c[r2 + 7] += c27;
-    c[r3] += c30; c[r3 + 1] += c31; c[r3 + 2] += c32; c[r3 + 3] += c33;
-    c[r3 + 4] += c34; c[r3 + 5] += c35; c[r3 + 6] += c36; c[r3 + 7] += c37;
   } else {
     c[r0] = c00; c[r0 + 1] = c01; c[r0 + 2] = c02; c[r0 + 3] = c03;
-    c[r0 + 4] = c04; c[r0 + 5] = c05; c[r0 + 6] = c06; c[r0 + 7] = c07;
     c[r1] = c10; c[r1 + 1] = c11; c[r1 + 2] = c12; c[r1 + 3] = c13;
-    c[r1 + 4] = c14; c[r1 + 5] = c15; c[r1 + 6] = c16; c[r1 + 7] = c17;
-    c[r2] = c20; c[r2 + 1] = c21; c[r2 + 2] = c22; c[r2 + 3] = c23;
-    c[r2 + 4] = c24; c[r2 + 5] = c25; c[r2 + 6] = c26; c[r2 + 7] = c27;
-    c[r3] = c30; c[r3 + 1] = c31; c[r3 + 2] = c32; c[r3 + 3] = c33;
-    c[r3 + 4] = c34; c[r3 + 5] = c35; c[r3 + 6] = c36; c[r3 + 7] = c37;
   }
 }
 
@@ -302,14 +328,10 @@ export function matmulBlocked(a: NumericArray, b: NumericArray, out: NumericArra
   const bRow = transB ? 1 : n;
   const bCol = transB ? k : 1;
 
-  // Size the scratch buffers for this problem (they only ever grow).
+  // Size the accumulator for this problem (it only ever grows; aPack/bPack are fixed).
   const ldc = roundUp(Math.min(NC, n), NR); // row stride of acc: the widest column block, padded
-  const bPackNeed = ldc * Math.min(KC, k);
-  if (bPack.length < bPackNeed) bPack = new Float64Array(bPackNeed);
   const accNeed = roundUp(m, MR) * ldc;
   if (acc.length < accNeed) acc = new Float64Array(accNeed);
-  const ap = aPack;
-  const bp = bPack;
   const c = acc;
 
   for (let bt = 0; bt < batch; bt++) {
@@ -330,7 +352,7 @@ export function matmulBlocked(a: NumericArray, b: NumericArray, out: NumericArra
             const bOff = (jr / NR) * kc * NR;
             for (let ir = 0; ir < mc; ir += MR) {
               const aOff = (ir / MR) * kc * MR;
-              microKernel4x8(ap, aOff, bp, bOff, kc, c, (ic + ir) * ldc + jr, ldc, accumulate);
+              microKernel2x4(aOff, bOff, kc, c, (ic + ir) * ldc + jr, ldc, accumulate);
             }
           }
         }
@@ -355,15 +377,20 @@ export function matmulBlocked(a: NumericArray, b: NumericArray, out: NumericArra
 /**
  * Below this many multiply-adds per matrix product (m*n*k) the packing, padding and copy-out of
  * the blocked kernel cost more than they save, so the reference loop is used. Measured on
- * float32 cubes: the blocked kernel is level at ~6^3 and 1.7x faster at 8^3.
+ * float32 cubes with the earlier 4x8 kernel: the blocked kernel is level at ~6^3 and 1.7x
+ * faster at 8^3. The current 2x4 kernel is faster still, so these thresholds are conservative
+ * (see the note in {@link matmul}).
  */
 const BLOCKED_MIN_WORK = 8 * 8 * 8;
 
 /** What the backend calls: picks matmulBlocked when it pays off (e.g. m*n*k above a small threshold), else the reference. */
 export function matmul(a: NumericArray, b: NumericArray, out: NumericArray, s: MatmulShape): void {
-  // Very thin products waste most of each 4x8 register tile on zero padding: measured with
-  // k = n = 256, the blocked kernel loses at m = 1 and wins from m = 2; with m = k = 256 it
-  // loses at n = 1, 2 and wins from n = 3.
+  // Very thin products waste most of each register tile on zero padding. Measured with the
+  // earlier 4x8 kernel: with k = n = 256 the blocked kernel lost at m = 1 and won from m = 2;
+  // with m = k = 256 it lost at n = 1, 2 and won from n = 3. The 2x4 kernel pads less, and
+  // rough re-measurements (on a heavily loaded machine) suggest it also wins at m = 1 for
+  // k, n >= 64 and at n = 2 for m, k >= 16, but still loses at n = 1 and at m = 1 with n = 2;
+  // the thresholds were left unchanged until that can be measured cleanly.
   if (s.m * s.n * s.k >= BLOCKED_MIN_WORK && s.m >= 2 && s.n >= 3) {
     matmulBlocked(a, b, out, s);
   } else {
