@@ -155,18 +155,39 @@ function run(opts: RunOptions): Map<Target, Tensor> {
     for (const e of node.next) if (edgeActive(e)) deps.set(e, (deps.get(e) ?? 0) + 1);
   }
 
+  // A node whose backward would run but whose saved tensors were freed by an earlier backward:
+  // refuse before anything is accumulated, so a failed call changes no .grad.
+  for (const node of needed) {
+    const wouldRun = node.next.some((e, i) => node.needsInputGrad[i] && edgeActive(e));
+    if (wouldRun && node.released) {
+      throw new AutogradError(
+        opts.op,
+        `trying to run backward through the graph a second time (node '${node.op}' already freed its saved tensors); ` +
+          'pass { retainGraph: true } to the first backward if you need to run it twice',
+      );
+    }
+    if (wouldRun) checkSavedVersions(node);
+  }
+
   // 3. seed the roots' gradients and run
   const pending = new Map<Target, Tensor>();
+  const pendingCount = new Map<Tensor, number>(); // how many pending slots hold each tensor object
   const captured = new Map<Target, Tensor>();
-  // buffers a leaf's .grad must not take over: already taken, or a gradient the caller passed in
-  const stolen = new Set<unknown>(opts.callerGrads.map((g) => g.buffer));
-  const stillPending = (g: Tensor) => {
-    for (const v of pending.values()) if (v === g) return true;
-    return false;
+  // Buffers that some holder besides the engine can see: a leaf's .grad must not take them over,
+  // and the engine must not dispose them (caller-passed gradients, retained, captured or hooked ones).
+  const escaped = new Set<unknown>(opts.callerGrads.map((g) => g.buffer));
+  const setPending = (target: Target, g: Tensor | null) => {
+    const prev = pending.get(target);
+    if (prev) pendingCount.set(prev, (pendingCount.get(prev) ?? 1) - 1);
+    if (g) {
+      pending.set(target, g);
+      pendingCount.set(g, (pendingCount.get(g) ?? 0) + 1);
+    } else pending.delete(target);
   };
+  const stillPending = (g: Tensor) => (pendingCount.get(g) ?? 0) > 0;
   const accumulateInto = (target: Target, g: Tensor) => {
     const prev = pending.get(target);
-    pending.set(target, prev ? withMode(createGraph, () => add(prev, g)) : g);
+    setPending(target, prev ? withMode(createGraph, () => add(prev, g)) : g);
   };
   const ready: Target[] = [];
   roots.forEach((root, i) => {
@@ -185,28 +206,24 @@ function run(opts: RunOptions): Map<Target, Tensor> {
   while (ready.length > 0) {
     const target = ready.pop() as Target;
     let g = pending.get(target) ?? null;
-    pending.delete(target);
+    setPending(target, null);
 
     if (target instanceof Tensor) {
-      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, stolen, stillPending);
+      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, escaped, stillPending);
       continue;
     }
 
     const node = target;
-    if (node.released) {
-      throw new AutogradError(
-        opts.op,
-        `trying to run backward through the graph a second time (node '${node.op}' already freed its saved tensors); ` +
-          'pass { retainGraph: true } to the first backward if you need to run it twice',
-      );
-    }
     if (g !== null) {
+      if (node.tensorHooks.length > 0) escaped.add(g.buffer);
       for (const hook of node.tensorHooks) g = hookResult(hook(g), g, node.op);
       if (node.retainGradOf) {
         const t = node.retainGradOf;
+        escaped.add(g.buffer);
         t.grad = t.grad ? noGrad(() => add(t.grad as Tensor, g as Tensor)) : g;
       }
       if (targetSet?.has(node)) {
+        escaped.add(g.buffer);
         captured.set(node, g);
         // backward({ inputs: [nonLeaf] }) accumulates into that tensor's .grad, as PyTorch does
         const t = nonLeafTargets.get(node);
@@ -221,7 +238,8 @@ function run(opts: RunOptions): Map<Target, Tensor> {
       const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
       const gradIn = withMode(createGraph, () => fn(g as Tensor, saved, needs));
       if (profiling()) {
-        const byMask = node.needsInputGrad.filter((n) => !n).length;
+        // inputs that are tensors but need no gradient (null slots such as where's cond do not count)
+        const byMask = node.needsInputGrad.filter((n, i) => !n && node.inputShapes[i] !== null).length;
         const byReach = node.needsInputGrad.filter((n, i) => n && !needs[i]).length;
         onBackwardNode(
           { op: node.op, inputNames: [...node.inputNames], computed: needs, ms: performance.now() - start },
@@ -234,8 +252,11 @@ function run(opts: RunOptions): Map<Target, Tensor> {
         const gi = gradIn[i];
         if (gi) accumulateInto(e, checkInputGrad(node, i, gi));
       });
+      // The incoming gradient is consumed: free it now (not at garbage collection) unless it
+      // was passed on as is, or someone else holds it.
+      if (!createGraph && !escaped.has(g.buffer) && !stillPending(g) && !gradIn.includes(g)) g.dispose();
+      if (!retainGraph) node.release();
     }
-    if (!retainGraph) node.release();
     for (const e of node.next) if (edgeActive(e)) finishEdge(e);
   }
   return captured;
@@ -267,7 +288,10 @@ function hookResult(result: Tensor | void, g: Tensor, where: string): Tensor {
   return result;
 }
 
-/** Catches a backward that returns a gradient of the wrong shape: a bug in an op, named. */
+/**
+ * Catches a backward that returns a gradient of the wrong shape (a bug in an op, named), and
+ * casts a gradient to its input's dtype (a float16 input of a float32 op gets a float16 gradient).
+ */
 function checkInputGrad(node: Node, i: number, gi: Tensor): Tensor {
   const expected = node.inputShapes[i];
   if (expected && !sameShape(gi.shape, expected)) {
@@ -276,7 +300,23 @@ function checkInputGrad(node: Node, i: number, gi: Tensor): Tensor {
       `gradient for input ${i} has shape ${fmtShape(gi.shape)} but the input has shape ${fmtShape(expected)}`,
     );
   }
-  return gi;
+  const dtype = node.inputDtypes[i];
+  return dtype && gi.dtype !== dtype ? cast(gi, dtype) : gi;
+}
+
+/** Refuses to run a backward whose saved tensors were modified in place (or re-pointed) since the forward. */
+function checkSavedVersions(node: Node): void {
+  const saved = node.saved ?? [];
+  saved.forEach((t, k) => {
+    const ledger = node.savedLedgers[k];
+    if (t.buffer.ledger !== ledger || ledger.version !== node.savedVersions[k]) {
+      throw new AutogradError(
+        'backward',
+        `a tensor saved for the backward of '${node.op}' (${t}) was modified in place after the forward ` +
+          `(version ${ledger.version}, saved at ${node.savedVersions[k]}); compute the gradient before the update, or clone the tensor before modifying it`,
+      );
+    }
+  });
 }
 
 function finishLeaf(
@@ -285,26 +325,28 @@ function finishLeaf(
   accumulate: boolean,
   createGraph: boolean,
   captured: Map<Target, Tensor>,
-  stolen: Set<unknown>,
+  escaped: Set<unknown>,
   stillPending: (g: Tensor) => boolean,
 ): void {
+  if (leaf.hooks.length > 0) escaped.add(g.buffer);
   for (const hook of leaf.hooks) g = hookResult(hook(g), g, leaf.name ?? 'leaf');
-  if (g.dtype !== leaf.dtype) g = noGrad(() => cast(g, leaf.dtype));
+  if (g.dtype !== leaf.dtype) g = withMode(createGraph, () => cast(g, leaf.dtype));
   if (!accumulate) {
+    escaped.add(g.buffer);
     captured.set(leaf, g);
     return;
   }
   if (leaf.grad === null) {
     // Take the incoming gradient tensor itself when nothing else can see it or its storage, so
     // that whoever frees leaf.grad (LOMO does, in its hook) frees the storage at once.
-    const canSteal = !createGraph && g.buffer.refs === 1 && g.isContiguous() && g.offset === 0 &&
-      g.numel === g.buffer.length && !stolen.has(g.buffer) && !stillPending(g);
-    const own = createGraph || canSteal ? g : noGrad(() => contiguous(g, true));
-    stolen.add(own.buffer);
+    const canSteal = g.buffer.refs === 1 && g.isContiguous() && g.offset === 0 && g.numel === g.buffer.length &&
+      !escaped.has(g.buffer) && !stillPending(g);
+    const own = canSteal ? g : withMode(createGraph, () => contiguous(g, true));
+    escaped.add(own.buffer);
     leaf.grad = own;
   } else {
     const prev = leaf.grad;
-    leaf.grad = createGraph ? enableGrad(() => add(prev, g)) : noGrad(() => add(prev, g));
+    leaf.grad = withMode(createGraph, () => add(prev, g));
   }
   leaf.grad.tagMemory('grads');
   for (const hook of leaf.postAccumulateHooks) hook(leaf);

@@ -7,8 +7,9 @@
  *      told not to compute the others.
  */
 import { Tensor, type GradHook } from '../tensor/tensor';
-import { isFloating } from '../tensor/dtype';
+import { isFloating, type DType } from '../tensor/dtype';
 import { memoryTracker } from '../kernels/memory';
+import { kernels } from '../kernels/registry';
 import type { BufferLedger } from '../kernels/backend';
 import { isGradEnabled } from './grad-mode';
 import { onNotRecorded, onRecorded, profiling } from './profile';
@@ -46,23 +47,48 @@ export class Node {
     readonly needsInputGrad: readonly boolean[],
     public saved: Tensor[] | null,
     public backwardFn: BackwardFn | null,
-    /** Shape and dtype of each input, so the engine can check what a backward returns. */
-    readonly inputShapes: readonly (readonly number[] | null)[],
-    readonly inputNames: readonly (string | undefined)[],
   ) {
     this.next = inputs.map((t, i) => (needsInputGrad[i] && t ? (t.gradFn ?? t) : null));
+    this.inputShapes = inputs.map((t) => (t ? t.shape : null));
+    this.inputDtypes = inputs.map((t) => (t ? t.dtype : null));
+    this.inputNames = inputs.map((t) => t?.name);
+    this.savedLedgers = (saved ?? []).map((t) => t.buffer.ledger);
+    this.savedVersions = this.savedLedgers.map((l) => l.version);
   }
+
+  /** Shape and dtype of each input, so the engine can check and cast what a backward returns. */
+  readonly inputShapes: readonly (readonly number[] | null)[];
+  readonly inputDtypes: readonly (DType | null)[];
+  /** Parameter names of the inputs that have one (for profiles). */
+  readonly inputNames: readonly (string | undefined)[];
+  /**
+   * The storage each saved tensor had at record time and its version then: the engine refuses
+   * to run the backward if a saved tensor was modified in place (or re-pointed) since.
+   */
+  readonly savedLedgers: readonly BufferLedger[];
+  readonly savedVersions: readonly number[];
 
   /** Frees what the node kept for backward (after backward without retainGraph). */
   release(): void {
     if (this.saved) {
       unsaveOnCollect.unregister(this);
-      for (const t of this.saved) memoryTracker.onUnsave(t.buffer.ledger);
+      for (const ledger of this.savedLedgers) memoryTracker.onUnsave(ledger);
     }
     this.saved = null;
     this.backwardFn = null;
     this.released = true;
   }
+}
+
+let placeholder: Tensor | null = null;
+
+/**
+ * A zero-byte stand-in for a saved slot the backward will not read (e.g. mul keeps x only when
+ * y needs a gradient), so that backward functions keep their positional `saved` signature.
+ */
+export function notSaved(): Tensor {
+  placeholder ??= new Tensor(kernels().zeros('float32', 0), [0]);
+  return placeholder;
 }
 
 /**
@@ -85,16 +111,8 @@ export function record(
   }
   if (!isFloating(output.dtype)) return output; // integer outputs (indices, masks) carry no gradient
   for (const t of save) memoryTracker.onSave(t.buffer.ledger);
-  const node = new Node(
-    op,
-    inputs,
-    needs,
-    save,
-    backward,
-    inputs.map((t) => (t ? t.shape : null)),
-    inputs.map((t) => t?.name),
-  );
-  if (save.length > 0) unsaveOnCollect.register(node, save.map((t) => t.buffer.ledger), node);
+  const node = new Node(op, inputs, needs, save, backward);
+  if (save.length > 0) unsaveOnCollect.register(node, [...node.savedLedgers], node);
   output.gradFn = node;
   if (profiling()) {
     const seen = new Set<unknown>();

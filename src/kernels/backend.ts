@@ -20,6 +20,8 @@ export interface BufferLedger {
   /** Number of tensor objects that hold the buffer; it is released when this drops to 0. */
   refs: number;
   released: boolean;
+  /** Bumped by every in-place write (assign, adamUpdate), so autograd can detect stale saved tensors. */
+  version: number;
 }
 
 /** A block of storage owned by one backend. Tensors (and views) share buffers. */

@@ -3,7 +3,7 @@
  * counted (launches per kernel, matmul FLOPs) so that autograd.profile can report the work a
  * backward did. The counting wrapper is built once per backend, not per call.
  */
-import { KERNEL_NAMES, type Backend, type MatmulShape } from './backend';
+import { KERNEL_NAMES, type Backend, type MatmulShape, type View } from './backend';
 import { ValueError } from '../errors';
 
 export interface KernelCounters {
@@ -21,6 +21,8 @@ function counted(backend: Backend): Backend {
     const method = backend[key] as (...args: unknown[]) => unknown;
     wrapper[key] = (...args: unknown[]) => {
       kernelCounters.launches[key] = (kernelCounters.launches[key] ?? 0) + 1;
+      // in-place writes make saved copies of the destination stale: bump its version
+      if (key === 'assign' || key === 'adamUpdate') (args[0] as View).buffer.ledger.version++;
       if (key === 'matmul') {
         const s = args[2] as MatmulShape;
         kernelCounters.matmulFlops += 2 * s.batch * s.m * s.n * s.k;

@@ -17,7 +17,7 @@ export interface RandomOptions extends CreateOptions {
   generator?: Generator;
 }
 
-export type TensorData = NestedArray | Float64Array | Float32Array | Int32Array | Float16Array | Uint16Array | Tensor;
+export type TensorData = NestedArray | Float64Array | Float32Array | Int32Array | Float16Array | Tensor;
 
 function resolveDType(op: string, dtype: DType | undefined, fallback: DType = DEFAULT_DTYPE): DType {
   if (dtype === undefined) return fallback;
@@ -70,8 +70,15 @@ export function tensor(data: TensorData, options: CreateOptions = {}): Tensor {
     const buf = dtype === 'float16' ? k.uploadFloat16Bits(bits) : k.upload(dtype, data as unknown as ArrayLike<number>);
     return finish(new Tensor(buf, [bits.length]), options);
   }
+  if (data instanceof Uint16Array) {
+    // ambiguous: float16 bits or small integers? Make the caller say which.
+    throw new ValueError(
+      'tensor',
+      'a Uint16Array is ambiguous: wrap float16 bits as a Float16Array (@petamoriken/float16), or pass Int32Array.from(values) for integers',
+    );
+  }
   if (ArrayBuffer.isView(data)) {
-    const arr = data as Float64Array | Float32Array | Int32Array | Uint16Array;
+    const arr = data as Float64Array | Float32Array | Int32Array;
     const inferred: DType = arr instanceof Float64Array ? 'float64' : arr instanceof Int32Array ? 'int32' : 'float32';
     const dtype = resolveDType('tensor', options.dtype, inferred);
     return finish(new Tensor(k.upload(dtype, arr), [arr.length]), options);

@@ -51,7 +51,6 @@ export class Tensor implements View {
   private disposed = false;
   /** @internal */ hooks: GradHook[] = [];
   /** @internal */ postAccumulateHooks: PostAccumulateGradHook[] = [];
-  /** @internal */ retainsGrad = false;
 
   constructor(buffer: BackendBuffer, shape: Shape, strides?: readonly number[], offset = 0) {
     this.buffer = buffer;
@@ -156,7 +155,6 @@ export class Tensor implements View {
   retainGrad(): this {
     if (!this.requiresGrad) throw new AutogradError('retainGrad', "cannot retain grad of a tensor that doesn't require grad");
     if (!this.isLeaf && this.gradFn) {
-      this.retainsGrad = true;
       this.gradFn.retainGradOf = this;
     }
     return this;
@@ -216,6 +214,7 @@ export class Tensor implements View {
    */
   setData_(source: Tensor): this {
     if (!this.isLeaf) throw new AutogradError('setData_', 'only leaf tensors can have their storage replaced');
+    if (this.disposed) throw new ValueError('setData_', `${this} was disposed`);
     if (this.leafRequiresGrad && !isFloating(source.dtype)) {
       throw new DTypeError('setData_', `cannot give a tensor that requires grad ${source.dtype} storage`);
     }
@@ -261,7 +260,3 @@ export class Tensor implements View {
   }
 }
 
-/** A fresh contiguous tensor over a new buffer. */
-export function fromBuffer(buffer: BackendBuffer, shape: Shape): Tensor {
-  return new Tensor(buffer, shape);
-}

@@ -1,3 +1,4 @@
+import { f16round } from '@petamoriken/float16';
 import {
   AutogradError,
   DTypeError,
@@ -16,6 +17,7 @@ import {
   relu,
   tensor,
   zeros,
+  full,
 } from '../../src';
 
 const LAYERS = 6;
@@ -275,5 +277,83 @@ describe('leaf gradients do not alias', () => {
     expect(a.grad!.buffer).not.toBe(b.grad!.buffer);
     expect(a.grad!.toArray()).toEqual([1, 1]);
     expect(b.grad!.toArray()).toEqual([1, 1]);
+  });
+});
+
+describe('review regressions', () => {
+  test('a retained gradient and a leaf gradient are never the same object', () => {
+    const a = tensor([1, 2, 3], { requiresGrad: true });
+    const y = a.mul(1).retainGrad();
+    y.sum().backward();
+    expect(a.grad).not.toBe(y.grad);
+    a.grad!.dispose();
+    expect(y.grad!.toArray()).toEqual([1, 1, 1]);
+  });
+
+  test('a gradient a hook has seen is not handed to a leaf', () => {
+    const x = tensor([1, 2], { requiresGrad: true });
+    const seen: Tensor[] = [];
+    x.registerHook((g) => void seen.push(g));
+    x.mul(3).sum().backward();
+    expect(x.grad).not.toBe(seen[0]);
+    x.grad!.dispose();
+    expect(seen[0].toArray()).toEqual([3, 3]);
+  });
+
+  test('a tensor saved for backward and modified in place since is refused, changing nothing', () => {
+    const w = tensor([1, 2, 3], { dtype: 'float64', requiresGrad: true });
+    const x = tensor([1, 1, 1], { dtype: 'float64', requiresGrad: true });
+    const y = w.mul(x).sum(); // saves x for w's gradient and w for x's
+    noGrad(() => x.copy_(tensor([5, 5, 5], { dtype: 'float64' })));
+    expect(() => y.backward()).toThrow(/modified in place/);
+    expect(w.grad).toBeNull();
+    expect(x.grad).toBeNull();
+  });
+
+  test('a backward through a freed graph throws before accumulating anything', () => {
+    const w = tensor([1, 2, 3], { dtype: 'float64', requiresGrad: true });
+    const h = w.mul(w);
+    const y = h.sum().add(w.sum());
+    h.sum().backward(); // frees h's node
+    w.grad = null;
+    expect(() => y.backward()).toThrow(/second time/);
+    expect(w.grad).toBeNull();
+  });
+
+  test('mul keeps only the operand a needed gradient reads', () => {
+    const x = randn([64, 64], { requiresGrad: true });
+    const { report } = profile(() => x.mul(0.125)); // scaling by a constant: x itself is not needed
+    expect(report.savedBytes).toBeLessThan(64);
+  });
+
+  test('second derivatives of gelu and silu', () => {
+    for (const f of [(t: Tensor) => t.gelu(), (t: Tensor) => t.silu()]) {
+      const x = tensor([0.3, -1.2, 2], { dtype: 'float64', requiresGrad: true });
+      const [d] = grad(f(x).mul(x).sum(), [x], { createGraph: true });
+      const [d2] = grad(d!.sum(), [x]);
+      const firstAt = (v: number) => {
+        const t = tensor([v], { dtype: 'float64', requiresGrad: true });
+        return grad(f(t).mul(t).sum(), [t])[0]!.item();
+      };
+      const numeric = [0.3, -1.2, 2].map((v) => (firstAt(v + 1e-5) - firstAt(v - 1e-5)) / 2e-5);
+      (d2!.toArray() as number[]).forEach((v, i) => expect(v).toBeCloseTo(numeric[i], 6));
+    }
+  });
+
+  test('float16: a number operand keeps its precision and means do not overflow', () => {
+    const x = tensor([1000, 30000], { dtype: 'float16' });
+    expect(x.div(1e5).toArray()).toEqual([f16round(0.01), f16round(0.3)]);
+    const tens = full([10000], 10, { dtype: 'float16' });
+    expect(tens.mean().item()).toBe(10);
+    expect(tens.var().item()).toBe(0);
+  });
+
+  test('a float16 non-leaf used in a float32 op gets a float16 gradient', () => {
+    const w = tensor([1, 2], { dtype: 'float16', requiresGrad: true });
+    const h = w.mul(2);
+    h.retainGrad();
+    h.mul(tensor([1, 1])).sum().backward();
+    expect(h.grad!.dtype).toBe('float16');
+    expect(w.grad!.dtype).toBe('float16');
   });
 });

@@ -5,12 +5,13 @@
  */
 import type { BinaryOp, UnaryOp } from '../../kernels/backend';
 import { kernels } from '../../kernels/registry';
-import { DTypeError, ValueError, fmtShape } from '../../errors';
+import { AutogradError, DTypeError, ValueError, fmtShape } from '../../errors';
 import { floatingOf, isFloating, promoteTypes, promoteWithScalar, type DType } from '../../tensor/dtype';
 import { broadcastShapes, broadcastStrides, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { scalarTensor, zeros } from '../../tensor/creation';
-import { record } from '../node';
+import { notSaved, record } from '../node';
+import { isGradEnabled } from '../grad-mode';
 import { sumTo } from './reduce';
 
 export type TensorLike = Tensor | number;
@@ -36,13 +37,16 @@ export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Ten
     }
     return [a, b, promoteTypes(a.dtype, b.dtype)];
   }
+  // The number keeps at least float32 precision (as PyTorch's wrapped numbers do): as a float16
+  // tensor, x_f16 / 1e5 would divide by infinity. The result still has the tensor's dtype.
+  const scalar = (v: number, dtype: DType) => scalarTensor(v, dtype === 'float16' ? 'float32' : dtype);
   if (a instanceof Tensor) {
     const dtype = promoteWithScalar(a.dtype, b as number);
-    return [a, scalarTensor(b as number, dtype), dtype];
+    return [a, scalar(b as number, dtype), dtype];
   }
   if (b instanceof Tensor) {
     const dtype = promoteWithScalar(b.dtype, a);
-    return [scalarTensor(a, dtype), b, dtype];
+    return [scalar(a, dtype), b, dtype];
   }
   return [scalarTensor(a, 'float32'), scalarTensor(b, 'float32'), 'float32'];
 }
@@ -80,8 +84,9 @@ export function mul(a: TensorLike, b: TensorLike): Tensor {
   const xs = x.shape;
   const ys = y.shape;
   const out = binaryKernel('mul', 'mul', x, y, dtype);
-  // d(xy)/dx = y, d(xy)/dy = x: each needs the other operand, so save both
-  return record('mul', [x, y], out, [x, y], (g, [x, y], needs) => [
+  // d(xy)/dx = y, d(xy)/dy = x: keep an operand only if the other one's gradient will read it
+  // (x·0.125 with a constant keeps nothing big; an activation times a frozen weight keeps the weight)
+  return record('mul', [x, y], out, [y.requiresGrad ? x : notSaved(), x.requiresGrad ? y : notSaved()], (g, [x, y], needs) => [
     needs[0] ? sumTo(mul(g, y), xs) : null,
     needs[1] ? sumTo(mul(g, x), ys) : null,
   ]);
@@ -93,8 +98,8 @@ export function div(a: TensorLike, b: TensorLike): Tensor {
   const xs = x.shape;
   const ys = y.shape;
   const out = binaryKernel('div', 'div', x, y, floatingOf(dtype));
-  // d(x/y)/dx = 1/y, d(x/y)/dy = -x/y²
-  return record('div', [x, y], out, [x, y], (g, [x, y], needs) => [
+  // d(x/y)/dx = 1/y, d(x/y)/dy = -x/y²: x is read only for y's gradient
+  return record('div', [x, y], out, [y.requiresGrad ? x : notSaved(), y], (g, [x, y], needs) => [
     needs[0] ? sumTo(div(g, y), xs) : null,
     needs[1] ? sumTo(neg(div(mul(g, x), mul(y, y))), ys) : null,
   ]);
@@ -195,13 +200,32 @@ export function gelu(a: Tensor, options: { approximate?: 'none' | 'tanh' } = {})
   const tanhForm = approximate === 'tanh';
   const out = floatUnary(tanhForm ? 'geluTanh' : 'gelu', a);
   // the derivative kernels sit beside the forward formulas in kernels/cpu/math.ts
-  return record('gelu', [a], out, [a], (g, [x]) => [mul(g, floatUnary(tanhForm ? 'geluTanhGrad' : 'geluGrad', x))]);
+  return record('gelu', [a], out, [a], (g, [x]) => {
+    if (!isGradEnabled()) return [mul(g, floatUnary(tanhForm ? 'geluTanhGrad' : 'geluGrad', x))];
+    // createGraph: the derivative must itself be differentiable
+    if (tanhForm) throw new AutogradError('gelu', "second derivatives of gelu with approximate: 'tanh' are not supported; use the exact form");
+    return [mul(g, geluDerivative(x))];
+  });
+}
+
+/** gelu'(x) = Φ(x) + x·φ(x) as a recorded op; its own derivative is φ(x)·(2 - x²). */
+function geluDerivative(x: Tensor): Tensor {
+  const out = floatUnary('geluGrad', x);
+  return record('geluGrad', [x], out, [x], (g, [x]) => {
+    const pdf = mul(exp(mul(mul(x, x), -0.5)), 1 / Math.sqrt(2 * Math.PI));
+    return [mul(g, mul(pdf, sub(2, mul(x, x))))];
+  });
 }
 
 /** SiLU (swish): x·σ(x). */
 export function silu(a: Tensor): Tensor {
   const out = floatUnary('silu', a);
-  return record('silu', [a], out, [a], (g, [x]) => [mul(g, floatUnary('siluGrad', x))]);
+  // silu'(x) = σ(x)·(1 + x·(1 - σ(x))); composed from recorded ops when the backward is recorded
+  return record('silu', [a], out, [a], (g, [x]) => {
+    if (!isGradEnabled()) return [mul(g, floatUnary('siluGrad', x))];
+    const s = sigmoid(x);
+    return [mul(g, mul(s, add(1, mul(x, sub(1, s)))))];
+  });
 }
 
 /** Clamps into [min, max] (either bound may be omitted); the gradient passes where min <= x <= max. */

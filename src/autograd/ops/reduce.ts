@@ -5,7 +5,7 @@
 import { kernels } from '../../kernels/registry';
 import type { BackendBuffer } from '../../kernels/backend';
 import { ValueError, fmtShape } from '../../errors';
-import { floatingOf, type DType } from '../../tensor/dtype';
+import type { DType } from '../../tensor/dtype';
 import { normalizeDim, normalizeDims, numel, sameShape, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 
@@ -61,8 +61,10 @@ export function sum(a: Tensor, options: ReduceOptions = {}): Tensor {
 export function mean(a: Tensor, options: ReduceOptions = {}): Tensor {
   const dims = reduceDims('mean', options.dim, a.ndim);
   const count = numel(dims.map((d) => a.shape[d]));
-  const src = a.dtype === floatingOf(a.dtype) ? a : cast(a, floatingOf(a.dtype));
-  return div(sum(src, options), count);
+  // int32 averages to float32; float16 sums in float32 (a float16 sum overflows past 65504)
+  const src = a.dtype === 'float16' || a.dtype === 'int32' ? cast(a, 'float32') : a;
+  const m = div(sum(src, options), count);
+  return a.dtype === 'float16' ? cast(m, 'float16') : m;
 }
 
 /**
@@ -73,6 +75,7 @@ export function variance(a: Tensor, options: ReduceOptions & { correction?: numb
   const dims = reduceDims('var', options.dim, a.ndim);
   const correction = options.correction ?? 1;
   const count = numel(dims.map((d) => a.shape[d]));
+  if (a.dtype === 'float16') return cast(variance(cast(a, 'float32'), options), 'float16'); // squares overflow float16
   const centred = sub(a, mean(a, { dim: dims, keepDim: true }));
   return div(sum(mul(centred, centred), { dim: dims, keepDim: options.keepDim }), Math.max(count - correction, 0));
 }

@@ -86,6 +86,7 @@ export class CpuBackend implements Backend {
       category: 'other',
       refs: 0,
       released: false,
+      version: 0,
     };
     memoryTracker.onAlloc(ledger);
     return new CpuBuffer(ledger, dtype, data);
