@@ -1,12 +1,34 @@
 /**
- * `npm run bench`: runs every benchmark suite and writes the results to bench/results/ as JSON
- * (machine-readable, with the machine, Node version and date) and a markdown table (quoted by
- * the README). Each suite reports ratios against a baseline measured in the same run.
+ * `npm run bench`: runs every benchmark suite in one process and writes the results to
+ * bench/results/: latest.json (machine-readable: the machine, Node version, date, wall time and
+ * every row) and latest.md (one markdown table per suite, quoted by the README). Each suite reports
+ * ratios against a baseline measured in the same run.
+ *
+ *   npm run bench                          all suites (matmul, backward, ops, peers): ~3-5 minutes on 2 cores
+ *   npm run bench -- --only backward       some suites (comma-separated or repeated --only); the
+ *                                          results then go to bench/results/only-<suites>.{json,md},
+ *                                          so a partial run never replaces the full table
+ *
+ * Exits non-zero if a suite fails or if the backward suite's mean BAdam FLOPs miss the analytic
+ * prediction by more than 5% (the results are written first).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runMatmulBench, type MatmulBenchResult } from './matmul.bench';
+import { backwardMarkdown, runBackwardBench, type BackwardBenchResult } from './backward.bench';
+import { opsMarkdown, runOpsBench, type OpsBenchResult } from './ops.bench';
+import { peersMarkdown, runPeersBench, type PeersBenchResult } from './peers.bench';
+
+const SUITES = ['matmul', 'backward', 'ops', 'peers'] as const;
+type Suite = (typeof SUITES)[number];
+
+interface Results {
+  matmul?: MatmulBenchResult[];
+  backward?: BackwardBenchResult;
+  ops?: OpsBenchResult;
+  peers?: PeersBenchResult;
+}
 
 function machine() {
   return {
@@ -16,7 +38,34 @@ function machine() {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     date: new Date().toISOString(),
+    /** 1, 5 and 15-minute load averages at the start: other work on the machine slows every number. */
+    loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
   };
+}
+
+/** `--only a,b` / `--only a --only b` / `--only=a`; all suites without it. */
+function selectedSuites(argv: string[]): Suite[] {
+  const picked: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--only') picked.push(...(argv[++i] ?? '').split(','));
+    else if (arg.startsWith('--only=')) picked.push(...arg.slice('--only='.length).split(','));
+    else if (arg === '--help' || arg === '-h') {
+      console.log(`usage: npm run bench [-- --only ${SUITES.join(',')}]`);
+      process.exit(0);
+    } else {
+      console.error(`bench: unknown argument '${arg}'; usage: npm run bench [-- --only ${SUITES.join(',')}]`);
+      process.exit(2);
+    }
+  }
+  const names = picked.map((s) => s.trim()).filter((s) => s !== '');
+  if (names.length === 0) return [...SUITES];
+  const unknown = names.filter((s) => !(SUITES as readonly string[]).includes(s));
+  if (unknown.length > 0) {
+    console.error(`bench: unknown suite ${unknown.map((s) => `'${s}'`).join(', ')}; suites: ${SUITES.join(', ')}`);
+    process.exit(2);
+  }
+  return SUITES.filter((s) => names.includes(s));
 }
 
 function matmulTable(rows: MatmulBenchResult[]): string {
@@ -32,26 +81,62 @@ function matmulTable(rows: MatmulBenchResult[]): string {
   return lines.join('\n');
 }
 
+function markdown(info: ReturnType<typeof machine>, wallSeconds: number, results: Results): string {
+  const sections: string[] = [
+    '# blockgrad benchmark results',
+    '',
+    `${info.date} · ${info.cpu} · ${info.cores} cores · ${info.memoryGiB} GiB · Node ${info.node} · ` +
+      `load average at start ${info.loadAverage.join(' / ')} · whole run ${wallSeconds.toFixed(0)} s. ` +
+      'Times are benchmark.js means with their relative margin of error; ratios compare numbers measured in this run.',
+  ];
+  if (results.matmul) {
+    sections.push('', '## CPU matmul kernels, float32, square, single thread', '', matmulTable(results.matmul));
+  }
+  if (results.backward) {
+    sections.push('', '## Backward cost: full, BAdam block by block, LoRA', '', backwardMarkdown(results.backward));
+  }
+  if (results.ops) {
+    sections.push('', '## Per-op kernels, by backend', '', opsMarkdown(results.ops));
+  }
+  if (results.peers) {
+    sections.push('', '## Peers: TensorFlow.js', '', peersMarkdown(results.peers));
+  }
+  return sections.join('\n') + '\n';
+}
+
 async function main(): Promise<void> {
+  const start = performance.now();
+  const suites = selectedSuites(process.argv.slice(2));
   const info = machine();
-  console.log(`blockgrad benchmarks on ${info.cpu} (${info.cores} cores), Node ${info.node}`);
-  const matmul = await runMatmulBench();
+  console.log(`blockgrad benchmarks on ${info.cpu} (${info.cores} cores), Node ${info.node}; suites: ${suites.join(', ')}`);
+  const results: Results = {};
+  const seconds: Partial<Record<Suite, number>> = {};
+  for (const suite of suites) {
+    const t0 = performance.now();
+    console.log(`\n== ${suite} ==`);
+    if (suite === 'matmul') results.matmul = await runMatmulBench();
+    else if (suite === 'backward') results.backward = await runBackwardBench();
+    else if (suite === 'ops') results.ops = await runOpsBench();
+    else results.peers = await runPeersBench();
+    seconds[suite] = (performance.now() - t0) / 1e3;
+    console.log(`(${suite}: ${seconds[suite]?.toFixed(0)} s)`);
+  }
+  const wallSeconds = (performance.now() - start) / 1e3;
+
   const outDir = join(process.cwd(), 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'latest.json'), JSON.stringify({ machine: info, matmul }, null, 2) + '\n');
-  const md = [
-    `# blockgrad benchmark results`,
-    '',
-    `${info.date} · ${info.cpu} · ${info.cores} cores · ${info.memoryGiB} GiB · Node ${info.node}`,
-    '',
-    '## CPU matmul, float32, square, single thread (benchmark.js mean, relative margin of error)',
-    '',
-    matmulTable(matmul),
-    '',
-  ].join('\n');
-  writeFileSync(join(outDir, 'latest.md'), md);
+  const all = suites.length === SUITES.length;
+  const base = all ? 'latest' : `only-${suites.join('-')}`;
+  const json = { machine: info, wallSeconds, suiteSeconds: seconds, ...results };
+  writeFileSync(join(outDir, `${base}.json`), JSON.stringify(json, null, 2) + '\n');
+  const md = markdown(info, wallSeconds, results);
+  writeFileSync(join(outDir, `${base}.md`), md);
   console.log('\n' + md);
-  console.log(`wrote ${join('bench', 'results', 'latest.json')} and latest.md`);
+  console.log(`wrote ${join('bench', 'results', `${base}.json`)} and ${base}.md (whole run ${wallSeconds.toFixed(0)} s)`);
+  if (results.backward && !results.backward.summary.withinFivePercent) {
+    console.error('bench: the mean BAdam backward FLOPs are not within 5% of the analytic prediction');
+    process.exitCode = 1;
+  }
 }
 
 main().catch((err) => {

@@ -9,6 +9,7 @@
  */
 import Benchmark from 'benchmark';
 import { matmulBlocked, matmulReference, type MatmulShape } from '../src/kernels/cpu/matmul';
+import { isEntry } from './backward.bench';
 
 export interface MatmulBenchResult {
   /** Matrices are size x size, float32. */
@@ -118,7 +119,7 @@ export async function runMatmulBench(): Promise<MatmulBenchResult[]> {
   return rows;
 }
 
-if (require.main === module) {
+if (isEntry('matmul.bench')) {
   runMatmulBench().catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;
