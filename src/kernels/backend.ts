@@ -79,7 +79,7 @@ export interface MatmulShape {
 
 /** The methods that compute (counted as kernel launches by the registry); the rest move data. */
 export const KERNEL_NAMES = [
-  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'reduceLast', 'argReduceLast', 'matmul',
+  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'reduceLast', 'reduceMiddle', 'argReduceLast', 'matmul',
   'softmaxLast', 'normalizeLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
   'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
 ] as const satisfies readonly (keyof Backend)[];
@@ -115,6 +115,8 @@ export interface Backend {
 
   // ---- reductions over the last axis of a contiguous [outer, inner] buffer ----
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer;
+  /** Reduces the middle axis of a contiguous [outer, mid, inner] buffer to [outer, inner] (no transpose copy). */
+  reduceMiddle(op: ReduceOp, x: BackendBuffer, outer: number, mid: number, inner: number): BackendBuffer;
   /** Index (int32) of the max/min along the last axis; ties resolve to the first. */
   argReduceLast(op: 'max' | 'min', x: BackendBuffer, outer: number, inner: number): BackendBuffer;
 

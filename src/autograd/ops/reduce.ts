@@ -1,12 +1,14 @@
 /**
  * Reductions over one or more dims (PyTorch's dim/keepDim). The op layer moves the reduced
- * dims last and makes the data contiguous, so the kernel only ever reduces rows.
+ * dims last and makes the data contiguous, so the kernel only ever reduces rows; except that
+ * dims forming one adjacent block (the dim-0 sum behind every bias gradient) are reduced in
+ * place by kernels().reduceMiddle, without the transposed copy.
  */
 import { kernels } from '../../kernels/registry';
 import type { BackendBuffer } from '../../kernels/backend';
 import { ValueError, fmtShape } from '../../errors';
 import type { DType } from '../../tensor/dtype';
-import { normalizeDim, normalizeDims, numel, sameShape, type Shape } from '../../tensor/shape';
+import { isContiguous, normalizeDim, normalizeDims, numel, sameShape, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 
 import { noGrad } from '../grad-mode';
@@ -40,9 +42,39 @@ function reduceDims(op: string, dim: number | readonly number[] | undefined, ndi
   return ndim === 0 ? [] : dims;
 }
 
+/** True when the tensor, its dims taken in `order`, is its buffer: element i at position i (no copy to pack). */
+function isPackedIn(t: Tensor, order: readonly number[]): boolean {
+  const shape = order.map((d) => t.shape[d]);
+  const strides = order.map((d) => t.strides[d]);
+  return isContiguous(shape, strides) && t.offset === 0 && t.buffer.length === t.numel;
+}
+
+/**
+ * Reduces `dims` (sorted) to a buffer in the kept dims' row-major order. Dims that are one
+ * adjacent block [lo, hi] not reaching the last dim view the data as [outer, mid, inner] and
+ * reduce the middle axis, unless moving them last is itself free (a transposed view).
+ */
+function reduceBuffer(op: 'sum' | 'max' | 'min', a: Tensor, dims: number[]): BackendBuffer {
+  const lo = dims[0];
+  const hi = dims[dims.length - 1];
+  const block = dims.length > 0 && hi - lo === dims.length - 1 && hi < a.ndim - 1;
+  if (block) {
+    const order = a.shape.map((_, i) => i);
+    const kept = order.filter((i) => !dims.includes(i));
+    const movedFree = !isPackedIn(a, order) && isPackedIn(a, [...kept, ...dims]);
+    if (!movedFree) {
+      const outer = numel(a.shape.slice(0, lo));
+      const mid = numel(a.shape.slice(lo, hi + 1));
+      const inner = numel(a.shape.slice(hi + 1));
+      return withPacked(a, (packed) => kernels().reduceMiddle(op, packed.buffer, outer, mid, inner));
+    }
+  }
+  return onRows(a, dims, (rows, outer, inner) => kernels().reduceLast(op, rows, outer, inner));
+}
+
 function reduceKernel(op: 'sum' | 'max' | 'min', a: Tensor, dims: number[], keepDim: boolean, dtype: DType = a.dtype): Tensor {
   const src = dtype === a.dtype ? a : noGrad(() => cast(a, dtype));
-  const out = onRows(src, dims, (rows, outer, inner) => kernels().reduceLast(op, rows, outer, inner));
+  const out = reduceBuffer(op, src, dims);
   return new Tensor(out, reducedShape(a.shape, dims, keepDim));
 }
 

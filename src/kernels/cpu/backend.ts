@@ -1,14 +1,31 @@
 /**
  * The cpu backend: buffers are typed arrays, kernels are plain loops. float16 buffers hold raw
- * bits; kernels widen them to float32 on the way in and round back on the way out, in bulk.
+ * bits; kernels widen them to float32 on the way in and round back on the way out, in bulk
+ * (a view decodes only the span of the buffer it covers).
+ *
+ * `new CpuBackend({ reference: true })` runs the layout and elementwise kernels on the plain
+ * reference path (a list of positions per strided operand, one table call per element, whole
+ * float16 buffers decoded, reductions over a middle axis through a transposed copy); the tests
+ * check that the default fast paths give the same results.
  */
 import type { AdamHyper, Backend, BackendBuffer, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker, type MemoryCategory } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
-import { numel } from '../../tensor/shape';
-import { BINARY, UNARY } from './math';
-import { gatherView, positions } from './strided';
+import { isContiguous, numel } from '../../tensor/shape';
+import {
+  binaryReference,
+  binaryViews,
+  gatherView,
+  gatherViewReference,
+  scatterView,
+  scatterViewReference,
+  span,
+  unaryReference,
+  unaryView,
+  whereViews,
+  type Layout,
+} from './strided';
 import { matmul as matmulKernel } from './matmul';
 import * as rows from './rows';
 import * as indexing from './indexing';
@@ -72,8 +89,18 @@ function storageFor(dtype: DType, length: number): StorageArray {
   }
 }
 
+export interface CpuBackendOptions {
+  /** Run every kernel on the plain reference path (for tests); default false. */
+  reference?: boolean;
+}
+
 export class CpuBackend implements Backend {
   readonly name = 'cpu';
+  private readonly reference: boolean;
+
+  constructor(options: CpuBackendOptions = {}) {
+    this.reference = options.reference ?? false;
+  }
 
   // ---------------------------------------------------------------- storage
 
@@ -108,6 +135,44 @@ export class CpuBackend implements Backend {
     return buf.dtype === 'float16' ? decodeFloat16(data as Uint16Array) : (data as ComputeArray);
   }
 
+  /**
+   * A view's values to compute on, with the layout to read them by. float16 decodes only the
+   * span [lo, hi] of positions the view touches (a row of a big buffer decodes that row), and the
+   * layout's offset moves by -lo to match; other dtypes share the storage.
+   */
+  private computeView(view: View): { src: ComputeArray; layout: Layout } {
+    return this.computeViews([view])[0];
+  }
+
+  /** computeView for views of the same shape; views of one float16 buffer share one decoded span. */
+  private computeViews(views: readonly View[]): { src: ComputeArray; layout: Layout }[] {
+    const buf = views[0].buffer;
+    const sameBuffer = views.every((v) => v.buffer === buf);
+    if (!sameBuffer) return views.map((v) => this.computeView(v));
+    if (buf.dtype !== 'float16' || this.reference || numel(views[0].shape) === 0) {
+      const src = this.compute(buf);
+      return views.map((layout) => ({ src, layout }));
+    }
+    if (buf.released) throw new Error(`cpu: buffer ${buf.id} was used after release`);
+    const data = (buf as CpuBuffer).data as Uint16Array;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of views) {
+      const s = span(v);
+      lo = Math.min(lo, s.lo);
+      hi = Math.max(hi, s.hi);
+    }
+    const src = lo === 0 && hi === data.length - 1 ? decodeFloat16(data) : decodeFloat16(data.subarray(lo, hi + 1));
+    return views.map((v) => ({ src, layout: { shape: v.shape, strides: v.strides, offset: v.offset - lo } }));
+  }
+
+  /** Reads a view (row-major) into `out`. */
+  private gatherInto(x: View, out: ComputeArray): void {
+    const { src, layout } = this.computeView(x);
+    if (this.reference) gatherViewReference(src, layout, out);
+    else gatherView(src, layout, out);
+  }
+
   zeros(dtype: DType, length: number): BackendBuffer {
     return this.wrap(dtype, storageFor(dtype, length));
   }
@@ -135,7 +200,7 @@ export class CpuBackend implements Backend {
 
   read(view: View): ComputeArray {
     const out = computeArrayFor(view.buffer.dtype, numel(view.shape));
-    gatherView(this.compute(view.buffer), view, out);
+    this.gatherInto(view, out);
     return out;
   }
 
@@ -150,67 +215,54 @@ export class CpuBackend implements Backend {
 
   copy(x: View, dtype: DType): BackendBuffer {
     const out = resultArray(dtype, numel(x.shape));
-    gatherView(this.compute(x.buffer), x, out);
+    this.gatherInto(x, out);
     return this.fromCompute(dtype, out);
   }
 
   assign(dst: View, src: View): void {
     const n = numel(dst.shape);
     const values = resultArray(dst.buffer.dtype, n);
-    gatherView(this.compute(src.buffer), src, values);
+    this.gatherInto(src, values);
     const target = (dst.buffer as CpuBuffer).data;
     const stored = dst.buffer.dtype === 'float16' ? encodeFloat16(values) : values;
-    const pos = positions(dst);
-    if (pos === null) target.set(stored, dst.offset);
-    else for (let i = 0; i < n; i++) target[pos[i]] = stored[i];
+    if (this.reference) scatterViewReference(stored, dst, target);
+    else if (isContiguous(dst.shape, dst.strides)) target.set(stored, dst.offset);
+    else scatterView(stored, dst, target);
   }
 
   // ---------------------------------------------------------------- elementwise
 
   unary(op: UnaryOp, x: View, outDtype: DType, params: readonly number[] = []): BackendBuffer {
-    const n = numel(x.shape);
-    const src = this.compute(x.buffer);
-    const out = resultArray(outDtype, n);
-    const f = UNARY[op];
+    const out = resultArray(outDtype, numel(x.shape));
+    const { src, layout } = this.computeView(x);
     const p0 = params[0] ?? 0;
     const p1 = params[1] ?? 0;
-    const pos = positions(x);
-    if (pos === null) {
-      const o = x.offset;
-      for (let i = 0; i < n; i++) out[i] = f(src[o + i], p0, p1);
-    } else {
-      for (let i = 0; i < n; i++) out[i] = f(src[pos[i]], p0, p1);
-    }
+    if (this.reference) unaryReference(op, src, layout, out, p0, p1);
+    else unaryView(op, src, layout, out, p0, p1);
     return this.fromCompute(outDtype, out);
   }
 
   binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer {
-    const n = numel(a.shape);
-    const sa = this.compute(a.buffer);
-    const sb = this.compute(b.buffer);
-    const out = resultArray(outDtype, n);
-    const f = BINARY[op];
-    const pa = positions(a);
-    const pb = positions(b);
-    if (pa === null && pb === null) {
-      const oa = a.offset;
-      const ob = b.offset;
-      for (let i = 0; i < n; i++) out[i] = f(sa[oa + i], sb[ob + i]);
-    } else {
-      for (let i = 0; i < n; i++) {
-        out[i] = f(sa[pa === null ? a.offset + i : pa[i]], sb[pb === null ? b.offset + i : pb[i]]);
-      }
-    }
+    const out = resultArray(outDtype, numel(a.shape));
+    // operands on one float16 buffer (x * x) decode it once
+    const [va, vb] = this.computeViews([a, b]);
+    if (this.reference) binaryReference(op, va.src, va.layout, vb.src, vb.layout, out);
+    else binaryViews(op, va.src, va.layout, vb.src, vb.layout, out);
     return this.fromCompute(outDtype, out);
   }
 
   where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer {
     const n = numel(cond.shape);
-    const c = this.read(cond);
-    const va = this.read(a);
-    const vb = this.read(b);
     const out = resultArray(outDtype, n);
-    for (let i = 0; i < n; i++) out[i] = c[i] !== 0 ? va[i] : vb[i];
+    if (this.reference) {
+      const c = this.read(cond);
+      const va = this.read(a);
+      const vb = this.read(b);
+      for (let i = 0; i < n; i++) out[i] = c[i] !== 0 ? va[i] : vb[i];
+    } else {
+      const [vc, va, vb] = [cond, a, b].map((v) => this.computeView(v));
+      whereViews(vc.src, vc.layout, va.src, va.layout, vb.src, vb.layout, out);
+    }
     return this.fromCompute(outDtype, out);
   }
 
@@ -219,6 +271,20 @@ export class CpuBackend implements Backend {
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
     const out = resultArray(x.dtype, outer);
     rows.reduceRows(op, this.compute(x), outer, inner, out);
+    return this.fromCompute(x.dtype, out);
+  }
+
+  reduceMiddle(op: ReduceOp, x: BackendBuffer, outer: number, mid: number, inner: number): BackendBuffer {
+    const out = resultArray(x.dtype, outer * inner);
+    const src = this.compute(x);
+    if (this.reference) {
+      // the plain path: transpose to [outer, inner, mid], then reduce rows
+      const moved = resultArray(x.dtype, outer * mid * inner);
+      gatherViewReference(src, { shape: [outer, inner, mid], strides: [mid * inner, 1, inner], offset: 0 }, moved);
+      rows.reduceRows(op, moved, outer * inner, mid, out);
+    } else {
+      rows.reduceMiddle(op, src, outer, mid, inner, out);
+    }
     return this.fromCompute(x.dtype, out);
   }
 
@@ -367,9 +433,9 @@ export class CpuBackend implements Backend {
     vmax?.commit();
     const target = (param.buffer as CpuBuffer).data;
     const stored = param.buffer.dtype === 'float16' ? encodeFloat16(p) : p;
-    const pos = positions(param);
-    if (pos === null) target.set(stored, param.offset);
-    else for (let i = 0; i < n; i++) target[pos[i]] = stored[i];
+    if (this.reference) scatterViewReference(stored, param, target);
+    else if (isContiguous(param.shape, param.strides)) target.set(stored, param.offset);
+    else scatterView(stored, param, target);
   }
 }
 

@@ -45,6 +45,16 @@ function sigmoid(x: number): number {
   return e / (1 + e);
 }
 
+// silu(x) = x·σ(x);  d/dx = σ(x)·(1 + x·(1 - σ(x)))
+function silu(x: number): number {
+  return x * sigmoid(x);
+}
+
+function siluGrad(x: number): number {
+  const s = sigmoid(x);
+  return s * (1 + x * (1 - s));
+}
+
 export type UnaryFn = (x: number, p0: number, p1: number) => number;
 
 export const UNARY: Record<UnaryOp, UnaryFn> = {
@@ -70,12 +80,8 @@ export const UNARY: Record<UnaryOp, UnaryFn> = {
     const du = SQRT_2_OVER_PI * (1 + 3 * GELU_TANH_C * x * x);
     return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du;
   },
-  // silu(x) = x·σ(x);  d/dx = σ(x)·(1 + x·(1 - σ(x)))
-  silu: (x) => x * sigmoid(x),
-  siluGrad: (x) => {
-    const s = sigmoid(x);
-    return s * (1 + x * (1 - s));
-  },
+  silu,
+  siluGrad,
   powScalar: (x, p) => x ** p,
   // min(max(x, lo), hi): when lo > hi every value becomes hi, as in PyTorch; NaN passes through
   clamp: (x, lo, hi) => {
@@ -103,3 +109,168 @@ export const BINARY: Record<BinaryOp, BinaryFn> = {
   gt: (a, b) => (a > b ? 1 : 0),
   ge: (a, b) => (a >= b ? 1 : 0),
 };
+
+// ------------------------------------------------------------------ loops over runs of elements
+//
+// A call through UNARY[op] / BINARY[op] for every element is a megamorphic call site (one site,
+// many closures) that V8 cannot inline: it costs several times the arithmetic. The loops below
+// run the hottest ops (add, sub, mul, div; neg, exp and a few more) as direct loops, one loop per
+// op, and fall back to the table for the rest. A "run" is `n` elements: out[o + i] for i < n.
+
+/** Any typed (or plain) array the loops index. */
+type Arr = { [i: number]: number; readonly length: number };
+
+/** out[o + i] = op(x[ix + i]): a unit-stride run. */
+export function unaryRun(op: UnaryOp, x: Arr, ix: number, out: Arr, o: number, n: number, p0: number, p1: number): void {
+  switch (op) {
+    case 'neg':
+      for (let i = 0; i < n; i++) out[o + i] = -x[ix + i];
+      return;
+    case 'exp':
+      for (let i = 0; i < n; i++) out[o + i] = Math.exp(x[ix + i]);
+      return;
+    case 'log':
+      for (let i = 0; i < n; i++) out[o + i] = Math.log(x[ix + i]);
+      return;
+    case 'sqrt':
+      for (let i = 0; i < n; i++) out[o + i] = Math.sqrt(x[ix + i]);
+      return;
+    case 'rsqrt':
+      for (let i = 0; i < n; i++) out[o + i] = 1 / Math.sqrt(x[ix + i]);
+      return;
+    case 'relu':
+      for (let i = 0; i < n; i++) {
+        const v = x[ix + i];
+        out[o + i] = v > 0 ? v : 0;
+      }
+      return;
+    // the activations: a direct call of one known function, which V8 inlines
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) out[o + i] = sigmoid(x[ix + i]);
+      return;
+    case 'tanh':
+      for (let i = 0; i < n; i++) out[o + i] = Math.tanh(x[ix + i]);
+      return;
+    case 'silu':
+      for (let i = 0; i < n; i++) out[o + i] = silu(x[ix + i]);
+      return;
+    case 'siluGrad':
+      for (let i = 0; i < n; i++) out[o + i] = siluGrad(x[ix + i]);
+      return;
+    default: {
+      const f = UNARY[op];
+      for (let i = 0; i < n; i++) out[o + i] = f(x[ix + i], p0, p1);
+    }
+  }
+}
+
+/** out[o + i] = op(x[ix + i·sx]): a run with any stride. */
+export function unaryRunStrided(op: UnaryOp, x: Arr, ix: number, sx: number, out: Arr, o: number, n: number, p0: number, p1: number): void {
+  if (sx === 0) {
+    // one value repeated: compute it once
+    const v = UNARY[op](x[ix], p0, p1);
+    for (let i = 0; i < n; i++) out[o + i] = v;
+    return;
+  }
+  switch (op) {
+    case 'neg':
+      for (let i = 0, p = ix; i < n; i++, p += sx) out[o + i] = -x[p];
+      return;
+    case 'exp':
+      for (let i = 0, p = ix; i < n; i++, p += sx) out[o + i] = Math.exp(x[p]);
+      return;
+    default: {
+      const f = UNARY[op];
+      for (let i = 0, p = ix; i < n; i++, p += sx) out[o + i] = f(x[p], p0, p1);
+    }
+  }
+}
+
+/** out[o + i] = op(a[ia + i], b[ib + i]): both operands unit-stride. */
+export function binaryRun(op: BinaryOp, a: Arr, ia: number, b: Arr, ib: number, out: Arr, o: number, n: number): void {
+  switch (op) {
+    case 'add':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] + b[ib + i];
+      return;
+    case 'sub':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] - b[ib + i];
+      return;
+    case 'mul':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] * b[ib + i];
+      return;
+    case 'div':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] / b[ib + i];
+      return;
+    default: {
+      const f = BINARY[op];
+      for (let i = 0; i < n; i++) out[o + i] = f(a[ia + i], b[ib + i]);
+    }
+  }
+}
+
+/** out[o + i] = op(a[ia + i], bv): the second operand is one value (a scalar, or a column-repeated row). */
+export function binaryRunScalarB(op: BinaryOp, a: Arr, ia: number, bv: number, out: Arr, o: number, n: number): void {
+  switch (op) {
+    case 'add':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] + bv;
+      return;
+    case 'sub':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] - bv;
+      return;
+    case 'mul':
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] * bv;
+      return;
+    case 'div':
+      // not a[i] * (1 / bv): that rounds twice
+      for (let i = 0; i < n; i++) out[o + i] = a[ia + i] / bv;
+      return;
+    default: {
+      const f = BINARY[op];
+      for (let i = 0; i < n; i++) out[o + i] = f(a[ia + i], bv);
+    }
+  }
+}
+
+/** out[o + i] = op(av, b[ib + i]): the first operand is one value. */
+export function binaryRunScalarA(op: BinaryOp, av: number, b: Arr, ib: number, out: Arr, o: number, n: number): void {
+  switch (op) {
+    case 'add':
+      for (let i = 0; i < n; i++) out[o + i] = av + b[ib + i];
+      return;
+    case 'sub':
+      for (let i = 0; i < n; i++) out[o + i] = av - b[ib + i];
+      return;
+    case 'mul':
+      for (let i = 0; i < n; i++) out[o + i] = av * b[ib + i];
+      return;
+    case 'div':
+      for (let i = 0; i < n; i++) out[o + i] = av / b[ib + i];
+      return;
+    default: {
+      const f = BINARY[op];
+      for (let i = 0; i < n; i++) out[o + i] = f(av, b[ib + i]);
+    }
+  }
+}
+
+/** out[o + i] = op(a[ia + i·sa], b[ib + i·sb]): any strides (a transposed operand, say). */
+export function binaryRunStrided(op: BinaryOp, a: Arr, ia: number, sa: number, b: Arr, ib: number, sb: number, out: Arr, o: number, n: number): void {
+  switch (op) {
+    case 'add':
+      for (let i = 0, p = ia, q = ib; i < n; i++, p += sa, q += sb) out[o + i] = a[p] + b[q];
+      return;
+    case 'sub':
+      for (let i = 0, p = ia, q = ib; i < n; i++, p += sa, q += sb) out[o + i] = a[p] - b[q];
+      return;
+    case 'mul':
+      for (let i = 0, p = ia, q = ib; i < n; i++, p += sa, q += sb) out[o + i] = a[p] * b[q];
+      return;
+    case 'div':
+      for (let i = 0, p = ia, q = ib; i < n; i++, p += sa, q += sb) out[o + i] = a[p] / b[q];
+      return;
+    default: {
+      const f = BINARY[op];
+      for (let i = 0, p = ia, q = ib; i < n; i++, p += sa, q += sb) out[o + i] = f(a[p], b[q]);
+    }
+  }
+}

@@ -30,6 +30,44 @@ export function reduceRows(op: ReduceOp, x: Arr, outer: number, inner: number, o
   }
 }
 
+/**
+ * Reduces the middle axis of a contiguous [outer, mid, inner] array: out[o, i] = op over m of
+ * x[o, m, i]. Rows x[o, m, :] are accumulated into a row of doubles in order m = 0, 1, ..., so
+ * each result is exactly what reduceRows gives on the transposed data, without the transpose.
+ */
+export function reduceMiddle(op: ReduceOp, x: Arr, outer: number, mid: number, inner: number, out: Arr): void {
+  const acc = new Float64Array(inner);
+  for (let o = 0; o < outer; o++) {
+    const base = o * mid * inner;
+    if (op === 'sum') {
+      acc.fill(0);
+      for (let m = 0; m < mid; m++) {
+        const row = base + m * inner;
+        for (let i = 0; i < inner; i++) acc[i] += x[row + i];
+      }
+    } else {
+      // max/min propagate NaN: a NaN is taken, and nothing compares greater (less) than it after
+      acc.fill(op === 'max' ? -Infinity : Infinity);
+      for (let m = 0; m < mid; m++) {
+        const row = base + m * inner;
+        if (op === 'max') {
+          for (let i = 0; i < inner; i++) {
+            const v = x[row + i];
+            if (v > acc[i] || v !== v) acc[i] = v;
+          }
+        } else {
+          for (let i = 0; i < inner; i++) {
+            const v = x[row + i];
+            if (v < acc[i] || v !== v) acc[i] = v;
+          }
+        }
+      }
+    }
+    const ob = o * inner;
+    for (let i = 0; i < inner; i++) out[ob + i] = acc[i];
+  }
+}
+
 /** First index of the max (min) in each row; a NaN counts as the extreme, as in PyTorch. */
 export function argReduceRows(op: 'max' | 'min', x: Arr, outer: number, inner: number, out: Arr): void {
   for (let r = 0; r < outer; r++) {
@@ -47,20 +85,29 @@ export function argReduceRows(op: 'max' | 'min', x: Arr, outer: number, inner: n
   }
 }
 
-/** softmax(x)_i = e^{x_i - m} / Σ_j e^{x_j - m} with m the row max (so exp never overflows). */
+/**
+ * softmax(x)_i = e^{x_i - m} / Σ_j e^{x_j - m} with m the row max (so exp never overflows).
+ * Each e^{x_i - m} is computed once, kept (in doubles) for the division, not recomputed.
+ */
 export function softmaxRows(x: Arr, outer: number, inner: number, log: boolean, out: Arr): void {
+  const e = log ? null : new Float64Array(inner);
   for (let r = 0; r < outer; r++) {
     const base = r * inner;
     let m = -Infinity;
     for (let i = 0; i < inner; i++) if (x[base + i] > m) m = x[base + i];
     if (m === -Infinity) m = 0; // a row of all -inf: keep NaN-free arithmetic below
     let s = 0;
-    for (let i = 0; i < inner; i++) s += Math.exp(x[base + i] - m);
-    if (log) {
+    if (e === null) {
+      for (let i = 0; i < inner; i++) s += Math.exp(x[base + i] - m);
       const logS = Math.log(s) + m;
       for (let i = 0; i < inner; i++) out[base + i] = x[base + i] - logS;
     } else {
-      for (let i = 0; i < inner; i++) out[base + i] = Math.exp(x[base + i] - m) / s;
+      for (let i = 0; i < inner; i++) {
+        const v = Math.exp(x[base + i] - m);
+        e[i] = v;
+        s += v;
+      }
+      for (let i = 0; i < inner; i++) out[base + i] = e[i] / s;
     }
   }
 }
@@ -144,6 +191,7 @@ export function crossEntropyBackwardRows(
   eps: number,
   out: Arr,
 ): void {
+  const e = new Float64Array(classes);
   for (let r = 0; r < outer; r++) {
     const base = r * classes;
     const t = target[r];
@@ -152,9 +200,21 @@ export function crossEntropyBackwardRows(
       continue;
     }
     const g = gradRow[r];
-    const lse = logSumExpRow(logits, base, classes);
+    // p_c = e^{x_c - m} / Σ e^{x_j - m}: one exp per class, kept for the second pass
+    let m = -Infinity;
+    for (let c = 0; c < classes; c++) if (logits[base + c] > m) m = logits[base + c];
+    let s = 0;
+    if (m === -Infinity) {
+      s = NaN; // every logit -inf: p is undefined, as exp(x - lse) = exp(NaN) was
+    } else {
+      for (let c = 0; c < classes; c++) {
+        const v = Math.exp(logits[base + c] - m);
+        e[c] = v;
+        s += v;
+      }
+    }
     for (let c = 0; c < classes; c++) {
-      const p = Math.exp(logits[base + c] - lse);
+      const p = e[c] / s;
       const q = (c === t ? 1 - eps : 0) + eps / classes;
       out[base + c] = g * (p - q);
     }
