@@ -45,16 +45,21 @@ export function escapeXml(s: string): string {
 /** Centred moving average with a window that shrinks at the ends; non-finite values are skipped. */
 export function movingAverage(values: readonly number[], window: number): number[] {
   const half = Math.max(0, Math.floor(window / 2));
+  // prefix sums of the finite values and of their count: O(n) for any window (a long run's
+  // window is thousands of steps wide)
+  const n = values.length;
+  const sums = new Float64Array(n + 1);
+  const counts = new Int32Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    const finite = Number.isFinite(values[i]);
+    sums[i + 1] = sums[i] + (finite ? values[i] : 0);
+    counts[i + 1] = counts[i] + (finite ? 1 : 0);
+  }
   return values.map((_, i) => {
-    let sum = 0;
-    let n = 0;
-    for (let j = Math.max(0, i - half); j <= Math.min(values.length - 1, i + half); j++) {
-      if (Number.isFinite(values[j])) {
-        sum += values[j];
-        n++;
-      }
-    }
-    return n > 0 ? sum / n : NaN;
+    const lo = Math.max(0, i - half);
+    const hi = Math.min(n - 1, i + half) + 1;
+    const count = counts[hi] - counts[lo];
+    return count > 0 ? (sums[hi] - sums[lo]) / count : NaN;
   });
 }
 
@@ -96,9 +101,19 @@ export function lossChart(options: LossChartOptions): string {
   const longest = Math.max(1, ...series.map((s) => s.values.length));
   const window = options.smoothWindow ?? Math.max(1, 2 * Math.round(longest / 40) + 1);
 
-  const finite = series.flatMap((s) => s.values.filter(Number.isFinite));
-  const yLo = finite.length ? Math.min(...finite) : 0;
-  const yHi = finite.length ? Math.max(...finite) : 1;
+  // a loop, not Math.min(...values): spreading 100k losses as arguments overflows the stack
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const s of series) {
+    for (const v of s.values) {
+      if (!Number.isFinite(v)) continue;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  const anyFinite = lo <= hi;
+  const yLo = anyFinite ? lo : 0;
+  const yHi = anyFinite ? hi : 1;
   const y = niceTicks(yLo, yHi, 6);
   const x = longest > 1 ? niceTicks(1, longest, 8) : { min: 0, max: 2, step: 1, ticks: [0, 1, 2] };
   const xMin = longest > 1 ? 1 : 0;

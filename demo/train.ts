@@ -86,9 +86,10 @@ export function buildModel(config: LlamaConfig, weights?: Record<string, Tensor>
   return model;
 }
 
-/** Frees the model's parameter storage now (and drops their gradients). */
+/** Frees the model's parameter storage and their gradients now. */
 export function disposeModel(model: LlamaForCausalLM): void {
   for (const p of model.parameters()) {
+    p.grad?.dispose();
     p.grad = null;
     p.dispose();
   }
@@ -132,8 +133,8 @@ export function createTrainer(name: OptimizerName, weights: Record<string, Tenso
           return out;
         },
         release() {
-          opt.baseOptimizer.resetState();
-          disposeModel(model); // the masters go with the optimizer (garbage); the weights now
+          opt.release(); // the masters and Adam's moments
+          disposeModel(model);
         },
       };
     }

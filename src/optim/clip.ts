@@ -8,6 +8,7 @@ import { noGrad } from '../autograd/grad-mode';
 import { abs, cast, clamp, mul, pow } from '../autograd/ops/elementwise';
 import { max, sum } from '../autograd/ops/reduce';
 import { copy_ } from '../autograd/ops/inplace';
+import { Temporaries } from './util';
 
 export interface ClipGradNormOptions {
   /** Throw when the total norm is NaN or infinite instead of scaling by it (PyTorch's error_if_nonfinite). */
@@ -42,13 +43,24 @@ export function clipGradNorm(params: Tensor | Iterable<Tensor>, maxNorm: number,
   if (typeof normType !== 'number' || !(normType > 0)) throw new ValueError(op, `normType must be a positive number or Infinity, got ${normType}`);
   const grads = gradsOf(op, params);
   if (grads.length === 0) return 0;
-  const total = noGrad(() => {
-    if (normType === Infinity) return Math.max(...grads.map((g) => (g.numel === 0 ? 0 : max(abs(wide(g))).item())));
-    // each gradient's norm, then the norm of the norms (PyTorch's two-level reduction)
-    const norms = grads.map((g) => {
-      const s = normType === 2 ? sum(mul(wide(g), wide(g))).item() : sum(pow(abs(wide(g)), normType)).item();
-      return s ** (1 / normType);
+  // every intermediate (widened copies, powers, sums) is disposed as soon as it is read
+  const reduceEach = (f: (w: Tensor, t: Temporaries) => Tensor): number[] =>
+    grads.map((g) => {
+      const t = new Temporaries([g]);
+      try {
+        return t.own(f(t.own(wide(g)), t)).item();
+      } finally {
+        t.freeAll();
+      }
     });
+  const total = noGrad(() => {
+    if (normType === Infinity) {
+      const maxima = reduceEach((w, t) => (w.numel === 0 ? t.scalar(0, w.dtype) : max(t.own(abs(w)))));
+      return maxima.reduce((a, b) => Math.max(a, b), -Infinity); // a NaN wins, as in Math.max
+    }
+    // each gradient's norm, then the norm of the norms (PyTorch's two-level reduction)
+    const sums = reduceEach((w, t) => sum(t.own(normType === 2 ? mul(w, w) : pow(t.own(abs(w)), normType))));
+    const norms = sums.map((s) => s ** (1 / normType));
     return norms.reduce((acc, n) => acc + n ** normType, 0) ** (1 / normType);
   });
   if (options.errorIfNonfinite && !Number.isFinite(total)) {
@@ -59,7 +71,7 @@ export function clipGradNorm(params: Tensor | Iterable<Tensor>, maxNorm: number,
   }
   const coef = maxNorm / (total + 1e-6);
   // !(coef >= 1) also scales when coef is NaN (a NaN norm), as PyTorch's clamp(max=1) does
-  if (!(coef >= 1)) noGrad(() => grads.forEach((g) => copy_(g, mul(g, coef))));
+  if (!(coef >= 1)) noGrad(() => grads.forEach((g) => replaceInPlace(g, mul(g, coef))));
   return total;
 }
 
@@ -68,5 +80,11 @@ export function clipGradValue(params: Tensor | Iterable<Tensor>, clipValue: numb
   const op = 'clipGradValue';
   if (typeof clipValue !== 'number' || !(clipValue >= 0)) throw new ValueError(op, `clipValue must be a number >= 0, got ${clipValue}`);
   const grads = gradsOf(op, params);
-  noGrad(() => grads.forEach((g) => copy_(g, clamp(g, -clipValue, clipValue))));
+  noGrad(() => grads.forEach((g) => replaceInPlace(g, clamp(g, -clipValue, clipValue))));
+}
+
+/** Writes `value` into `g` and disposes it. */
+function replaceInPlace(g: Tensor, value: Tensor): void {
+  copy_(g, value);
+  value.dispose();
 }

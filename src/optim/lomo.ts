@@ -45,6 +45,8 @@
  * above its value when fusedBackward started, seen inside the hooks of the last fusedBackward (the
  * gradient being processed is counted). The engine hands a leaf the incoming gradient tensor
  * itself when nothing else holds it, so disposing p.grad in the hook releases its storage at once.
+ * The update's intermediates (float32 casts, products, differences, scalar operands) are
+ * disposed as soon as they are used, so a fused backward leaves no more garbage than a plain one.
  */
 import { AutogradError, ValueError } from '../errors';
 import { Tensor } from '../tensor/tensor';
@@ -55,6 +57,7 @@ import { add, cast, clamp, mul, sub } from '../autograd/ops/elementwise';
 import { sum } from '../autograd/ops/reduce';
 import { copy_ } from '../autograd/ops/inplace';
 import { stateDtype } from './optimizer';
+import { Temporaries, namedParameterList } from './util';
 
 export interface LOMOOptions {
   /** Learning rate (finite, >= 0). */
@@ -249,8 +252,15 @@ export class LOMO {
     if (this.phase === 'norm') {
       // clipGradNorm's per-gradient norm: float16 widened to float32, sum of squares
       const s = noGrad(() => {
-        const w = grad.dtype === 'float16' ? cast(grad, 'float32') : grad;
-        return sum(mul(w, w)).item();
+        const t = new Temporaries([grad]);
+        try {
+          const w = t.own(grad.dtype === 'float16' ? cast(grad, 'float32') : grad);
+          const sq = t.own(mul(w, w));
+          t.free(w);
+          return t.own(sum(sq)).item();
+        } finally {
+          t.freeAll();
+        }
       });
       this.sqNorms[i] = (this.sqNorms[i] ?? 0) + s;
       this.freeGrad(p);
@@ -261,14 +271,27 @@ export class LOMO {
     const clipValue = this.clipGradValue;
     const coef = this.clipCoef;
     noGrad(() => {
-      // SGD's update (src/optim/sgd.ts), op for op, so the results agree bit for bit
+      // SGD's update (src/optim/sgd.ts), op for op, so the results agree bit for bit; every
+      // intermediate is disposed right after use, so the hook leaves nothing for the GC
       const dtype = stateDtype(p);
-      const x = cast(p, dtype);
-      let g = cast(grad, dtype);
-      if (clipValue !== null) g = clamp(g, -clipValue, clipValue);
-      if (coef < 1) g = mul(g, coef);
-      if (weightDecay !== 0) g = add(g, mul(x, weightDecay));
-      copy_(p, sub(x, mul(g, lr)));
+      const t = new Temporaries([p, grad]);
+      try {
+        const x = t.own(cast(p, dtype));
+        let g = t.own(cast(grad, dtype));
+        if (clipValue !== null) g = t.swap(g, clamp(g, -clipValue, clipValue));
+        if (coef < 1) g = t.swap(g, mul(g, t.scalar(coef, dtype)));
+        if (weightDecay !== 0) {
+          const decay = t.own(mul(x, t.scalar(weightDecay, dtype)));
+          g = t.swap(g, add(g, decay));
+          t.free(decay);
+        }
+        const scaled = t.own(mul(g, t.scalar(lr, dtype)));
+        const next = t.own(sub(x, scaled));
+        t.free(scaled, g, x);
+        copy_(p, next);
+      } finally {
+        t.freeAll();
+      }
     });
     this.updatedCount++;
     this.freeGrad(p);
@@ -286,34 +309,11 @@ function checkLr(lr: unknown): string | null {
   return null;
 }
 
-/** A Module, namedParameters() pairs or a list of tensors, as parameters (and names when known). */
-function collectParams(
-  op: string,
-  model: unknown,
-): { params: Tensor[]; names: string[] | null } {
-  let items: unknown[];
-  if (model !== null && typeof model === 'object' && typeof (model as { namedParameters?: unknown }).namedParameters === 'function') {
-    items = (model as { namedParameters(): [string, Tensor][] }).namedParameters();
-  } else if (model instanceof Tensor) {
-    throw new ValueError(op, 'got a single Tensor: pass a model, model.namedParameters() or a list of tensors');
-  } else if (model !== null && typeof model === 'object' && typeof (model as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    items = Array.from(model as Iterable<unknown>);
-  } else {
-    throw new ValueError(op, `expected a model, namedParameters() pairs or a list of tensors, got ${model === null ? 'null' : typeof model}`);
-  }
-  if (items.length === 0) throw new ValueError(op, 'got an empty parameter list: nothing to train');
-  const isPair = (x: unknown) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && x[1] instanceof Tensor;
-  const named = items.every(isPair);
-  if (!named && !items.every((x) => x instanceof Tensor)) {
-    throw new ValueError(op, 'parameters must all be Tensors or all [name, Tensor] pairs');
-  }
-  const params = named ? items.map((x) => (x as [string, Tensor])[1]) : (items as Tensor[]);
-  const names = named ? items.map((x) => (x as [string, Tensor])[0]) : null;
-  const seen = new Set<Tensor>();
+/** A Module, namedParameters() pairs or a list of tensors, as parameters (and names when known), checked. */
+function collectParams(op: string, model: unknown): { params: Tensor[]; names: string[] | null } {
+  const { params, names } = namedParameterList(op, model, { allowTensors: true });
   params.forEach((p, i) => {
     const label = names ? `'${names[i]}'` : `#${i}`;
-    if (seen.has(p)) throw new ValueError(op, `parameter ${label} appears twice`);
-    seen.add(p);
     if (p.isDisposed || p.buffer.released) throw new ValueError(op, `parameter ${label} was disposed`);
     if (p.requiresGrad && !p.isLeaf) throw new ValueError(op, `parameter ${label} is not a leaf: LOMO updates leaves`);
   });

@@ -55,7 +55,10 @@ const COUNTED: MemoryCategory[] = ['grads', 'master', 'optimizer'];
  * bytes per category from a baseline taken just before `setup`. Build the model inside `setup`
  * so that its weights are counted. Runs are synchronous, so storage freed only by the garbage
  * collector is not subtracted until later: the categories measured here are the ones the
- * library frees explicitly (parameters, gradients, masters, optimizer state).
+ * library frees explicitly (parameters, masters, optimizer state, and gradients: every
+ * optimizer's zeroGrad() disposes them, and mixed-precision steps consume float16 ones). Clear
+ * gradients in `step` with the optimizer's zeroGrad(): `Module.zeroGrad()` and `p.grad = null`
+ * drop them without disposing, so each step's gradients would stay counted until the GC runs.
  */
 export function measureTrainingMemory(label: string, setup: () => TrainingRun, options: { steps?: number } = {}): TrainingMemory {
   const steps = options.steps ?? 1;

@@ -45,6 +45,7 @@ import { sameShape } from '../tensor/shape';
 import { backendByName } from '../kernels/registry';
 import { enableGrad, noGrad } from '../autograd/grad-mode';
 import { copy_ } from '../autograd/ops/inplace';
+import { describe, gradProblem } from './util';
 
 /** A value in a parameter's optimizer state: a tensor (moment, buffer) or a number (step). */
 export type StateValue = Tensor | number;
@@ -114,13 +115,24 @@ export function zeroState(like: Tensor): Tensor {
 }
 
 
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `an array of length ${x.length}`;
-  if (x instanceof Tensor) return `a Tensor of shape ${fmtShape(x.shape)}`;
-  if (typeof x === 'number') return String(x);
-  if (typeof x === 'string') return `'${x}'`;
-  return typeof x;
+/**
+ * Clears the gradients of `params` (the zeroGrad of every optimizer): with `setToNone`, `.grad`
+ * becomes null and the gradient tensor is disposed (each tensor once, even if shared); otherwise
+ * the gradient is zeroed in place (a gradient built with createGraph is first cut from its graph).
+ */
+export function clearGrads(params: Iterable<Tensor>, setToNone: boolean): void {
+  for (const p of params) {
+    const g = p.grad;
+    if (g === null) continue;
+    if (setToNone) {
+      p.grad = null;
+      g.dispose();
+    } else {
+      if (!g.isLeaf) p.grad = g.detach();
+      const z = p.grad as Tensor;
+      noGrad(() => copy_(z, 0));
+    }
+  }
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
@@ -255,18 +267,15 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
 
   // ------------------------------------------------------------------ gradients and steps
 
-  /** Clears gradients: sets `.grad` to null (default), or with `setToNone: false` zeroes it in place. */
+  /**
+   * Clears gradients: sets `.grad` to null and disposes the gradient tensor (default), or with
+   * `setToNone: false` zeroes it in place. Disposing frees the storage at once, so a synchronous
+   * training loop does not keep every step's gradients alive until the garbage collector runs
+   * (the engine gives every leaf a `.grad` tensor of its own). A gradient you want to keep past
+   * zeroGrad() must be cloned first.
+   */
   zeroGrad(options: { setToNone?: boolean } = {}): void {
-    const setToNone = options.setToNone ?? true;
-    for (const p of this.parameters()) {
-      if (p.grad === null) continue;
-      if (setToNone) p.grad = null;
-      else {
-        if (!p.grad.isLeaf) p.grad = p.grad.detach(); // a grad built with createGraph: cut it from its graph
-        const g = p.grad;
-        noGrad(() => copy_(g, 0));
-      }
-    }
+    clearGrads(this.parameters(), options.setToNone ?? true);
   }
 
   /**
@@ -278,12 +287,11 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   step<L = unknown>(closure?: () => L): L | undefined {
     const loss = closure ? enableGrad(closure) : undefined;
     const op = `${this.constructor.name}.step`;
-    for (const [gi, group] of this.paramGroups.entries()) {
-      const problem = this.groupProblem(group);
-      if (problem) throw new ValueError(op, `parameter group ${gi}: ${problem}`);
+    this.checkGroups(op);
+    for (const group of this.paramGroups) {
       for (const p of group.params) {
         if (p.grad === null) continue;
-        const bad = this.gradProblem(p, p.grad);
+        const bad = gradProblem(p, p.grad);
         if (bad) throw new ValueError(op, bad);
       }
     }
@@ -306,15 +314,47 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   /**
    * The wrapper hook: one update of `target` (a parameter or a stand-in for it, e.g. a float32
    * master copy) with `grad`, reading hyperparameters from `group` and advancing `state` (from
-   * `initState`, or `{}`, which is filled in place). Runs under noGrad; checks its arguments first.
+   * `initState`, or `{}`, which is filled in place). Runs under noGrad; checks its arguments first
+   * (the group's hyperparameters, the gradient and the state).
    */
   updateParameter(target: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<H>): void {
     const op = `${this.constructor.name}.updateParameter`;
     if (!(target instanceof Tensor) || !(grad instanceof Tensor)) throw new ValueError(op, 'target and grad must be Tensors');
-    const problem = this.groupProblem(group) ?? this.gradProblem(target, grad);
+    const problem = this.groupProblem(group) ?? this.updateProblem(target, grad, state, group);
     if (problem) throw new ValueError(op, problem);
+    this.applyUpdate(target, grad, state, group);
+  }
+
+  /**
+   * Checks every parameter group's hyperparameters, as `step()` does before it writes anything:
+   * throws a ValueError naming `op` and the first bad group. Wrappers that consume gradients
+   * before updating (MasterWeights.step) call it first, then `updateProblem` for each parameter,
+   * and only then change anything.
+   */
+  checkGroups(op = `${this.constructor.name}.step`): void {
+    for (const [gi, group] of this.paramGroups.entries()) {
+      const problem = this.groupProblem(group);
+      if (problem) throw new ValueError(op, `parameter group ${gi}: ${problem}`);
+    }
+  }
+
+  /**
+   * What is wrong with updating `target` with `grad` and `state` (a problem message, or null);
+   * `group`'s hyperparameters are not checked here (see checkGroups).
+   */
+  updateProblem(target: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<H>): string | null {
+    const problem = gradProblem(target, grad);
+    if (problem) return problem;
     const stateProblems = this.stateProblems(state, target, group);
-    if (stateProblems.length) throw new ValueError(op, stateProblems.join('; '));
+    return stateProblems.length ? stateProblems.join('; ') : null;
+  }
+
+  /**
+   * `updateParameter` without any check, for wrappers that ran checkGroups() for this step and
+   * updateProblem() for this parameter (MasterWeights.step). Runs under noGrad.
+   * @internal
+   */
+  applyUpdate(target: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<H>): void {
     if (Object.keys(state).length === 0) Object.assign(state, this.initState(target, group)); // `{}` starts fresh
     noGrad(() => this.update(target, grad, state, group));
   }
@@ -332,17 +372,6 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
       if (problem) return problem;
     }
     return this.validateHyper(group);
-  }
-
-  private gradProblem(p: Tensor, g: Tensor): string | null {
-    const label = p.name ? `'${p.name}'` : `of shape ${fmtShape(p.shape)}`;
-    if (!(g instanceof Tensor)) return `the gradient of parameter ${label} is ${describe(g)}, not a Tensor`;
-    if (p.isDisposed || p.buffer.released) return `parameter ${label} was disposed`;
-    if (g.isDisposed || g.buffer.released) return `the gradient of parameter ${label} was disposed`;
-    if (!isFloating(p.dtype) || !isFloating(g.dtype)) return `parameter ${label} (${p.dtype}) and its gradient (${g.dtype}) must be floating`;
-    if (!sameShape(p.shape, g.shape)) return `the gradient of parameter ${label} has shape ${fmtShape(g.shape)}, expected ${fmtShape(p.shape)}`;
-    if (p.backend !== g.backend) return `parameter ${label} is on ${p.backend} but its gradient is on ${g.backend}`;
-    return null;
   }
 
   /** Problems with one state record for `param` under `group`'s hyperparameters. */

@@ -16,6 +16,7 @@
 import { Tensor } from '../tensor/tensor';
 import { add, cast, mul, neg, sub } from '../autograd/ops/elementwise';
 import { copy_ } from '../autograd/ops/inplace';
+import { Temporaries } from './util';
 import { cloneOnto, Optimizer, stateDtype, withDefaults, type ParamGroup, type ParamState, type ParamsInput, type StateKind } from './optimizer';
 
 export interface SGDOptions {
@@ -69,20 +70,44 @@ export class SGD extends Optimizer<SGDOptions> {
   protected update(p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<SGDOptions>): void {
     const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
     const dtype = stateDtype(p);
-    const x = cast(p, dtype);
-    let g = cast(grad, dtype);
-    if (maximize) g = neg(g);
-    if (weightDecay !== 0) g = add(g, mul(x, weightDecay));
-    if (momentum !== 0) {
-      let buf = state.momentum_buffer as Tensor | undefined;
-      if (buf === undefined) {
-        buf = cloneOnto(g, p, dtype).tagMemory('optimizer');
-        state.momentum_buffer = buf;
-      } else {
-        copy_(buf, add(mul(buf, momentum), mul(g, 1 - dampening)));
+    // every intermediate is disposed right after use (the parameter, its gradient and the
+    // momentum buffer are kept); LOMO's hook (lomo.ts) runs the same ops in the same order
+    const t = new Temporaries([p, grad]);
+    try {
+      const x = t.own(cast(p, dtype));
+      let g = t.own(cast(grad, dtype));
+      if (maximize) g = t.swap(g, neg(g));
+      if (weightDecay !== 0) {
+        const decay = t.own(mul(x, t.scalar(weightDecay, dtype)));
+        g = t.swap(g, add(g, decay));
+        t.free(decay);
       }
-      g = nesterov ? add(g, mul(buf, momentum)) : buf;
+      if (momentum !== 0) {
+        let buf = state.momentum_buffer as Tensor | undefined;
+        if (buf === undefined) {
+          buf = cloneOnto(g, p, dtype).tagMemory('optimizer');
+          state.momentum_buffer = buf;
+        } else {
+          const kept = t.own(mul(buf, t.scalar(momentum, dtype)));
+          const fresh = t.own(mul(g, t.scalar(1 - dampening, dtype)));
+          const next = t.own(add(kept, fresh));
+          t.free(kept, fresh);
+          copy_(buf, next);
+          t.free(next);
+        }
+        t.keep(buf);
+        if (nesterov) {
+          const ahead = t.own(mul(buf, t.scalar(momentum, dtype)));
+          g = t.swap(g, add(g, ahead));
+          t.free(ahead);
+        } else g = t.swap(g, buf);
+      }
+      const scaled = t.own(mul(g, t.scalar(lr, dtype)));
+      const next = t.own(sub(x, scaled));
+      t.free(scaled, g, x);
+      copy_(p, next);
+    } finally {
+      t.freeAll();
     }
-    copy_(p, sub(x, mul(g, lr)));
   }
 }

@@ -1,9 +1,11 @@
 /**
  * State dicts to plain JSON and back. An optimizer's or scheduler's stateDict() holds numbers,
  * booleans, strings, arrays, objects and Tensors; `stateToJSON` replaces every Tensor by
- * `{ "$tensor": { dtype, shape, data } }` (data row-major; NaN and ±Infinity written as strings)
- * so that `JSON.stringify` keeps every value exactly, and `stateFromJSON` rebuilds the tensors.
- * Float values round-trip bit for bit (JSON numbers print as the shortest exact decimal).
+ * `{ "$tensor": { dtype, shape, data } }` (data row-major; NaN, ±Infinity and -0 written as the
+ * strings 'NaN', 'Infinity', '-Infinity' and '-0') so that `JSON.stringify` keeps every value
+ * exactly, and `stateFromJSON` rebuilds the tensors. A number outside a tensor that JSON cannot
+ * hold is written `{ "$number": 'NaN' | 'Infinity' | '-Infinity' | '-0' }`. Float values
+ * round-trip bit for bit (JSON numbers print as the shortest exact decimal; NaN payloads aside).
  */
 import { ValueError } from '../errors';
 import { Tensor } from '../tensor/tensor';
@@ -13,10 +15,12 @@ import { backendByName, kernels } from '../kernels/registry';
 
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
 
-const encodeNumber = (x: number): number | string => (Number.isFinite(x) ? x : String(x));
+/** A number as JSON keeps it: itself, or a string for NaN, ±Infinity and -0 (JSON prints -0 as 0). */
+const encodeNumber = (x: number): number | string => (Object.is(x, -0) ? '-0' : Number.isFinite(x) ? x : String(x));
 
 function decodeNumber(x: unknown, where: string): number {
   if (typeof x === 'number') return x;
+  if (x === '-0') return -0;
   if (x === 'NaN') return NaN;
   if (x === 'Infinity') return Infinity;
   if (x === '-Infinity') return -Infinity;
@@ -29,7 +33,10 @@ export function stateToJSON(value: unknown): JSONValue {
     const data = Array.from(backendByName(value.backend).read(value), encodeNumber);
     return { $tensor: { dtype: value.dtype, shape: [...value.shape], data } };
   }
-  if (typeof value === 'number') return Number.isFinite(value) ? value : { $number: String(value) };
+  if (typeof value === 'number') {
+    const encoded = encodeNumber(value);
+    return typeof encoded === 'number' ? encoded : { $number: encoded };
+  }
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return value;
   if (Array.isArray(value)) return value.map(stateToJSON);
   if (typeof value === 'object') {

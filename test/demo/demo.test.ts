@@ -10,9 +10,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { memoryReport } from '../../src';
+import { memory, memoryReport, tensor, type CollatedBatch } from '../../src';
 import { cli, parseDemoArgs } from '../../demo/cli';
 import { DEFAULTS, type DemoSummary, type OptimizerSummary } from '../../demo/demo';
+import { OPTIMIZERS, buildModel, createTrainer } from '../../demo/train';
 import { lossChart, movingAverage, niceTicks } from '../../demo/chart';
 
 const root = resolve(__dirname, '../..');
@@ -152,6 +153,48 @@ test('chart helpers: moving average, round ticks, escaped labels', () => {
   expect(findAll(doc, (e) => e.attrs.class === 'legend-label')[0].text).toBe('X & Y');
   // a NaN breaks the line into two segments
   expect(findAll(doc, (e) => e.attrs.class === 'curve')[0].attrs.d.match(/M/g)).toHaveLength(2);
+});
+
+test('the chart of long runs: 4 series of 50k losses (a spread Math.min overflowed the stack)', () => {
+  const n = 50_000;
+  const values = Array.from({ length: n }, (_, i) => 3 - i / n);
+  values[7] = NaN;
+  values[8] = Infinity; // non-finite losses are left out of the axis range
+  const svg = lossChart({
+    title: 'long',
+    xLabel: 'step',
+    yLabel: 'loss',
+    series: ['a', 'b', 'c', 'd'].map((id, j) => ({ id, label: id, color: '#000000', values: values.map((v) => v + j / 10) })),
+  });
+  expect(svg.match(/class="curve"/g)).toHaveLength(4);
+  // the y axis spans the finite losses: 2.00002 (a) to 3.3 (d)
+  const axis = /<g class="y-axis"[^>]*>([\s\S]*?)<\/g>/.exec(svg)?.[1] ?? '';
+  const ticks = [...axis.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => Number(m[1]));
+  expect(ticks.length).toBeGreaterThan(2);
+  expect(Math.min(...ticks)).toBeLessThanOrEqual(2);
+  expect(Math.max(...ticks)).toBeGreaterThanOrEqual(3.3);
+  expect(Math.max(...ticks)).toBeLessThan(4);
+  // the moving average is a plain windowed mean
+  expect(movingAverage([1, 2, 3, 4, 5, 6, 7], 5)).toEqual([2, 2.5, 3, 4, 5, 5.5, 6]);
+  expect(movingAverage([NaN, NaN, 4], 1)).toEqual([NaN, NaN, 4]);
+});
+
+test('every trainer releases what it holds: masters, optimizer state, gradients and weights', () => {
+  const config = { vocabSize: 32, hiddenSize: 16, intermediateSize: 32, numHiddenLayers: 2, numAttentionHeads: 2, seed: 0 };
+  const weights = buildModel(config).stateDict();
+  const ids = tensor([[1, 7, 3, 9, 4, 2]], { dtype: 'int32' });
+  const batch = { inputIds: ids, labels: ids, attentionMask: tensor([[1, 1, 1, 1, 1, 1]], { dtype: 'int32' }) } as unknown as CollatedBatch;
+  const counted = ['weights', 'grads', 'master', 'optimizer'] as const;
+  for (const name of OPTIMIZERS) {
+    const before = memory.stats().byCategory;
+    const trainer = createTrainer(name, weights, { config, lr: 1e-3, lomoLr: 1e-2, switchEvery: 2, seed: 0 });
+    trainer.step(batch);
+    const during = memory.stats().byCategory;
+    expect([name, during.weights > before.weights]).toEqual([name, true]);
+    trainer.release();
+    const after = memory.stats().byCategory;
+    expect([name, counted.map((c) => after[c] - before[c])]).toEqual([name, [0, 0, 0, 0]]);
+  }
 });
 
 test('flags: defaults, optimizer choices, and one-line errors for bad values', async () => {

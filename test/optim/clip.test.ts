@@ -1,5 +1,5 @@
 /** clipGradNorm (2-, p- and inf-norms, scaling, non-finite norms) and clipGradValue. */
-import { Tensor, ValueError, clipGradNorm, clipGradValue, tensor } from '../../src';
+import { Tensor, ValueError, clipGradNorm, clipGradValue, memory, tensor } from '../../src';
 import { flat } from '../helpers';
 import { expectRel } from './reference';
 
@@ -89,5 +89,21 @@ describe('clipGradValue', () => {
     expect(flat(ps[0].grad as Tensor)).toEqual([3, -3.5]);
     expect(flat(ps[1].grad as Tensor)).toEqual([3.5]);
     expect(() => clipGradValue(ps, -1)).toThrow(/clipValue must be a number >= 0/);
+  });
+});
+
+describe('clipping frees its temporaries', () => {
+  // no finalizer runs inside a synchronous test: op outputs left alive would stay counted. (Only
+  // clipGradValue is measured exactly: the norms' sum() and max() keep an internal view of their
+  // input until the GC runs, which is reduce.ts's to fix.)
+  test.each(['float16', 'float32'] as const)('%s: clipGradValue leaves no op output alive', (dtype) => {
+    const ps = [tensor([[3, -4], [1, 2]], { dtype, requiresGrad: true }), tensor([12], { dtype, requiresGrad: true })];
+    ps[0].grad = tensor([[3, -4], [1, 2]], { dtype });
+    ps[1].grad = tensor([12], { dtype });
+    const before = memory.stats().byCategory.other;
+    clipGradValue(ps, 5);
+    expect(memory.stats().byCategory.other).toBe(before);
+    expect(flat(ps[0].grad as Tensor)).toEqual([3, -4, 1, 2]);
+    expect(flat(ps[1].grad as Tensor)).toEqual([5]);
   });
 });

@@ -99,3 +99,17 @@ test('Adam, BAdam, LOMO and LoRA on the same float16 model and batch', () => {
   expect(table.split('\n')).toHaveLength(6);
   expect(table).toContain('| BAdam, block 2 | ' + M + ' | ' + active + ' |');
 });
+
+test('a run of several steps reports one step of gradients: zeroGrad() frees the previous ones', () => {
+  // plain float32 Adam keeps its gradients after step(); the next zeroGrad() must dispose them,
+  // or (no finalizer runs in a synchronous run) N steps would report N times the gradients
+  for (const steps of [1, 3]) {
+    const r = measureTrainingMemory(`Adam float32, ${steps} steps`, () => {
+      const model = new LlamaForCausalLM(config);
+      const opt = new Adam(model.parameters(), { lr: 1e-3 });
+      return { model, step: () => (opt.zeroGrad(), lossOf(model).backward(), opt.step()) };
+    }, { steps });
+    expect([steps, r.grads]).toEqual([steps, 4 * r.parameters]);
+    expect(r.optimizer).toBe(8 * r.parameters);
+  }
+});

@@ -14,10 +14,13 @@ import {
   Tensor,
   ValueError,
   manualSeed,
+  memory,
+  mul,
   optim,
   randn,
   stateFromJSON,
   stateToJSON,
+  sum,
   tensor,
   type OptimizerStateDict,
 } from '../../src';
@@ -104,8 +107,29 @@ describe('zeroGrad and step', () => {
     opt.zeroGrad({ setToNone: false });
     expect(a.grad).toBe(g);
     expect(flat(g)).toEqual([0, 0]);
+    expect(g.isDisposed).toBe(false);
     opt.zeroGrad();
     expect(a.grad).toBeNull();
+    expect(g.isDisposed).toBe(true); // its storage is freed now, not at garbage collection
+  });
+
+  test('zeroGrad frees the gradients: N steps of a synchronous loop hold one step of gradients', () => {
+    // no finalizer runs inside a synchronous test, so undisposed gradients would pile up here
+    const a = f64([1, 2, 3]);
+    const b = f64([4, 5]);
+    const opt = new Adam([{ params: [a] }, { params: [b] }], { lr: 0.1 });
+    const base = memory.stats().byCategory.grads;
+    memory.resetPeak();
+    for (let i = 0; i < 4; i++) {
+      opt.zeroGrad();
+      sum(mul(a, a)).backward();
+      sum(mul(b, b)).backward();
+      opt.step();
+    }
+    expect(memory.stats().byCategory.grads - base).toBe(5 * 8);
+    expect(memory.stats().peakByCategory.grads - base).toBe(5 * 8);
+    opt.zeroGrad();
+    expect(memory.stats().byCategory.grads).toBe(base);
   });
 
   test('a parameter whose grad is null is skipped (unchanged, no state)', () => {
@@ -365,6 +389,50 @@ describe('stateDict / loadStateDict', () => {
     expect(Object.keys(st).sort()).toEqual(['exp_avg', 'exp_avg_sq', 'step']);
     expect(x.item()).toBeCloseTo(1 + 0.4 / (4 + 1e-8), 15);
     expect(() => opt.updateParameter(x, tensor([1], { dtype: 'float64' }), { step: 1 }, opt.paramGroups[0])).toThrow(/state lacks 'exp_avg'/);
+  });
+
+  test('updateParameter checks the group it is given; MasterWeights.step checks each group once per step', () => {
+    const x = f64([1]);
+    const opt = new Adam([x], { lr: 0.1 });
+    const bad = { ...opt.paramGroups[0], lr: -1 };
+    expect(() => opt.updateParameter(x, tensor([1], { dtype: 'float64' }), {}, bad)).toThrow(/Adam.updateParameter: invalid learning rate -1/);
+    expect(x.item()).toBe(1);
+    expect(() => opt.checkGroups('caller')).not.toThrow();
+    opt.paramGroups[0].lr = NaN;
+    expect(() => opt.checkGroups('caller')).toThrow(/caller: parameter group 0: lr must be a number, got NaN/);
+
+    // a counting SGD: validateHyper runs once per group per step, not once per parameter
+    let checks = 0;
+    class CountingSGD extends SGD {
+      protected override validateHyper(h: Parameters<SGD['validateHyper']>[0]): string | null {
+        checks++;
+        return super.validateHyper(h);
+      }
+    }
+    const params = Array.from({ length: 6 }, (_, i) => tensor([i, i + 1], { dtype: i % 2 ? 'float16' : 'float32', requiresGrad: true }));
+    const sgd = new CountingSGD([{ params: params.slice(0, 4) }, { params: params.slice(4) }], { lr: 0.5 });
+    const mp = new optim.MixedPrecisionOptimizer(sgd);
+    for (const p of params) p.grad = tensor([1, 1], { dtype: p.dtype });
+    checks = 0;
+    mp.step();
+    expect(checks).toBe(2);
+    expect(flat(params[0])).toEqual([-0.5, 0.5]);
+    expect(flat(params[5])).toEqual([4.5, 5.5]);
+  });
+
+  test('-0 survives the JSON round trip, in tensors of every float dtype and as a plain number', () => {
+    const bits = (t: Tensor) => Array.from(t.toTypedArray() as ArrayLike<number>).map((v) => (Object.is(v, -0) ? '-0' : String(v)));
+    for (const dtype of ['float16', 'float32', 'float64'] as const) {
+      const t = tensor([-0, 0, -1e-9, -1], { dtype }); // -1e-9 rounds to -0 in float16
+      const back = roundTrip({ t }).t;
+      expect([dtype, bits(back)]).toEqual([dtype, bits(t)]);
+      expect(bits(back)[0]).toBe('-0');
+    }
+    const back = roundTrip({ x: -0, y: 0, z: [-0] });
+    expect(Object.is(back.x, -0)).toBe(true);
+    expect(Object.is(back.y, 0)).toBe(true);
+    expect(Object.is(back.z[0], -0)).toBe(true);
+    expect(stateToJSON(-0)).toEqual({ $number: '-0' });
   });
 
   test('stateFromJSON keeps non-finite numbers and rejects malformed tensors', () => {

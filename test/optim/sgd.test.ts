@@ -2,7 +2,7 @@
  * SGD: hand-derived first steps on a scalar problem for every flag, 20-step trajectories on a
  * linear regression against a plain-JS float64 loop, parameter groups, the Nesterov rule.
  */
-import { SGD, Tensor, ValueError, tensor } from '../../src';
+import { SGD, Tensor, ValueError, memory, tensor } from '../../src';
 import { flat } from '../helpers';
 import { B0, W0, expectRel, regressionGrad, regressionLoss, sgdRef, type SgdRefOptions } from './reference';
 
@@ -146,5 +146,31 @@ describe('SGD: groups and options', () => {
     expect((opt.state.get(x)?.momentum_buffer as Tensor).dtype).toBe('float32');
     const expected = before.map((v, i) => Math.fround(v - Math.fround(0.1) * [0.5, 0.25, -1][i]));
     expect(flat(x)).toEqual(flat(tensor(expected, { dtype: 'float16' })));
+  });
+});
+
+describe('SGD frees its temporaries', () => {
+  // Tests are synchronous, so no finalizer runs: a step that disposes its casts, products and
+  // differences leaves the 'other' bytes (op outputs) where they were; only the momentum buffer
+  // ('optimizer') is new.
+  test.each([
+    ['float16', {}],
+    ['float32', { momentum: 0.9, weightDecay: 0.1 }],
+    ['float16', { momentum: 0.9, nesterov: true, weightDecay: 0.1, maximize: true }],
+    ['float64', { momentum: 0.9, dampening: 0.5 }],
+  ] as const)('%s %j: three steps leave no op output alive', (dtype, options) => {
+    const p = tensor([[1, -2, 3], [0.5, 0.25, -4]], { dtype, requiresGrad: true });
+    const opt = new SGD([p], { lr: 0.1, ...options });
+    const start = memory.stats().byCategory;
+    for (let i = 0; i < 3; i++) {
+      p.grad = tensor([[0.5, -1, 2], [1, 1, -3]], { dtype }).tagMemory('grads');
+      const before = memory.stats().byCategory.other;
+      opt.step();
+      expect(memory.stats().byCategory.other).toBe(before);
+      opt.zeroGrad();
+    }
+    const end = memory.stats().byCategory;
+    expect(end.optimizer - start.optimizer).toBe('momentum' in options ? 6 * (dtype === 'float64' ? 8 : 4) : 0);
+    expect(end.grads - start.grads).toBe(0);
   });
 });

@@ -55,30 +55,42 @@
  * as well, with a one-time warning (unless verbose is 0) that BAdam's memory saving assumes a
  * float16 model.
  *
+ * A switch is atomic: the next block's inner optimizer and groups are built first; if that throws
+ * (a failing factory), nothing else has changed and the old block stays active (the next step
+ * retries). `release()` frees the masters and the inner optimizer's state at once.
+ *
  * State dict: the base optimizer's `{ state, paramGroups }` for the active block plus `badam`:
  * the partition, mode and K (checked on load), the active block, the block order of the current
  * epoch and the position in it, the step within the block, the global step, the block-epoch, the
  * Generator's state, the lr, and the float32 masters by parameter name (they carry precision
  * that the float16 weights lost, so they cannot be rebuilt from them). Loading it (with the
- * model's own state dict) continues the exact trajectory of an uninterrupted run.
+ * model's own state dict) continues the exact trajectory of an uninterrupted run, and emits a
+ * `{ type: 'resume' }` event for the restored block.
  */
 import { ValueError } from '../../errors';
 import { Tensor } from '../../tensor/tensor';
 import { isFloating } from '../../tensor/dtype';
 import { sameShape } from '../../tensor/shape';
 import { Generator, type GeneratorState } from '../../tensor/random';
-import { enableGrad, noGrad } from '../../autograd/grad-mode';
-import { copy_ } from '../../autograd/ops/inplace';
-import { Optimizer, type OptimizerStateDict, type ParamGroupInput, type SavedParamGroup, type ParamState } from '../optimizer';
+import { enableGrad } from '../../autograd/grad-mode';
+import { Optimizer, clearGrads, type OptimizerStateDict, type ParamGroupInput, type SavedParamGroup, type ParamState } from '../optimizer';
 import { inferBlocks, resolveActiveModules, resolvePartition, type BlockInfo } from './partition';
 import { MasterWeights, stepOptions, type MasterStepOptions } from './master';
+import { describe, isNoDecayParameter, namedParameterList } from '../util';
 
 export type SwitchMode = 'ascending' | 'descending' | 'random' | 'fixed';
 export const SWITCH_MODES: readonly SwitchMode[] = ['ascending', 'descending', 'random', 'fixed'];
 
-/** What `log` receives at every switch (and at the activation of the first block, step 0). */
+/**
+ * What `log` receives when a block becomes trainable:
+ * - `type: 'switch'` at every switch, and at the activation of the first block (step 0) in the
+ *   constructor;
+ * - `type: 'resume'` at the end of `loadStateDict`, for the block the saved run was training. A
+ *   resumed optimizer was built first, so its constructor already reported its own first block at
+ *   step 0: the 'resume' event supersedes it (that block never trains unless it is the saved one).
+ */
 export interface BlockSwitchEvent {
-  type: 'switch';
+  type: 'switch' | 'resume';
   /** The block now active. */
   block: number;
   /** Its prefixes. */
@@ -87,12 +99,18 @@ export interface BlockSwitchEvent {
   numParams: number;
   /** The names of everything trainable now (the block's, then activeModules' not in the block). */
   names: string[];
-  /** Optimizer steps taken before this block (0 for the first). */
+  /** Optimizer steps taken so far (0 for the first block; the saved global step at a resume). */
   step: number;
   /** The block-epoch (0-based) this block belongs to. */
   epoch: number;
+  /** Steps already taken on this block: 0 at a switch, the saved step in the block at a resume. */
+  stepInBlock: number;
 }
 
+/** The event `loadStateDict` emits. */
+export type BlockResumeEvent = BlockSwitchEvent & { type: 'resume' };
+
+/** Every event `log` receives (switches and resumes share one shape; `type` tells them apart). */
 export type BlockOptimizerEvent = BlockSwitchEvent;
 
 /** Builds the inner optimizer for a block's parameters (BlockOptimizer then sets its groups). */
@@ -113,9 +131,9 @@ export interface BlockOptimizerOptions {
   includeLmHead?: boolean;
   /** An explicit partition, a list of blocks each a list of name prefixes (reference: block_prefix_list). */
   blockPrefixList?: string[][];
-  /** 0 silent, 1 one line per switch, 2 also the trainable names (reference: verbose; LLaMA-Factory: badam_verbose). Default 1. */
+  /** 0 silent, 1 one line per switch (and resume), 2 also the trainable names (reference: verbose; LLaMA-Factory: badam_verbose). Default 1. */
   verbose?: 0 | 1 | 2;
-  /** Receives a structured event at every switch (reference: log_fn). */
+  /** Receives a structured event at every switch and at a resume (reference: log_fn). */
   log?: (event: BlockOptimizerEvent) => void;
   /** Seed of the Generator behind 'random' mode. Default 0. */
   seed?: number;
@@ -177,21 +195,10 @@ export interface BlockOptimizerStateDict extends OptimizerStateDict {
   badam: BlockScheduleState;
 }
 
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `an array of length ${x.length}`;
-  if (typeof x === 'string') return `'${x}'`;
-  if (typeof x === 'number') return String(x);
-  return typeof x;
-}
-
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isInt = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x);
 
-/** Biases, norm weights and 1-D parameters get no weight decay (unless decayAllParameters). */
-export function isNoDecayParameter(name: string, p: Tensor): boolean {
-  return name.endsWith('bias') || /norm/i.test(name) || p.ndim === 1;
-}
+export { isNoDecayParameter };
 
 export class BlockOptimizer {
   readonly switchEvery: number;
@@ -206,6 +213,9 @@ export class BlockOptimizer {
   private readonly named: [string, Tensor][];
   private readonly partition: BlockInfo[];
   private readonly activeNames: string[];
+  private readonly activeNameSet: Set<string>;
+  /** Each block's parameter names, as a Set (paramsOf runs at every switch). */
+  private readonly blockNames: Set<string>[];
   private readonly masters = new MasterWeights();
   private readonly generator: Generator;
   private readonly log?: (event: BlockOptimizerEvent) => void;
@@ -265,6 +275,8 @@ export class BlockOptimizer {
     }
     this.partition = resolvePartition(op, this.named, prefixList);
     this.activeNames = resolveActiveModules(op, this.named, options.activeModules);
+    this.activeNameSet = new Set(this.activeNames);
+    this.blockNames = this.partition.map((b) => new Set(b.names));
     const numBlocks = this.partition.length;
     const start = options.startBlock;
     if (start !== undefined && (!isInt(start) || start < 0 || start >= numBlocks)) {
@@ -294,7 +306,7 @@ export class BlockOptimizer {
         );
       }
     }
-    this.activate(this.order[0], this.factory ? this.base : undefined);
+    this.activate(this.order[0], { prebuilt: this.factory ? this.base : undefined });
   }
 
   // ------------------------------------------------------------------ introspection
@@ -370,18 +382,24 @@ export class BlockOptimizer {
     return loss;
   }
 
-  /** Clears the gradients of every model parameter (null, or with setToNone: false zeros in place). */
+  /**
+   * Clears the gradients of every model parameter: null, with the gradient tensor disposed (the
+   * default), or with `setToNone: false` zeroed in place (see Optimizer.zeroGrad).
+   */
   zeroGrad(options: { setToNone?: boolean } = {}): void {
-    const setToNone = options.setToNone ?? true;
-    for (const [, p] of this.named) {
-      if (p.grad === null) continue;
-      if (setToNone) p.grad = null;
-      else {
-        if (!p.grad.isLeaf) p.grad = p.grad.detach();
-        const g = p.grad;
-        noGrad(() => copy_(g, 0));
-      }
-    }
+    clearGrads(this.named.map(([, p]) => p), options.setToNone ?? true);
+  }
+
+  /**
+   * Frees what the optimizer holds, at once: the active block's float32 masters ('master' bytes)
+   * and the inner optimizer's state (Adam's moments, 'optimizer' bytes). Call it when training is
+   * over (the model's weights and gradients are the model's to free). The schedule is kept, and
+   * a later step() still works: it makes the masters again from the float16 weights and starts
+   * Adam afresh, as a switch does.
+   */
+  release(): void {
+    this.masters.release();
+    this.base.resetState();
   }
 
   // ------------------------------------------------------------------ state dicts
@@ -420,7 +438,10 @@ export class BlockOptimizer {
   /**
    * Restores the schedule, the masters and the base optimizer's state from `stateDict()` output
    * (or its JSON round trip). Load the model's own state dict too. Everything is checked before
-   * anything changes; a bad state dict throws one ValueError and nothing is loaded.
+   * anything changes; a bad state dict throws one ValueError and nothing is loaded. On success a
+   * `{ type: 'resume', block, step, epoch, stepInBlock, ... }` event goes to `log` (and a line to
+   * the console at verbose >= 1): the constructor's step-0 event named its own first block, which
+   * the resumed run may never train.
    */
   loadStateDict(sd: BlockOptimizerStateDict): void {
     const op = 'BlockOptimizer.loadStateDict';
@@ -522,6 +543,7 @@ export class BlockOptimizer {
     this.generator.setState(generator.getState());
     this.paramGroups[0].lr = lr as number;
     for (const g of this.base.paramGroups) g.lr = lr as number;
+    this.announce('resume', block as number, params, this.epochIndex);
   }
 
   // ------------------------------------------------------------------ the schedule
@@ -553,22 +575,43 @@ export class BlockOptimizer {
     return this.switchMode === 'random' ? this.generator.permutation(this.partition.length) : [...this.order];
   }
 
+  /**
+   * The switch to the next block of the schedule. The position, step in block, order, epoch and
+   * generator change only once the next block is active: if its activation fails (a factory
+   * that throws), the schedule and the generator are as they were and the old block stays active.
+   */
   private advance(): void {
-    this.position++;
-    if (this.position >= this.order.length) {
-      this.epochIndex++;
-      this.order = this.nextOrder();
-      this.position = 0;
+    const generatorState = this.generator.getState();
+    let position = this.position + 1;
+    let order = this.order;
+    let epoch = this.epochIndex;
+    if (position >= order.length) {
+      epoch++;
+      try {
+        order = this.nextOrder();
+      } catch (e) {
+        this.generator.setState(generatorState);
+        throw e;
+      }
+      position = 0;
     }
+    try {
+      this.activate(order[position], { epoch });
+    } catch (e) {
+      this.generator.setState(generatorState);
+      throw e;
+    }
+    this.order = order;
+    this.position = position;
+    this.epochIndex = epoch;
     this.blockStep = 0;
-    this.activate(this.order[this.position]);
   }
 
   /** The trainable [name, param] pairs of block b: its parameters, then activeModules' others. */
   private paramsOf(b: number): [string, Tensor][] {
-    const names = new Set([...this.partition[b].names, ...this.activeNames]);
-    const first = this.named.filter(([n]) => this.partition[b].names.includes(n));
-    const extra = this.named.filter(([n]) => names.has(n) && !this.partition[b].names.includes(n));
+    const inBlock = this.blockNames[b];
+    const first = this.named.filter(([n]) => inBlock.has(n));
+    const extra = this.named.filter(([n]) => this.activeNameSet.has(n) && !inBlock.has(n));
     return [...first, ...extra];
   }
 
@@ -616,36 +659,46 @@ export class BlockOptimizer {
   }
 
   /**
-   * Makes block b the active one (see the file comment). `prebuilt`: the factory's optimizer for
-   * b, already built (the constructor's).
+   * Makes block b the active one (see the file comment). Everything that can fail comes first and
+   * changes nothing the BlockOptimizer uses: the factory's optimizer for b (`prebuilt`: the
+   * constructor's, already built) and its groups. Only then are requiresGrad flipped, the old
+   * block's gradients, masters and moments freed and the new block's masters made.
    */
-  private activate(b: number, prebuilt?: Optimizer): void {
+  private activate(b: number, options: { prebuilt?: Optimizer; epoch?: number } = {}): void {
     const params = this.paramsOf(b);
-    this.setTrainable(params); // flags; the old block's gradients and masters freed
-    this.base.resetState(); // the old block's moments freed
-    if (this.factory) this.base = prebuilt ?? this.build(params.map(([, p]) => p));
-    this.setGroups(this.base, params);
-    this.base.resetState();
+    // 1. the inner optimizer for b, with its groups (setGroups restores an instance's groups on error)
+    const next = this.factory ? (options.prebuilt ?? this.build(params.map(([, p]) => p))) : this.base;
+    this.setGroups(next, params);
+    // 2. commit: the old block's moments freed, flags flipped (its gradients and masters freed)
+    const old = this.base;
+    old.resetState();
+    if (next !== old) next.resetState(); // a factory's optimizer starts with no state
+    this.base = next;
+    this.setTrainable(params);
     for (const g of this.base.paramGroups) g.lr = this.paramGroups[0].lr;
     this.masters.add(params.map(([, p]) => p));
-    this.announce(b, params);
+    this.announce('switch', b, params, options.epoch ?? this.epochIndex);
   }
 
-  private announce(b: number, params: [string, Tensor][]): void {
+  private announce(type: 'switch' | 'resume', b: number, params: [string, Tensor][], epoch: number): void {
     const info = this.partition[b];
     const event: BlockSwitchEvent = {
-      type: 'switch',
+      type,
       block: b,
       prefixes: [...info.prefixes],
       numParams: params.reduce((s, [, p]) => s + p.numel, 0),
       names: params.map(([n]) => n),
       step: this.steps,
-      epoch: this.epochIndex,
+      epoch,
+      stepInBlock: type === 'resume' ? this.blockStep : 0,
     };
     if (this.verbose >= 1) {
       const extra = this.activeNames.length ? ` + activeModules` : '';
+      const what = `block ${b} of ${this.partition.length} [${info.prefixes.join(', ')}]${extra}`;
       console.log(
-        `BlockOptimizer: step ${event.step}: block ${b} of ${this.partition.length} [${info.prefixes.join(', ')}]${extra} is trainable, ${event.numParams} parameters`,
+        type === 'resume'
+          ? `BlockOptimizer: resumed at step ${event.step}: ${what} is trainable, ${event.numParams} parameters, ${event.stepInBlock} of its ${this.switchEvery} steps taken (block-epoch ${epoch})`
+          : `BlockOptimizer: step ${event.step}: ${what} is trainable, ${event.numParams} parameters`,
       );
       if (this.verbose >= 2) for (const n of event.names) console.log(`  ${n}`);
     }
@@ -655,29 +708,11 @@ export class BlockOptimizer {
 
 /** [name, tensor] pairs from a Module or from namedParameters(), checked. */
 function namedParametersOf(op: string, model: unknown): [string, Tensor][] {
-  let items: unknown[];
-  if (model instanceof Tensor) throw new ValueError(op, 'expected a model or model.namedParameters(), got a single Tensor');
-  if (isObject(model) && typeof (model as { namedParameters?: unknown }).namedParameters === 'function') {
-    items = (model as { namedParameters(): unknown[] }).namedParameters();
-  } else if (model !== null && typeof model === 'object' && typeof (model as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    items = Array.from(model as Iterable<unknown>);
-  } else {
-    throw new ValueError(op, `expected a model or model.namedParameters(), got ${describe(model)}`);
-  }
-  if (items.length === 0) throw new ValueError(op, 'the model has no parameters');
-  const names = new Set<string>();
-  const tensors = new Set<Tensor>();
-  return items.map((item, i) => {
-    if (!Array.isArray(item) || item.length !== 2 || typeof item[0] !== 'string' || !(item[1] instanceof Tensor)) {
-      throw new ValueError(op, `item ${i} is not a [name, Tensor] pair: pass model.namedParameters() (names are what blocks are made of)`);
-    }
-    const [n, p] = item as [string, Tensor];
-    if (names.has(n)) throw new ValueError(op, `parameter name '${n}' appears twice`);
-    if (tensors.has(p)) throw new ValueError(op, `parameter '${n}' is listed twice (under another name too)`);
+  const { params, names } = namedParameterList(op, model, { why: ' (names are what blocks are made of)' });
+  return params.map((p, i) => {
+    const n = (names as string[])[i];
     if (!p.isLeaf) throw new ValueError(op, `parameter '${n}' is not a leaf`);
     if (!isFloating(p.dtype)) throw new ValueError(op, `parameter '${n}' is ${p.dtype}: only floating parameters can be trained`);
-    names.add(n);
-    tensors.add(p);
     return [n, p];
   });
 }

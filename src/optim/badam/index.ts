@@ -7,6 +7,7 @@ export {
   type BlockOptimizerOptions,
   type BlockOptimizerEvent,
   type BlockSwitchEvent,
+  type BlockResumeEvent,
   type BaseOptimizerFactory,
   type BlockScheduleState,
   type BlockOptimizerStateDict,

@@ -3,13 +3,16 @@
  *
  * A float16 weight cannot take Adam's small updates (an update below half a float16 ulp is lost),
  * so the optimizer updates a float32 master copy and the float16 weight is the master rounded
- * (PyTorch AMP's and the BAdam reference's scheme). For each float16 parameter p with a
- * gradient, `MasterWeights.step(base)`:
+ * (PyTorch AMP's and the BAdam reference's scheme). `MasterWeights.step(base)` first checks
+ * every group's hyperparameters (`base.checkGroups`), every gradient and every state record, so
+ * that a problem throws before anything changes; then, for each float16 parameter p with a
+ * gradient, it:
  *
  *   1. casts p.grad to a float32 gradient (tagged 'grads') and frees the float16 one
  *      (p.grad = null, disposed): the gradient is consumed by the step;
- *   2. runs `base.updateParameter(master, grad32, state, group)`, with the state stored under
- *      `base.state.set(p, state)` so that it lands in `base.stateDict()` under p's index;
+ *   2. runs base's update on (master, grad32, state, group), with the state stored under
+ *      `base.state.set(p, state)` so that it lands in `base.stateDict()` under p's index
+ *      (`base.applyUpdate`: updateParameter without its checks, made once for the whole step);
  *   3. rounds the master into p (`copy_` under noGrad, round-to-nearest-even);
  *   4. after `onBeforeFree` (the one moment when weights, masters, moments and the float32
  *      gradients are all alive, e.g. for a memory measurement) disposes the float32 gradients.
@@ -55,18 +58,6 @@ export function stepOptions<L>(op: string, arg: (() => L) | MasterStepOptions<L>
     if (v !== undefined && typeof v !== 'function') throw new ValueError(op, `${k} must be a function`);
   }
   return arg;
-}
-
-/** Why `grad` cannot update `p`, or null. */
-function gradProblem(p: Tensor, g: unknown): string | null {
-  const label = p.name ? `'${p.name}'` : `of shape ${fmtShape(p.shape)}`;
-  if (!(g instanceof Tensor)) return `the gradient of parameter ${label} is not a Tensor`;
-  if (p.isDisposed || p.buffer.released) return `parameter ${label} was disposed`;
-  if (g.isDisposed || g.buffer.released) return `the gradient of parameter ${label} was disposed`;
-  if (!isFloating(g.dtype)) return `the gradient of parameter ${label} is ${g.dtype}, not floating`;
-  if (!sameShape(p.shape, g.shape)) return `the gradient of parameter ${label} has shape ${fmtShape(g.shape)}, expected ${fmtShape(p.shape)}`;
-  if (p.backend !== g.backend) return `parameter ${label} is on ${p.backend} but its gradient is on ${g.backend}`;
-  return null;
 }
 
 /** float32 master copies of float16 parameters, and the mixed-precision step that uses them. */
@@ -125,44 +116,49 @@ export class MasterWeights {
   }
 
   /**
-   * One update of every parameter of `base` that has a gradient (see the file comment). All
-   * gradients are checked before anything is written.
+   * One update of every parameter of `base` that has a gradient (see the file comment).
+   * Everything is checked before anything changes: every group's hyperparameters
+   * (`base.checkGroups`), every gradient and every state record. A bad group or gradient throws
+   * with the model, the gradients and the state untouched.
    */
   step<H extends Hyperparameters>(base: Optimizer<H>, options: Pick<MasterStepOptions, 'onBeforeFree'> = {}): void {
     const op = 'MasterWeights.step';
-    const work: { p: Tensor; group: (typeof base.paramGroups)[number]; target: Tensor; grad: Tensor; owned: boolean }[] = [];
+    type Group = (typeof base.paramGroups)[number];
+    // 0. checks, before any gradient is consumed
+    base.checkGroups(op);
+    const todo: { p: Tensor; group: Group; grad: Tensor }[] = [];
     for (const group of base.paramGroups) {
       for (const p of group.params) {
-        if (p.grad === null) continue;
-        const problem = gradProblem(p, p.grad);
+        const g = p.grad;
+        if (g === null) continue;
+        // the master (float16 parameters) has p's shape and backend: checking p checks it
+        const problem = base.updateProblem(p, g, base.state.get(p) ?? {}, group);
         if (problem) throw new ValueError(op, problem);
+        todo.push({ p, group, grad: g });
       }
     }
+    const work: { p: Tensor; group: Group; target: Tensor; grad: Tensor; owned: boolean }[] = [];
     // 1. float32 gradients (the float16 ones are consumed)
     noGrad(() => {
-      for (const group of base.paramGroups) {
-        for (const p of group.params) {
-          const g = p.grad;
-          if (g === null) continue;
-          if (p.dtype !== 'float16') {
-            work.push({ p, group, target: p, grad: g, owned: false });
-            continue;
-          }
-          if (!this.masters.has(p)) this.add([p]);
-          const g32 = g.dtype === 'float32' ? g : cast(g, 'float32');
-          g32.tagMemory('grads');
-          p.grad = null;
-          if (g32 !== g) g.dispose();
-          work.push({ p, group, target: this.masters.get(p) as Tensor, grad: g32, owned: true });
+      for (const { p, group, grad: g } of todo) {
+        if (p.dtype !== 'float16') {
+          work.push({ p, group, target: p, grad: g, owned: false });
+          continue;
         }
+        if (!this.masters.has(p)) this.add([p]);
+        const g32 = g.dtype === 'float32' ? g : cast(g, 'float32');
+        g32.tagMemory('grads');
+        p.grad = null;
+        if (g32 !== g) g.dispose();
+        work.push({ p, group, target: this.masters.get(p) as Tensor, grad: g32, owned: true });
       }
     });
     try {
-      // 2. updates, 3. masters rounded into the float16 weights
+      // 2. updates (arguments checked above), 3. masters rounded into the float16 weights
       for (const { p, group, target, grad } of work) {
         let state = base.state.get(p);
         if (state === undefined) base.state.set(p, (state = {}));
-        base.updateParameter(target, grad, state, group);
+        base.applyUpdate(target, grad, state, group);
         if (target !== p) noGrad(() => copy_(p, target));
       }
       options.onBeforeFree?.();

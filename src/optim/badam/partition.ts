@@ -25,6 +25,7 @@
  */
 import { ValueError } from '../../errors';
 import type { Tensor } from '../../tensor/tensor';
+import { describe } from '../util';
 
 export interface InferBlocksOptions {
   /** The embedding as its own first block (reference: include_embedding). Default false. */
@@ -126,13 +127,6 @@ export function inferBlocks(names: readonly string[], options: InferBlocksOption
   for (const p of layerPrefixes) blocks.push([p]);
   if (options.includeLmHead && restPrefixes.length > 0) blocks.push(restPrefixes);
   return blocks;
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `an array of length ${x.length}`;
-  if (typeof x === 'string') return `'${x}'`;
-  return typeof x;
 }
 
 /** A hint for a prefix that matches no name at its start but occurs inside one. */

@@ -23,6 +23,14 @@
  *   as the reference resets its state: optimizer memory is 2·k·4 bytes per float32 parameter.
  *   The 'scatter' mask is also held, as k int32 indices tagged 'other' (not counted as optimizer
  *   state); 'adjacent' holds no index.
+ * - Masters (float16 parameters): a float32 copy of the k selected entries, made at the first
+ *   step of a mask period from the float16 values, updated by Adam and rounded (to nearest even)
+ *   back into the float16 entries after every step, and released at each switch: 4·k bytes
+ *   tagged 'master'. Without it an Adam step below half a float16 ulp (lr 1e-5 on weights near
+ *   1) would be lost at every step, and the entries would never move. float32 and float64
+ *   parameters are updated in place and need none.
+ * - Weight decay spares biases, norm weights and 1-D parameters, as BlockOptimizer's groups do
+ *   (`isNoDecayParameter`); `decayAllParameters: true` decays everything.
  *
  * Options, with the reference's names and defaults (LLaMA-Factory in brackets):
  *   updateRatio (update_ratio, 0.1) [badam_update_ratio, default 0.05]
@@ -33,7 +41,8 @@
  *   includeEmbedding (include_embedding, false) [LLaMA-Factory passes false]
  *   includeLmHead (include_lm_head, false)
  *   lr (1e-5), betas ([0.9, 0.999]), eps (1e-8), verbose (1)
- *   weightDecay (0; the reference's sparse Adam has none), seed (0), log (a callback for events)
+ *   weightDecay (0; the reference's sparse Adam has none), decayAllParameters (false), seed (0),
+ *   log (a callback for events)
  *
  * Differences from the reference, on purpose:
  * - k = ceil(r·n) (the reference takes int(r·n), which is 0 for small r·n); a tiny relative
@@ -62,8 +71,8 @@ import { isFloating, type DType } from '../../tensor/dtype';
 import type { BackendBuffer, View } from '../../kernels/backend';
 import { backendByName } from '../../kernels/registry';
 import { enableGrad, noGrad } from '../../autograd/grad-mode';
-import { copy_ } from '../../autograd/ops/inplace';
-import { cloneOnto, stateDtype } from '../optimizer';
+import { clearGrads, cloneOnto, stateDtype } from '../optimizer';
+import { describe, gradProblem, isNoDecayParameter, namedParameterList } from '../util';
 
 export type MaskMode = 'adjacent' | 'scatter';
 
@@ -72,8 +81,10 @@ export interface BlockOptimizerRatioOptions {
   lr?: number;
   betas?: [number, number];
   eps?: number;
-  /** Decoupled (AdamW) weight decay on the selected entries. Default 0. */
+  /** Decoupled (AdamW) weight decay on the selected entries (not of biases, norm weights, 1-D parameters). Default 0. */
   weightDecay?: number;
+  /** Apply weight decay to biases, norm weights and 1-D parameters too. Default false. */
+  decayAllParameters?: boolean;
   /** Fraction of every parameter's entries updated per mask, in (0, 1]. Default 0.1. */
   updateRatio?: number;
   /** Per-name ratios: a key matches a parameter name exactly or as a prefix; the longest key wins. */
@@ -133,7 +144,10 @@ export interface RatioParamGroup {
   weightDecay: number;
 }
 
-/** One parameter's saved state. Moments are k-vectors, absent before a mask period's first step. */
+/**
+ * One parameter's saved state. Moments (and, for a float16 parameter, the float32 master of the
+ * selected entries) are k-vectors, absent before a mask period's first step.
+ */
 export interface RatioParamStateDict {
   numel: number;
   k: number;
@@ -142,6 +156,7 @@ export interface RatioParamStateDict {
   step: number;
   exp_avg?: Tensor;
   exp_avg_sq?: Tensor;
+  master?: Tensor;
 }
 
 export interface BlockOptimizerRatioStateDict {
@@ -162,16 +177,20 @@ interface Entry {
   dense: boolean;
   seed: number;
   offset: number;
+  /** Whether weightDecay applies (false for biases, norm weights and 1-D parameters). */
+  decay: boolean;
   /** 'scatter': the sorted int32 indices of the current mask. */
   indices: Tensor | null;
   step: number;
   expAvg: Tensor | null;
   expAvgSq: Tensor | null;
+  /** float16 parameters: the float32 master of the k selected entries (made at a period's first step). */
+  master: Tensor | null;
 }
 
 const OPTION_KEYS = [
   'lr', 'betas', 'eps', 'weightDecay', 'updateRatio', 'paramRatios', 'maskMode', 'switchEvery',
-  'preserveThreshold', 'includeEmbedding', 'includeLmHead', 'seed', 'verbose', 'log',
+  'preserveThreshold', 'includeEmbedding', 'includeLmHead', 'seed', 'verbose', 'log', 'decayAllParameters',
 ];
 
 /** The reference's and LLaMA-Factory's snake_case names, for a helpful error. */
@@ -203,32 +222,10 @@ export function ratioMaskIndices(mode: MaskMode, numel: number, k: number, offse
   if (mode === 'adjacent') {
     for (let j = 0; j < k; j++) out[j] = (offset + j) % numel;
   } else {
-    const perm = permutation(numel, seed);
+    const perm = new Generator(seed).permutation(numel);
     for (let j = 0; j < k; j++) out[j] = perm[(offset + j) % numel];
   }
   return out.sort();
-}
-
-/** Generator.permutation (Fisher-Yates from the end) into an Int32Array. */
-function permutation(n: number, seed: number): Int32Array {
-  const gen = new Generator(seed);
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  for (let i = n - 1; i > 0; i--) {
-    const j = gen.randint(0, i + 1);
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `an array of length ${x.length}`;
-  if (x instanceof Tensor) return `a Tensor of shape ${fmtShape(x.shape)}`;
-  if (typeof x === 'string') return `'${x}'`;
-  return typeof x === 'number' ? String(x) : typeof x;
 }
 
 function hyperProblem(h: { lr: unknown; betas: unknown; eps: unknown; weightDecay: unknown }): string | null {
@@ -255,6 +252,7 @@ export class BlockOptimizerRatio {
   readonly updateRatio: number;
   readonly preserveThreshold: number;
   readonly seed: number;
+  readonly decayAllParameters: boolean;
   /** Names of the parameters frozen at construction (embedding, lm_head). */
   readonly frozen: string[];
   verbose: 0 | 1 | 2;
@@ -293,7 +291,7 @@ export class BlockOptimizerRatio {
     const verbose = options.verbose ?? 1;
     if (verbose !== 0 && verbose !== 1 && verbose !== 2) throw new ValueError(op, `verbose must be 0, 1 or 2, got ${describe(verbose)}`);
     if (options.log !== undefined && typeof options.log !== 'function') throw new ValueError(op, `log must be a function, got ${describe(options.log)}`);
-    for (const key of ['includeEmbedding', 'includeLmHead'] as const) {
+    for (const key of ['includeEmbedding', 'includeLmHead', 'decayAllParameters'] as const) {
       if (options[key] !== undefined && typeof options[key] !== 'boolean') throw new ValueError(op, `${key} must be a boolean, got ${describe(options[key])}`);
     }
     const hyper = {
@@ -346,6 +344,8 @@ export class BlockOptimizerRatio {
       return hits.length ? overrides[hits[0]] : updateRatio;
     };
 
+    const decayAllParameters = options.decayAllParameters ?? false;
+
     // everything is valid: now change the model and build the masks
     for (const name of frozen) named.find(([n]) => n === name)?.[1].requiresGrad_(false);
     const seeds = new Generator(seed);
@@ -361,10 +361,12 @@ export class BlockOptimizerRatio {
         dense,
         seed: seeds.nextUint32(),
         offset: 0,
+        decay: decayAllParameters || !isNoDecayParameter(name, p),
         indices: null,
         step: 0,
         expAvg: null,
         expAvgSq: null,
+        master: null,
       });
     }
     this.maskMode = maskMode;
@@ -372,6 +374,7 @@ export class BlockOptimizerRatio {
     this.updateRatio = updateRatio;
     this.preserveThreshold = preserveThreshold;
     this.seed = seed;
+    this.decayAllParameters = decayAllParameters;
     this.frozen = frozen;
     this.verbose = verbose;
     this.log = options.log ?? null;
@@ -407,17 +410,18 @@ export class BlockOptimizerRatio {
     const e = this.entry('BlockOptimizerRatio.maskIndices', name);
     if (e.dense) return Array.from({ length: e.numel }, (_, i) => i);
     if (e.indices) return Array.from(e.indices.toTypedArray() as Int32Array);
-    return Array.from(ratioMaskIndices('adjacent', e.numel, e.k, e.offset, e.seed));
+    return Array.from(ratioMaskIndices(this.maskMode, e.numel, e.k, e.offset, e.seed)); // 'adjacent', or 'scatter' after release()
   }
 
   /**
-   * Parameter `name`'s Adam state: its step in this mask period, the dtype of its moments and the
-   * k-element moments as host copies (null before the period's first step).
+   * Parameter `name`'s Adam state: its step in this mask period, the dtype of its moments, the
+   * k-element moments and (float16 parameters) the float32 master of the selected entries, as
+   * host copies (null before the period's first step, and master null for other dtypes).
    */
-  paramState(name: string): { step: number; dtype: DType | null; exp_avg: number[] | null; exp_avg_sq: number[] | null } {
+  paramState(name: string): { step: number; dtype: DType | null; exp_avg: number[] | null; exp_avg_sq: number[] | null; master: number[] | null } {
     const e = this.entry('BlockOptimizerRatio.paramState', name);
     const read = (t: Tensor | null) => (t === null ? null : Array.from(t.toTypedArray() as ArrayLike<number>));
-    return { step: e.step, dtype: e.expAvg?.dtype ?? null, exp_avg: read(e.expAvg), exp_avg_sq: read(e.expAvgSq) };
+    return { step: e.step, dtype: e.expAvg?.dtype ?? null, exp_avg: read(e.expAvg), exp_avg_sq: read(e.expAvgSq), master: read(e.master) };
   }
 
   private entry(op: string, name: string): Entry {
@@ -428,18 +432,12 @@ export class BlockOptimizerRatio {
 
   // ------------------------------------------------------------------ training
 
-  /** Sets every trainable parameter's gradient to null (default) or, with setToNone false, to zero. */
+  /**
+   * Clears every trainable parameter's gradient: null, with the gradient tensor disposed (the
+   * default), or with `setToNone: false` zeroed in place (see Optimizer.zeroGrad).
+   */
   zeroGrad(options: { setToNone?: boolean } = {}): void {
-    const setToNone = options.setToNone ?? true;
-    for (const { param } of this.entries) {
-      if (param.grad === null) continue;
-      if (setToNone) param.grad = null;
-      else {
-        if (!param.grad.isLeaf) param.grad = param.grad.detach();
-        const g = param.grad;
-        noGrad(() => copy_(g, 0));
-      }
-    }
+    clearGrads(this.entries.map((e) => e.param), options.setToNone ?? true);
   }
 
   /**
@@ -457,13 +455,8 @@ export class BlockOptimizerRatio {
       const p = e.param;
       const g = p.grad;
       if (g === null) continue;
-      if (p.isDisposed || p.buffer.released) throw new ValueError(op, `parameter '${e.name}' was disposed`);
-      if (!(g instanceof Tensor) || g.isDisposed || g.buffer.released) throw new ValueError(op, `the gradient of '${e.name}' is not a live Tensor`);
-      if (!isFloating(g.dtype)) throw new ValueError(op, `the gradient of '${e.name}' is ${g.dtype}, expected a floating tensor`);
-      if (g.numel !== e.numel || g.shape.length !== p.shape.length || g.shape.some((s, i) => s !== p.shape[i])) {
-        throw new ValueError(op, `the gradient of '${e.name}' has shape ${fmtShape(g.shape)}, expected ${fmtShape(p.shape)}`);
-      }
-      if (g.backend !== p.backend) throw new ValueError(op, `parameter '${e.name}' is on ${p.backend} but its gradient is on ${g.backend}`);
+      const bad = gradProblem(p, g, `'${e.name}'`);
+      if (bad) throw new ValueError(op, bad);
       if (!p.isContiguous()) throw new ValueError(op, `parameter '${e.name}' is no longer contiguous; masks index its flat storage`);
     }
     noGrad(() => {
@@ -482,19 +475,21 @@ export class BlockOptimizerRatio {
       e.expAvg = new Tensor(backend.zeros(dtype, e.k), [e.k]).tagMemory('optimizer');
       e.expAvgSq = new Tensor(backend.zeros(dtype, e.k), [e.k]).tagMemory('optimizer');
     }
+    if (!e.dense && this.maskMode === 'scatter' && e.indices === null) this.buildMask(e); // after release()
     const step = e.step + 1;
     const h = {
       lr: group.lr,
       beta1: group.betas[0],
       beta2: group.betas[1],
       eps: group.eps,
-      weightDecay: group.weightDecay,
+      weightDecay: e.decay ? group.weightDecay : 0,
       decoupled: true,
       step,
       maximize: false,
       amsgrad: false,
     };
-    if (e.dense) {
+    const half = p.dtype === 'float16';
+    if (e.dense && !half) {
       backend.adamUpdate(p, grad, e.expAvg.buffer, e.expAvgSq.buffer, null, h);
       e.step = step;
       return;
@@ -502,25 +497,40 @@ export class BlockOptimizerRatio {
     const n = e.numel;
     const temps: BackendBuffer[] = [];
     const keep = <B extends BackendBuffer>(b: B): B => (temps.push(b), b);
+    const packed = (b: BackendBuffer): View => ({ buffer: b, shape: [e.k], strides: [1], offset: 0 });
     try {
       const pFlat: View = { buffer: p.buffer, shape: [n], strides: [1], offset: p.offset };
       let gFlat: View = { buffer: grad.buffer, shape: [n], strides: [1], offset: grad.offset };
       if (!grad.isContiguous()) gFlat = { ...gFlat, buffer: keep(backend.copy(grad, grad.dtype)), offset: 0 };
-      const pk = this.gather(e, pFlat, keep);
-      const gk = this.gather(e, gFlat, keep);
-      const pkView: View = { buffer: pk, shape: [e.k], strides: [1], offset: 0 };
-      backend.adamUpdate(pkView, { buffer: gk, shape: [e.k], strides: [1], offset: 0 }, e.expAvg.buffer, e.expAvgSq.buffer, null, h);
-      if (this.maskMode === 'adjacent') {
-        // at most two contiguous ranges: [offset, n) and [0, rest)
+      const gk = e.dense ? gFlat : packed(this.gather(e, gFlat, keep));
+      // the k-vector Adam updates: the float32 master (float16 parameters; made from the float16
+      // values at the period's first step) or a packed copy of the selected entries
+      let target: View;
+      if (half) {
+        if (e.master === null) {
+          const values = e.dense ? backend.copy(pFlat, 'float32') : backend.copy(packed(this.gather(e, pFlat, keep)), 'float32');
+          e.master = new Tensor(values, [e.k]).tagMemory('master');
+        }
+        target = packed(e.master.buffer);
+      } else {
+        target = packed(this.gather(e, pFlat, keep));
+      }
+      backend.adamUpdate(target, gk, e.expAvg.buffer, e.expAvgSq.buffer, null, h);
+      if (e.dense) {
+        backend.assign(pFlat, target); // float16: the master rounded to nearest even
+      } else if (this.maskMode === 'adjacent') {
+        // at most two contiguous ranges: [offset, n) and [0, rest); assign rounds a master
         const n1 = Math.min(e.k, n - e.offset);
-        backend.assign(window(pFlat, e.offset, n1), window(pkView, 0, n1));
-        if (n1 < e.k) backend.assign(window(pFlat, 0, e.k - n1), window(pkView, n1, e.k - n1));
+        backend.assign(window(pFlat, e.offset, n1), window(target, 0, n1));
+        if (n1 < e.k) backend.assign(window(pFlat, 0, e.k - n1), window(target, n1, e.k - n1));
       } else {
         // p = where(mask, values scattered at the indices, p): the selected entries get the new
-        // values exactly, the others are the parameter's own (no arithmetic touches them)
+        // values exactly (a master rounded to the parameter's dtype first), the others are the
+        // parameter's own (no arithmetic touches them)
+        const values = half ? keep(backend.copy(target, p.dtype)) : target.buffer;
         const idx = (e.indices as Tensor).buffer;
         const mask = keep(backend.indexAdd(keep(backend.full(p.dtype, e.k, 1)), idx, 1, n, 1));
-        const scattered = keep(backend.indexAdd(pk, idx, 1, n, 1));
+        const scattered = keep(backend.indexAdd(values, idx, 1, n, 1));
         const flat = (b: BackendBuffer): View => ({ buffer: b, shape: [n], strides: [1], offset: 0 });
         const merged = keep(backend.where(flat(mask), flat(scattered), pFlat, p.dtype));
         backend.assign(pFlat, flat(merged));
@@ -560,12 +570,29 @@ export class BlockOptimizerRatio {
     this.emit('switch');
   }
 
+  /** Frees the moments and the master (the next step starts a fresh Adam on the mask). */
   private dropMoments(e: Entry): void {
     e.expAvg?.dispose();
     e.expAvgSq?.dispose();
+    e.master?.dispose();
     e.expAvg = null;
     e.expAvgSq = null;
+    e.master = null;
     e.step = 0;
+  }
+
+  /**
+   * Frees everything the optimizer holds, at once: the moments ('optimizer' bytes), the float32
+   * masters ('master') and the 'scatter' index tensors ('other'). Call it when training is over.
+   * The schedule (step, switch count, mask positions) is kept; a later step() still works,
+   * starting a fresh Adam (and fresh masters from the float16 weights) on the current masks.
+   */
+  release(): void {
+    for (const e of this.entries) {
+      this.dropMoments(e);
+      e.indices?.dispose();
+      e.indices = null;
+    }
   }
 
   /** 'scatter': (re)builds the index tensor of the current mask; 'adjacent' needs none. */
@@ -597,9 +624,10 @@ export class BlockOptimizerRatio {
   // ------------------------------------------------------------------ state dicts
 
   /**
-   * The schedule (step, switch count, each mask's start and seed), the hyperparameters and the
-   * k-element moments (detached views of the optimizer's storage; serialise them with stateToJSON
-   * or clone them before the next step for a snapshot).
+   * The schedule (step, switch count, each mask's start and seed), the hyperparameters, the
+   * k-element moments and the float16 parameters' k-element float32 masters (detached views of
+   * the optimizer's storage; serialise them with stateToJSON or clone them before the next step
+   * for a snapshot).
    */
   stateDict(): BlockOptimizerRatioStateDict {
     const group = this.paramGroups[0];
@@ -610,6 +638,7 @@ export class BlockOptimizerRatio {
         s.exp_avg = e.expAvg.detach();
         s.exp_avg_sq = e.expAvgSq.detach();
       }
+      if (e.master) s.master = e.master.detach();
       state[e.name] = s;
     }
     return {
@@ -675,6 +704,13 @@ export class BlockOptimizerRatio {
           else if (m.numel !== e.k) problems.push(`${where} holds a moment of ${m.numel} entries, expected k = ${e.k}`);
         }
       }
+      const master = s.master;
+      if (master !== undefined) {
+        if (e.param.dtype !== 'float16') problems.push(`${where}.master is given but '${e.name}' is ${e.param.dtype}: only float16 parameters have masters`);
+        else if (!(master instanceof Tensor) || master.isDisposed || master.buffer.released || !isFloating(master.dtype)) {
+          problems.push(`${where}.master must be a live floating Tensor`);
+        } else if (master.numel !== e.k) problems.push(`${where}.master has ${master.numel} entries, expected k = ${e.k}`);
+      }
     }
     if (problems.length) throw new ValueError(op, `${problems.join('; ')}. Nothing was loaded`);
 
@@ -689,6 +725,8 @@ export class BlockOptimizerRatio {
         e.expAvg = cloneOnto(s.exp_avg, e.param, dtype).tagMemory('optimizer');
         e.expAvgSq = cloneOnto(s.exp_avg_sq, e.param, dtype).tagMemory('optimizer');
       }
+      // a float16 parameter's master (a state dict without one: made from the weights at the next step)
+      if (s.master) e.master = cloneOnto(s.master, e.param, 'float32').tagMemory('master');
       this.buildMask(e);
     }
     this.globalStep = sd.step;
@@ -702,30 +740,14 @@ export class BlockOptimizerRatio {
   }
 }
 
-/** namedParameters() pairs from a Module or an iterable of pairs. */
+/** namedParameters() pairs from a Module or an iterable of pairs, checked. */
 function namedParams(op: string, model: unknown): [string, Tensor][] {
-  let items: unknown[];
-  if (model !== null && typeof model === 'object' && typeof (model as { namedParameters?: unknown }).namedParameters === 'function') {
-    items = (model as { namedParameters(): [string, Tensor][] }).namedParameters();
-  } else if (model !== null && typeof model === 'object' && !(model instanceof Tensor) && typeof (model as Iterable<unknown>)[Symbol.iterator] === 'function') {
-    items = Array.from(model as Iterable<unknown>);
-  } else {
-    throw new ValueError(op, `expected a model or its namedParameters() pairs, got ${describe(model)}`);
-  }
-  if (items.length === 0) throw new ValueError(op, 'got an empty parameter list');
-  const seen = new Set<Tensor>();
-  const names = new Set<string>();
-  for (const item of items) {
-    if (!(Array.isArray(item) && item.length === 2 && typeof item[0] === 'string' && item[1] instanceof Tensor)) {
-      throw new ValueError(op, 'parameters must be [name, Tensor] pairs (model.namedParameters()): names pick the masks, overrides and frozen embeddings');
-    }
-    const [name, p] = item as [string, Tensor];
-    if (names.has(name) || seen.has(p)) throw new ValueError(op, `parameter '${name}' appears twice`);
-    names.add(name);
-    seen.add(p);
+  const { params, names } = namedParameterList(op, model, { why: ': names pick the masks, overrides and frozen embeddings' });
+  return params.map((p, i) => {
+    const name = (names as string[])[i];
     if (p.isDisposed || p.buffer.released) throw new ValueError(op, `parameter '${name}' was disposed`);
     if (p.requiresGrad && !isFloating(p.dtype)) throw new ValueError(op, `parameter '${name}' is ${p.dtype}: only floating tensors can be optimized`);
     if (p.requiresGrad && !p.isLeaf) throw new ValueError(op, `parameter '${name}' is not a leaf`);
-  }
-  return items as [string, Tensor][];
+    return [name, p];
+  });
 }

@@ -57,6 +57,25 @@ describe('memory accounting on a float16 model', () => {
     expect(delta(cats(), base)).toEqual({ weights: 2 * M, grads: 0, master: 4 * Mnext, optimizer: 0 });
   });
 
+  test('release() frees the masters and the Adam moments at once; training can go on', () => {
+    const { model, base, M } = halfLlama();
+    const opt = new BlockOptimizer(model, new Adam(model.parameters(), { lr: 1e-3 }), { verbose: 0, switchMode: 'fixed', startBlock: 1 });
+    const Mi = opt.blocks()[1].numParams;
+    model.forward(tokens, { labels: tokens }).loss?.backward();
+    opt.step();
+    expect(delta(cats(), base)).toEqual({ weights: 2 * M, grads: 0, master: 4 * Mi, optimizer: 8 * Mi });
+    opt.release();
+    expect(delta(cats(), base)).toEqual({ weights: 2 * M, grads: 0, master: 0, optimizer: 0 });
+    expect(opt.baseOptimizer.state.size).toBe(0);
+    // the schedule is kept; the next step makes the masters again and starts Adam afresh
+    model.forward(tokens, { labels: tokens }).loss?.backward();
+    opt.step();
+    expect([opt.currentBlock, opt.globalStep]).toEqual([1, 2]);
+    expect(delta(cats(), base)).toEqual({ weights: 2 * M, grads: 0, master: 4 * Mi, optimizer: 8 * Mi });
+    opt.release();
+    expect(delta(cats(), base).master + delta(cats(), base).optimizer).toBe(0);
+  });
+
   test('mixed-precision Adam: the full-model 2M + 4M + 8M + 4M = 18M', () => {
     const { model, base, M } = halfLlama();
     const opt = new MixedPrecisionOptimizer(new Adam(model.parameters(), { lr: 1e-3 }));

@@ -25,6 +25,7 @@ import {
   type RatioMaskEvent,
 } from '../../../src';
 import { flat } from '../../helpers';
+import { roundToFloat16 } from '../../../src/tensor/float16';
 import { adamRef, expectRel } from '../reference';
 
 const quiet = { verbose: 0 } as const;
@@ -154,7 +155,8 @@ describe('the update on the selected entries', () => {
     const n = 50;
     const { w, pairs, setGrad } = single(n);
     const h = { lr: 0.05, betas: [0.8, 0.99] as [number, number], eps: 1e-6, weightDecay: 0.1 };
-    const opt = new BlockOptimizerRatio(pairs, { ...quiet, ...h, maskMode, updateRatio: 0.3, switchEvery: 4, preserveThreshold: 0, seed: 2 });
+    // decayAllParameters: 'w' is 1-D, which would get no weight decay by default
+    const opt = new BlockOptimizerRatio(pairs, { ...quiet, ...h, maskMode, updateRatio: 0.3, switchEvery: 4, preserveThreshold: 0, seed: 2, decayAllParameters: true });
     // k = 15: periods start at 0, 15, 30 and 45, the last wrapping around ({45..49} and {0..9})
     for (let period = 0; period < 4; period++) {
       const idx = opt.maskIndices('w');
@@ -240,7 +242,7 @@ describe('optimizer state: k floats per moment, reset at every switch', () => {
       setGrad(t);
       opt.step();
     }
-    expect(opt.paramState('w')).toEqual({ step: 0, dtype: null, exp_avg: null, exp_avg_sq: null });
+    expect(opt.paramState('w')).toEqual({ step: 0, dtype: null, exp_avg: null, exp_avg_sq: null, master: null });
     const idx = opt.maskIndices('w');
     expect(idx).toEqual(Array.from({ length: 15 }, (_, i) => 15 + i));
     const k = idx.map((i) => flat(w)[i]);
@@ -295,6 +297,176 @@ describe('resume from a state dict', () => {
     expect(() => c.loadStateDict(a.opt.stateDict())).toThrow(/k is 39.*selects 58/);
     expect(b.masks()).toEqual(before);
     expect(b.stepCount).toBe(0);
+  });
+});
+
+describe('float16 parameters train through float32 masters of the selected entries', () => {
+  /** A float16 [n] parameter near 1 (ulp 2^-10 ≈ 9.8e-4) with gradients of a fixed sign per entry. */
+  function nearOne(n: number) {
+    const values = Array.from({ length: n }, (_, i) => 1 + (i % 8) / 1024);
+    const w = tensor(values, { dtype: 'float16', requiresGrad: true });
+    const setGrad = (t: number) => {
+      w.grad = tensor(values.map((_, i) => (i % 2 ? 1 : -1) * (0.5 + ((i * 7 + t) % 5) / 10)), { dtype: 'float16' });
+    };
+    return { w, pairs: [['w', w]] as [string, Tensor][], setGrad };
+  }
+
+  test.each(['adjacent', 'scatter'] as const)('%s, lr 1e-5: the masters follow a float64 JS Adam, and the weights move once the steps add up', (maskMode) => {
+    const n = 200;
+    const { w, pairs, setGrad } = nearOne(n);
+    const w0 = flat(w);
+    const opt = new BlockOptimizerRatio(pairs, { ...quiet, maskMode, lr: 1e-5, updateRatio: 0.1, switchEvery: 1000 });
+    const idx = opt.maskIndices('w');
+    expect(idx).toHaveLength(20);
+    const ref = adamRef({ lr: 1e-5, decoupled: true });
+    const k = idx.map((i) => w0[i]);
+    for (let t = 0; t < 80; t++) {
+      setGrad(t);
+      ref(k, idx.map((i) => flat(w.grad as Tensor)[i]));
+      opt.step();
+      const st = opt.paramState('w');
+      // float32 masters: the float64 reference up to one float32 rounding (half an ulp, 2^-24 near
+      // 1) per step, and the weights are the masters rounded
+      (st.master as number[]).forEach((m, j) => expect(Math.abs(m - k[j])).toBeLessThanOrEqual((t + 1) * 2 ** -24));
+      const wNow = flat(w);
+      idx.forEach((i, j) => expect(wNow[i]).toBe(roundToFloat16((st.master as number[])[j])));
+      if (t === 0) {
+        // one step of ~1e-5 is far below half an ulp: the weights cannot show it yet, the masters do
+        expect(idx.every((i) => wNow[i] === w0[i])).toBe(true);
+        expect((st.master as number[]).every((m, j) => m !== w0[idx[j]])).toBe(true);
+      }
+    }
+    // 80 steps of ~1e-5 each: every selected entry moved by one float16 ulp or more; the others never
+    const after = flat(w);
+    const selected = new Set(idx);
+    for (let i = 0; i < n; i++) expect([i, after[i] !== w0[i]]).toEqual([i, selected.has(i)]);
+  });
+
+  test('dense float16 parameters (below preserveThreshold) have a master of all their entries', () => {
+    const { w, pairs, setGrad } = nearOne(50);
+    const w0 = flat(w);
+    const opt = new BlockOptimizerRatio(pairs, { ...quiet, lr: 1e-5, switchEvery: 1000 });
+    expect(opt.masks()[0]).toMatchObject({ dense: true, k: 50 });
+    for (let t = 0; t < 80; t++) {
+      setGrad(t);
+      opt.step();
+    }
+    expect(opt.paramState('w').master).toHaveLength(50);
+    expect(flat(w).every((v, i) => v !== w0[i])).toBe(true);
+  });
+
+  test("memory: 'master' holds 4·k bytes per float16 parameter from a period's first step to its switch; release() frees everything", () => {
+    const m = mlp('float16');
+    const base = memory.stats().byCategory;
+    const opt = new BlockOptimizerRatio(m, { ...quiet, maskMode: 'scatter', updateRatio: 0.1, preserveThreshold: 20, switchEvery: 3 });
+    const ks = opt.masks().map((x) => x.k);
+    expect(ks).toEqual([20, 16, 7, 4]);
+    const K = ks.reduce((a, b) => a + b, 0);
+    const delta = () => {
+      const c = memory.stats().byCategory;
+      return { master: c.master - base.master, optimizer: c.optimizer - base.optimizer };
+    };
+    expect(delta().master).toBe(0); // nothing before the first step
+    const indexBytes = 4 * (20 + 7); // the scatter masks' int32 indices (dense parameters need none)
+    for (let t = 0; t < 4; t++) {
+      opt.zeroGrad();
+      lossOf(m, t, 'float16').backward();
+      const other = memory.stats().byCategory.other;
+      opt.step();
+      // the step leaves no temporaries (the forward and backward leave theirs to the GC)
+      expect(memory.stats().byCategory.other).toBe(other);
+      // the third step switches, which frees the masters and moments; the fourth makes new ones
+      const d = delta();
+      expect(d.master).toBe(t === 2 ? 0 : 4 * K);
+      expect(d.optimizer).toBe(t === 2 ? 0 : 8 * K);
+      for (const x of opt.masks()) expect(opt.paramState(x.name).master?.length ?? 0).toBe(t === 2 ? 0 : x.k);
+    }
+    opt.zeroGrad();
+    const indexOther = () => memory.stats().byCategory.other;
+    const withIndices = indexOther();
+    const masks = opt.masks().map((x) => opt.maskIndices(x.name));
+    opt.release();
+    expect(opt.masks().map((x) => opt.maskIndices(x.name))).toEqual(masks);
+    expect(withIndices - indexOther()).toBe(indexBytes); // the scatter indices are freed too
+    expect([delta().master, delta().optimizer]).toEqual([0, 0]);
+    // the schedule is kept and training can go on (fresh Adam, fresh masters, rebuilt indices)
+    const before = opt.maskIndices('0.weight');
+    lossOf(m, 3, 'float16').backward();
+    const other = indexOther();
+    opt.step();
+    expect(indexOther() - other).toBe(indexBytes);
+    expect(opt.maskIndices('0.weight')).toEqual(before);
+    expect([delta().master, delta().optimizer]).toEqual([4 * K, 8 * K]);
+    opt.zeroGrad();
+    opt.release();
+  });
+
+  test('the masters travel in the state dict: a resumed float16 run equals the uninterrupted one bit for bit', () => {
+    const options: BlockOptimizerRatioOptions = { ...quiet, maskMode: 'adjacent', lr: 1e-3, updateRatio: 0.2, preserveThreshold: 10, switchEvery: 4 };
+    const run = (steps: number, from?: { model: nn.Sequential; state: unknown; start: number }) => {
+      const m = mlp('float16');
+      if (from) m.loadStateDict(from.model.stateDict());
+      const opt = new BlockOptimizerRatio(m, options);
+      if (from) opt.loadStateDict(stateFromJSON(JSON.parse(JSON.stringify(from.state))));
+      for (let t = from?.start ?? 0; t < (from?.start ?? 0) + steps; t++) {
+        opt.zeroGrad();
+        lossOf(m, t, 'float16').backward();
+        opt.step();
+      }
+      return { m, opt };
+    };
+    const whole = run(7);
+    const first = run(5);
+    const state = stateToJSON(first.opt.stateDict());
+    expect(Object.values((state as { state: Record<string, { master?: unknown }> }).state).every((s) => s.master !== undefined)).toBe(true);
+    const second = run(2, { model: first.m, state, start: 5 });
+    expect(second.m.parameters().map(flat)).toEqual(whole.m.parameters().map(flat));
+    // a master for a float32 parameter, or of the wrong size, is refused
+    const sd = first.opt.stateDict();
+    sd.state['0.weight'].master = tensor([1, 2, 3]);
+    expect(() => second.opt.loadStateDict(sd)).toThrow(/master has 3 entries, expected k = 39.*Nothing was loaded/);
+  });
+});
+
+describe('weight decay spares biases, norm weights and 1-D parameters', () => {
+  test('with weightDecay, a zero gradient moves only the decayed (2-D, non-norm) parameters; decayAllParameters decays all', () => {
+    const named = (): [string, Tensor][] => [
+      ['layer.weight', tensor([[1, 2], [3, 4]], { dtype: 'float64', requiresGrad: true })],
+      ['layer.bias', tensor([1, 2], { dtype: 'float64', requiresGrad: true })],
+      ['input_layernorm.weight', tensor([[1, 1]], { dtype: 'float64', requiresGrad: true })],
+      ['scale', tensor([5], { dtype: 'float64', requiresGrad: true })],
+    ];
+    for (const decayAllParameters of [false, true]) {
+      const params = named();
+      const opt = new BlockOptimizerRatio(params, { ...quiet, lr: 0.1, weightDecay: 0.5, decayAllParameters });
+      expect(opt.decayAllParameters).toBe(decayAllParameters);
+      for (const [, p] of params) p.grad = tensor(new Array(p.numel).fill(0), { dtype: 'float64' }).reshape(p.shape);
+      const before = params.map(([, p]) => flat(p));
+      opt.step();
+      // decoupled decay alone: p·(1 - lr·wd) = p·0.95 (Adam's step is 0 for a zero gradient)
+      const moved = params.map(([n, p], i) => [n, flat(p).every((v, j) => v === before[i][j] * 0.95)]);
+      expect(moved).toEqual([
+        ['layer.weight', true],
+        ['layer.bias', decayAllParameters],
+        ['input_layernorm.weight', decayAllParameters],
+        ['scale', decayAllParameters],
+      ]);
+    }
+  });
+});
+
+describe('zeroGrad', () => {
+  test('disposes the gradients it clears (setToNone), or zeroes them in place', () => {
+    const { w, pairs, setGrad } = single(200);
+    const opt = new BlockOptimizerRatio(pairs, quiet);
+    setGrad(0);
+    const g = w.grad as Tensor;
+    opt.zeroGrad({ setToNone: false });
+    expect(w.grad).toBe(g);
+    expect(flat(g).every((v) => v === 0)).toBe(true);
+    opt.zeroGrad();
+    expect(w.grad).toBeNull();
+    expect(g.isDisposed).toBe(true);
   });
 });
 

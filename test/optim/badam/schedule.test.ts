@@ -115,6 +115,7 @@ describe('switch events, verbosity and requiresGrad', () => {
       numParams: 36 + 6 + 6 + 6 + 12 + 2,
       step: 1,
       epoch: 0,
+      stepInBlock: 0,
     });
   });
 
@@ -213,5 +214,115 @@ describe('bad options are clear errors at construction', () => {
     reused.step();
     expect(reused.baseOptimizer).toBe(adam);
     expect(adam.parameters()).toEqual(reused.trainableParameters().map(([, p]) => p));
+  });
+});
+
+describe('a switch is atomic', () => {
+  /** A TinyNet in float16 whose factory throws on the given calls (the constructor's call is the first). */
+  function failing(failOn: number[], options: BlockOptimizerOptions = {}) {
+    const net = new TinyNet({ depth: 3, dtype: 'float16' });
+    let calls = 0;
+    const opt = new BlockOptimizer(
+      net,
+      (ps) => {
+        calls++;
+        if (failOn.includes(calls)) throw new Error(`factory failed (call ${calls})`);
+        return new Adam(ps, { lr: 0.01 });
+      },
+      { verbose: 0, switchMode: 'ascending', switchEvery: 1, ...options },
+    );
+    const step = (s: number) => {
+      opt.zeroGrad();
+      net.lossAt(s).backward();
+      opt.step();
+    };
+    return { net, opt, step };
+  }
+  const namesOf = (opt: BlockOptimizer) => opt.trainableParameters().map(([n]) => n);
+
+  test('a factory that throws at a switch leaves the old block active, trained and consistent; the next step retries', () => {
+    const { net, opt, step } = failing([2]);
+    const block0 = namesOf(opt);
+    const w0 = net.model.layers.at(0).mlp.weight;
+    const w1 = net.model.layers.at(1).mlp.weight;
+    expect(() => step(0)).toThrow(/factory failed \(call 2\)/);
+    // the step itself happened; the switch did not, and nothing of it shows
+    expect([opt.currentBlock, opt.globalStep, opt.blockEpoch]).toEqual([0, 1, 0]);
+    expect(namesOf(opt)).toEqual(block0);
+    expect(opt.baseOptimizer.paramGroups.flatMap((g) => g.paramNames ?? [])).toEqual(expect.arrayContaining(block0));
+    expect(opt.baseOptimizer.parameters()).toHaveLength(block0.length);
+    expect([w0.requiresGrad, w1.requiresGrad]).toEqual([true, false]);
+    expect(opt.masterOf(w0)).toBeDefined();
+    expect(opt.masterOf(w1)).toBeUndefined();
+    // block 0 trains again, then the switch goes through
+    const before = Array.from(w0.toTypedArray());
+    step(1);
+    expect(Array.from(w0.toTypedArray())).not.toEqual(before);
+    expect([opt.currentBlock, opt.globalStep, opt.stepInBlock]).toEqual([1, 2, 0]);
+    expect([w0.requiresGrad, w1.requiresGrad]).toEqual([false, true]);
+    expect(opt.masterOf(w0)).toBeUndefined();
+    expect(opt.baseOptimizer.parameters()).toContain(w1);
+    const w1before = Array.from(w1.toTypedArray());
+    step(2);
+    expect(Array.from(w1.toTypedArray())).not.toEqual(w1before);
+  });
+
+  test('random mode: a failed switch at a block-epoch boundary draws no permutation (the generator is restored)', () => {
+    const reference = failing([], { switchMode: 'random', seed: 3 });
+    const { opt, step } = failing([4], { switchMode: 'random', seed: 3 }); // the 3rd switch ends block-epoch 0
+    const seq: number[] = [];
+    const ref: number[] = [];
+    for (let s = 0; s < 9; s++) {
+      ref.push(reference.opt.currentBlock);
+      reference.step(s);
+    }
+    for (let s = 0; s < 10; s++) {
+      seq.push(opt.currentBlock);
+      if (s === 2) {
+        const before = opt.stateDict().badam;
+        expect(() => step(s)).toThrow(/factory failed/);
+        const after = opt.stateDict().badam;
+        expect([after.generator, after.order, after.position, after.epoch]).toEqual([before.generator, before.order, before.position, before.epoch]);
+      } else step(s);
+    }
+    // the same blocks in the same order, with the last block of epoch 0 trained one step longer
+    expect(seq).toEqual([...ref.slice(0, 3), ref[2], ...ref.slice(3)]);
+  });
+
+  test('the constructor changes nothing when the first block cannot be built', () => {
+    const net = new TinyNet({ depth: 3 });
+    const flags = net.parameters().map((p) => p.requiresGrad);
+    expect(() => new BlockOptimizer(net, () => ({}) as unknown as Adam, { verbose: 0 })).toThrow(/not an Optimizer/);
+    expect(net.parameters().map((p) => p.requiresGrad)).toEqual(flags);
+  });
+});
+
+describe('resume events', () => {
+  test("loadStateDict emits { type: 'resume' } for the saved block (and a line at verbose >= 1)", () => {
+    const net = new TinyNet({ depth: 4 });
+    const opts: BlockOptimizerOptions = { switchMode: 'ascending', switchEvery: 2, verbose: 0 };
+    const opt = new BlockOptimizer(net, new Adam(net.parameters()), opts);
+    for (let s = 0; s < 5; s++) opt.step();
+    const sd = opt.stateDict();
+    const events: BlockSwitchEvent[] = [];
+    const spy = jest.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      const resumed = new BlockOptimizer(net, new Adam(net.parameters()), { ...opts, verbose: 1, log: (e) => events.push(e) });
+      resumed.loadStateDict(sd);
+      expect(events.map((e) => [e.type, e.block, e.step, e.stepInBlock, e.epoch])).toEqual([
+        ['switch', 0, 0, 0, 0], // the constructor's first block, which the resumed run never trains
+        ['resume', 2, 5, 1, 0],
+      ]);
+      expect(events[1]).toMatchObject({ prefixes: ['model.layers.2.'], names: resumed.trainableParameters().map(([n]) => n) });
+      expect(spy.mock.calls.map((c) => String(c[0]))).toEqual([
+        'BlockOptimizer: step 0: block 0 of 4 [model.layers.0.] is trainable, 54 parameters',
+        'BlockOptimizer: resumed at step 5: block 2 of 4 [model.layers.2.] is trainable, 54 parameters, 1 of its 2 steps taken (block-epoch 0)',
+      ]);
+      // a refused state dict emits nothing
+      expect(() => resumed.loadStateDict({ ...sd, badam: { ...sd.badam, switchEvery: 3 } })).toThrow(ValueError);
+      expect(events).toHaveLength(2);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

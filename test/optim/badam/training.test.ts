@@ -64,6 +64,18 @@ describe('only the active block moves', () => {
     expect(w.grad).toBeNull();
     expect(g.isDisposed).toBe(true);
   });
+
+  test('zeroGrad disposes the gradients it clears', () => {
+    const net = new TinyNet({ depth: 3 });
+    const opt = new BlockOptimizer(net, new Adam(net.parameters()), { verbose: 0, switchEvery: 5 });
+    net.lossAt(0).backward();
+    opt.step(); // a float64 model: the step leaves the gradients in place, as Optimizer.step does
+    const grads = opt.trainableParameters().map(([, p]) => p.grad as Tensor);
+    expect(grads.every((g) => g !== null && !g.isDisposed)).toBe(true);
+    opt.zeroGrad();
+    expect(opt.trainableParameters().every(([, p]) => p.grad === null)).toBe(true);
+    expect(grads.every((g) => g.isDisposed)).toBe(true);
+  });
 });
 
 describe('the Adam state is reset at a switch', () => {
@@ -391,5 +403,38 @@ describe('MixedPrecisionOptimizer (the full-model baseline)', () => {
     const expected = snapshot(a);
     for (const [n, v] of snapshot(c)) expect([n, sameBits(v, expected.get(n) as number[])]).toEqual([n, true]);
     expect(() => optC.loadStateDict({ ...optState, masters: {} })).toThrow(/masters\[0\] is missing.*Nothing was loaded/);
+  });
+
+  test('a bad group (a negative lr in the second) throws before any gradient is consumed or weight written', () => {
+    const a = tensor([1, 2, 3], { dtype: 'float16', requiresGrad: true });
+    const b = tensor([4, 5, 6], { dtype: 'float16', requiresGrad: true });
+    const opt = new MixedPrecisionOptimizer(new Adam([{ params: [a] }, { params: [b] }], { lr: 0.1 }));
+    a.mul(b).sum().backward();
+    const [ga, gb] = [a.grad as Tensor, b.grad as Tensor];
+    opt.paramGroups[1].lr = -0.1; // what a per-group LambdaLR writes when its factor goes negative
+    expect(() => opt.step()).toThrow(/MasterWeights.step: parameter group 1: invalid learning rate -0.1/);
+    expect(Array.from(a.toTypedArray())).toEqual([1, 2, 3]);
+    expect(Array.from(b.toTypedArray())).toEqual([4, 5, 6]);
+    expect([a.grad, b.grad]).toEqual([ga, gb]); // the gradients are still there, alive
+    expect(ga.isDisposed || gb.isDisposed).toBe(false);
+    expect(opt.base.state.size).toBe(0);
+    // fixed, the same step goes through
+    opt.paramGroups[1].lr = 0.1;
+    opt.step();
+    expect(Array.from(a.toTypedArray())).toEqual([0.89990234375, 1.900390625, 2.900390625]);
+    expect([a.grad, b.grad]).toEqual([null, null]);
+  });
+
+  test('a bad state record is refused before anything changes', () => {
+    const a = tensor([1, 2], { dtype: 'float16', requiresGrad: true });
+    const b = tensor([3, 4], { dtype: 'float16', requiresGrad: true });
+    const base = new Adam([a, b], { lr: 0.1 });
+    const opt = new MixedPrecisionOptimizer(base);
+    a.mul(b).sum().backward();
+    base.state.set(b, { step: 1, exp_avg: zerosLike(a).reshape([1, 2]) }); // wrong shape, no exp_avg_sq
+    expect(() => opt.step()).toThrow(/MasterWeights.step: .*exp_avg has shape \[1,2\]/);
+    expect(Array.from(a.toTypedArray())).toEqual([1, 2]);
+    expect(a.grad).not.toBeNull();
+    expect(base.state.has(a)).toBe(false);
   });
 });
