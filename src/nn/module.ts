@@ -278,9 +278,12 @@ export class Module {
       .reduce((n, p) => n + p.numel, 0);
   }
 
-  /** Sets every parameter's .grad to null. */
+  /** Frees every parameter's gradient (disposed now, not at garbage collection) and sets .grad to null. */
   zeroGrad(): void {
-    for (const p of this.parameters()) p.grad = null;
+    for (const p of this.parameters()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
   }
 
   /**
