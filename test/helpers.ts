@@ -15,3 +15,14 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 
 /** A tensor's values as a flat number array, row-major. */
 export const flat = (t: Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number>);
+
+/** A small deterministic PRNG (mulberry32), uniform in [0, 1): independent of blockgrad's own Generator. */
+export function mulberry32(seed: number): () => number {
+  let t = seed >>> 0;
+  return () => {
+    t = (t + 0x6d2b79f5) >>> 0;
+    let r = Math.imul(t ^ (t >>> 15), 1 | t);
+    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
+    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
+  };
+}

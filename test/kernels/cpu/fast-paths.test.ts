@@ -12,17 +12,8 @@ import type { BackendBuffer, BinaryOp, ReduceOp, UnaryOp, View } from '../../../
 import type { DType } from '../../../src/tensor/dtype';
 import * as float16 from '../../../src/tensor/float16';
 import { numel } from '../../../src/tensor/shape';
+import { mulberry32 } from '../../helpers';
 
-/** Small deterministic PRNG (mulberry32): uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const fast = new CpuBackend();
 const ref = new CpuBackend({ reference: true });

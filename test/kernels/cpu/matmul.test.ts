@@ -5,17 +5,8 @@ import {
   type MatmulShape,
   type NumericArray,
 } from '../../../src/kernels/cpu/matmul';
+import { mulberry32 } from '../../helpers';
 
-/** Small deterministic PRNG (mulberry32): uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Dtype = 'float64' | 'float32' | 'int32';
 type Ctor = Float64ArrayConstructor | Float32ArrayConstructor | Int32ArrayConstructor;

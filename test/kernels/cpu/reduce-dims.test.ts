@@ -9,19 +9,11 @@
 import { Tensor, logsumexp, max, mean, min, permute, registerBackend, setBackend, slice, sum, sumTo, tensor, type DType } from '../../../src';
 import { kernelCounters } from '../../../src/kernels';
 import { CpuBackend } from '../../../src/kernels/cpu/backend';
+import { mulberry32 as rng } from '../../helpers';
 
 registerBackend('cpu-reference', () => new CpuBackend({ reference: true }));
 afterAll(() => setBackend('cpu'));
 
-function rng(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SHAPE = [3, 4, 2, 5];
 const values = (dtype: DType, n: number, rand: () => number) =>
