@@ -33,7 +33,7 @@ const SIZES = [128, 256, 512];
 const MAX_TIME: Record<number, number> = { 128: 2, 256: 3, 512: 4 };
 
 /** Deterministic float32 data in [-1, 1) (mulberry32), so runs are comparable. */
-function randomFloat32(length: number, seed: number): Float32Array {
+export function randomFloat32(length: number, seed: number): Float32Array {
   const out = new Float32Array(length);
   let t = seed >>> 0;
   for (let i = 0; i < length; i++) {

@@ -37,6 +37,7 @@ import {
 } from '../src';
 import { isEntry, measure, type Timing } from './backward.bench';
 import { OP_MATMUL_SIZES } from './ops.bench';
+import { randomFloat32 } from './matmul.bench';
 
 export const PEER_BACKENDS = ['cpu', 'wasm'] as const;
 export type PeerBackend = (typeof PEER_BACKENDS)[number];
@@ -104,18 +105,6 @@ async function startTfBackend(name: PeerBackend): Promise<void> {
   if (!ok || tf.getBackend() !== name) throw new Error(`tf.setBackend('${name}') failed`);
 }
 
-/** Deterministic float32 data in [-1, 1) for the tfjs operands (mulberry32). */
-function uniform(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let t = seed >>> 0;
-  for (let i = 0; i < length; i++) {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    out[i] = (((r ^ (r >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
-}
 
 // ------------------------------------------------------------------ the MLP step in each library
 
@@ -125,7 +114,7 @@ interface MlpData {
 }
 
 function mlpData(): MlpData {
-  const x = uniform(MLP.batch * MLP.inputs, 11);
+  const x = randomFloat32(MLP.batch * MLP.inputs, 11);
   const labels = Int32Array.from({ length: MLP.batch }, (_, i) => (i * 7) % MLP.classes);
   return { x, labels };
 }
@@ -153,7 +142,7 @@ function blockgradMlp(data: MlpData): { step: () => void; loss: () => number } {
 }
 
 function tfMlp(data: MlpData): { step: () => void; loss: () => number; dispose: () => void } {
-  const init = (shape: [number, number], seed: number) => tf.variable(tf.tidy(() => tf.mul(tf.tensor2d(uniform(shape[0] * shape[1], seed), shape), 1 / Math.sqrt(shape[0]))));
+  const init = (shape: [number, number], seed: number) => tf.variable(tf.tidy(() => tf.mul(tf.tensor2d(randomFloat32(shape[0] * shape[1], seed), shape), 1 / Math.sqrt(shape[0]))));
   const w1 = init([MLP.inputs, MLP.hidden], 21);
   const b1 = tf.variable(tf.zeros([MLP.hidden]));
   const w2 = init([MLP.hidden, MLP.classes], 22);
@@ -207,8 +196,8 @@ export async function runPeersBench(options: { maxTime?: number } = {}): Promise
     const row: PeerMatmulRow = { size: n, blockgrad: mine, blockgradGflops: flops / mine.meanSeconds / 1e9, peers: {} };
     for (const backend of result.backends) {
       await startTfBackend(backend);
-      const ta = tf.tensor2d(uniform(n * n, 1), [n, n]);
-      const tb = tf.tensor2d(uniform(n * n, 2), [n, n]);
+      const ta = tf.tensor2d(randomFloat32(n * n, 1), [n, n]);
+      const tb = tf.tensor2d(randomFloat32(n * n, 2), [n, n]);
       const time = await measure(`tfjs-${backend} matmul ${n}`, () => tf.matMul(ta, tb).dispose(), { maxTime });
       ta.dispose();
       tb.dispose();

@@ -109,6 +109,14 @@ function forwardBackward(model: LlamaForCausalLM, batch: CollatedBatch, run: (lo
  * A trainer for `name` on a fresh copy of the pretrained weights, converted to float16 in
  * place (`model.to('float16')`), so every optimizer starts from exactly the same model.
  */
+/** zeroGrad, forward, backward, step: the training step of every optimizer but LOMO. */
+function optimizerStep(model: LlamaForCausalLM, opt: { zeroGrad(): void; step(): unknown }, batch: CollatedBatch): StepOutcome {
+  opt.zeroGrad();
+  const out = forwardBackward(model, batch, (loss) => loss.backward());
+  opt.step();
+  return out;
+}
+
 export function createTrainer(name: OptimizerName, weights: Record<string, Tensor>, ctx: TrainerContext): Trainer {
   const model = buildModel(ctx.config, weights).to('float16');
   model.train();
@@ -126,12 +134,7 @@ export function createTrainer(name: OptimizerName, weights: Record<string, Tenso
         model,
         trainable: () => opt.trainableParameters().reduce((n, [, p]) => n + p.numel, 0),
         activeBlock: () => opt.currentBlock,
-        step(batch) {
-          opt.zeroGrad();
-          const out = forwardBackward(model, batch, (loss) => loss.backward());
-          opt.step();
-          return out;
-        },
+        step: (batch) => optimizerStep(model, opt, batch),
         release() {
           opt.release(); // the masters and Adam's moments
           disposeModel(model);
@@ -145,12 +148,7 @@ export function createTrainer(name: OptimizerName, weights: Record<string, Tenso
         model,
         trainable: () => model.numParameters(),
         activeBlock: () => undefined,
-        step(batch) {
-          opt.zeroGrad();
-          const out = forwardBackward(model, batch, (loss) => loss.backward());
-          opt.step();
-          return out;
-        },
+        step: (batch) => optimizerStep(model, opt, batch),
         release() {
           opt.release();
           disposeModel(model);
@@ -173,12 +171,7 @@ export function createTrainer(name: OptimizerName, weights: Record<string, Tenso
         model,
         trainable: () => lora.numTrainable,
         activeBlock: () => undefined,
-        step(batch) {
-          opt.zeroGrad();
-          const out = forwardBackward(model, batch, (loss) => loss.backward());
-          opt.step();
-          return out;
-        },
+        step: (batch) => optimizerStep(model, opt, batch),
         release() {
           opt.resetState();
           disposeModel(model);

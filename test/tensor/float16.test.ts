@@ -8,6 +8,7 @@ import {
   numberToFloat16Bits,
   roundToFloat16,
 } from '../../src/tensor/float16';
+import { mulberry32 } from '../helpers';
 
 // ---- reference helpers (the package, through a DataView: no Proxy involved) --------------------
 
@@ -71,17 +72,6 @@ function nextDown(x: number): number {
   return -nextUp(-x);
 }
 
-/** mulberry32: a tiny deterministic PRNG returning floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** All finite positive binary16 values in increasing order (0x0001 .. 0x7bff). */
 function positiveFiniteHalves(): number[] {

@@ -7,16 +7,8 @@
  */
 import { crossEntropyBackwardRows, reduceMiddle, reduceRows, softmaxRows } from '../../../src/kernels/cpu/rows';
 import type { ReduceOp } from '../../../src/kernels/backend';
+import { mulberry32 as rng } from '../../helpers';
 
-function rng(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The softmax rows as they were written before: exp computed in the sum and again per output. */
 function softmaxTwoPass(x: ArrayLike<number>, outer: number, inner: number, out: { [i: number]: number }): void {

@@ -21,6 +21,7 @@ import {
 } from '../../../src/kernels/cpu/strided';
 import { binaryRun, binaryRunScalarA, binaryRunScalarB, binaryRunStrided, unaryRun, unaryRunStrided, BINARY, UNARY } from '../../../src/kernels/cpu/math';
 import type { BinaryOp, UnaryOp } from '../../../src/kernels/backend';
+import { mulberry32 as rng } from '../../helpers';
 
 /** Every position a walk visits, in order. */
 function walked(shape: number[], views: Layout[]): number[][] {
@@ -110,16 +111,6 @@ describe('span', () => {
   });
 });
 
-/** mulberry32 */
-function rng(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('kernels on raw arrays: fast against reference, in each array type', () => {
   const layouts: Layout[] = [
