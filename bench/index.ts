@@ -4,7 +4,7 @@
  * every row) and latest.md (one markdown table per suite, quoted by the README). Each suite reports
  * ratios against a baseline measured in the same run.
  *
- *   npm run bench                          all suites (matmul, backward, ops, peers): ~3-5 minutes on 2 cores
+ *   npm run bench                          all suites (matmul, backward, ops, gpu, peers): ~4-6 minutes on 2 cores
  *   npm run bench -- --only backward       some suites (comma-separated or repeated --only); the
  *                                          results then go to bench/results/only-<suites>.{json,md},
  *                                          so a partial run never replaces the full table
@@ -19,8 +19,9 @@ import { runMatmulBench, type MatmulBenchResult } from './matmul.bench';
 import { backwardMarkdown, runBackwardBench, type BackwardBenchResult } from './backward.bench';
 import { opsMarkdown, runOpsBench, type OpsBenchResult } from './ops.bench';
 import { peersMarkdown, runPeersBench, type PeersBenchResult } from './peers.bench';
+import { gpuMarkdown, runGpuBench, type GpuBenchResult } from './gpu.bench';
 
-const SUITES = ['matmul', 'backward', 'ops', 'peers'] as const;
+const SUITES = ['matmul', 'backward', 'ops', 'gpu', 'peers'] as const;
 type Suite = (typeof SUITES)[number];
 
 interface Results {
@@ -28,6 +29,7 @@ interface Results {
   backward?: BackwardBenchResult;
   ops?: OpsBenchResult;
   peers?: PeersBenchResult;
+  gpu?: GpuBenchResult;
 }
 
 function machine() {
@@ -98,6 +100,9 @@ function markdown(info: ReturnType<typeof machine>, wallSeconds: number, results
   if (results.ops) {
     sections.push('', '## Per-op kernels, by backend', '', opsMarkdown(results.ops));
   }
+  if (results.gpu) {
+    sections.push('', '## The gpu backend (gpu.js), every mode available here', '', gpuMarkdown(results.gpu));
+  }
   if (results.peers) {
     sections.push('', '## Peers: TensorFlow.js', '', peersMarkdown(results.peers));
   }
@@ -117,6 +122,7 @@ async function main(): Promise<void> {
     if (suite === 'matmul') results.matmul = await runMatmulBench();
     else if (suite === 'backward') results.backward = await runBackwardBench();
     else if (suite === 'ops') results.ops = await runOpsBench();
+    else if (suite === 'gpu') results.gpu = await runGpuBench();
     else results.peers = await runPeersBench();
     seconds[suite] = (performance.now() - t0) / 1e3;
     console.log(`(${suite}: ${seconds[suite]?.toFixed(0)} s)`);

@@ -24,9 +24,9 @@ import {
   softmax,
   zeros,
   Generator,
-  ValueError,
   type Tensor,
 } from '../src';
+import { gpuTargets } from './gpu.bench';
 import { isEntry, measure, type Timing } from './backward.bench';
 
 export const OP_MATMUL_SIZES = [64, 128, 256, 512];
@@ -53,34 +53,6 @@ export interface OpsBenchResult {
   rows: OpBenchRow[];
 }
 
-/**
- * The registered backends' names. The registry has no listing function yet, so this reads the
- * list from the error that setBackend gives for an unknown name ("registered backends: cpu, ..."),
- * falling back to probing the names a backend is likely to register under.
- */
-export function registeredBackends(): string[] {
-  const active = getBackendName();
-  let names: string[] = [];
-  try {
-    setBackend('\u0000no-such-backend');
-  } catch (err) {
-    const m = err instanceof ValueError ? /registered backends: (.*)$/.exec(err.message) : null;
-    if (m) names = m[1].split(',').map((s) => s.trim()).filter((s) => s !== '');
-  } finally {
-    setBackend(active);
-  }
-  if (names.length > 0) return names;
-  return ['cpu', 'gpu', 'webgl', 'wasm'].filter((name) => {
-    try {
-      setBackend(name);
-      return true;
-    } catch {
-      return false;
-    } finally {
-      setBackend(active);
-    }
-  });
-}
 
 const F32 = 4;
 
@@ -157,9 +129,12 @@ export async function runOpsBench(options: { maxTime?: number } = {}): Promise<O
   const result: OpsBenchResult = { backends: [], unavailable: [], rows: [] };
   console.log('per-op kernels through the public ops (mean ± relative margin of error)');
   try {
-    for (const backend of registeredBackends()) {
+    // the cpu backend, then the gpu backend in each gpu.js mode that works here
+    for (const target of gpuTargets().targets) {
+      const backend = target.backend === 'cpu' ? 'cpu' : `gpu ${target.mode}`;
       try {
-        setBackend(backend);
+        if (target.backend === 'cpu') setBackend('cpu');
+        else setBackend('gpu', { mode: target.mode });
       } catch (err) {
         result.unavailable.push({ backend, reason: err instanceof Error ? err.message : String(err) });
         console.log(`${backend}: unavailable (${result.unavailable[result.unavailable.length - 1].reason})`);

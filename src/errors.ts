@@ -27,3 +27,10 @@ export class ValueError extends BlockgradError {}
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;
 }
+
+/**
+ * A backend that cannot do what was asked: a gpu mode that is not available here (naming what is
+ * missing), a tensor on a different backend than the one running the op, a buffer beyond the
+ * device's limits, a dtype the device cannot store.
+ */
+export class BackendError extends BlockgradError {}

@@ -84,8 +84,28 @@ export const KERNEL_NAMES = [
   'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
 ] as const satisfies readonly (keyof Backend)[];
 
+/** What `backendInfo()` reports: the backend, the mode it really runs and its limits. */
+export interface BackendInfo {
+  backend: string;
+  /** cpu: 'cpu'; gpu: the gpu.js mode in use ('headlessgl', 'webgl2', 'webgl', 'webasm' or 'cpu'). */
+  mode: string;
+  /** 'double' where float64 tensors compute in float64; 'single' where everything is float32. */
+  precision: 'double' | 'single';
+  /** The largest texture side (GL modes only), else null. */
+  maxTextureSize: number | null;
+  /** The largest buffer in elements, or null for no limit beyond memory. */
+  maxElements: number | null;
+  /** Compiled kernels cached (gpu), else 0. */
+  kernelsCompiled: number;
+}
+
 export interface Backend {
   readonly name: string;
+
+  /** The mode in use, precision and limits. */
+  info(): BackendInfo;
+  /** Frees what the backend holds outside buffers (compiled kernels, a GL context), if anything. */
+  dispose?(): void;
 
   // ---- storage ----
   /** A zero-filled buffer. */

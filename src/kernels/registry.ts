@@ -3,7 +3,7 @@
  * counted (launches per kernel, matmul FLOPs) so that autograd.profile can report the work a
  * backward did. The counting wrapper is built once per backend, not per call.
  */
-import { KERNEL_NAMES, type Backend, type MatmulShape, type View } from './backend';
+import { KERNEL_NAMES, type Backend, type BackendInfo, type MatmulShape, type View } from './backend';
 import { ValueError } from '../errors';
 
 export interface KernelCounters {
@@ -33,34 +33,65 @@ function counted(backend: Backend): Backend {
   return wrapper as unknown as Backend;
 }
 
-const backends = new Map<string, { raw: Backend; counted: Backend }>();
+/** Options a backend's factory takes (the gpu backend: `{ mode }`). */
+export type BackendOptions = Readonly<Record<string, unknown>>;
+
+interface Entry {
+  raw: Backend;
+  counted: Backend;
+  /** The options it was made with, as JSON, to tell whether a setBackend call asks for another one. */
+  optionsKey: string;
+}
+
+const backends = new Map<string, Entry>();
 let active: Backend | null = null;
 let activeName = '';
-const factories = new Map<string, () => Backend>();
+const factories = new Map<string, (options: BackendOptions) => Backend>();
 
 /** Makes a backend available under its name; the factory runs on first use. */
-export function registerBackend(name: string, factory: () => Backend): void {
+export function registerBackend(name: string, factory: (options: BackendOptions) => Backend): void {
   factories.set(name, factory);
 }
 
-function instance(name: string): { raw: Backend; counted: Backend } {
+/** The backends that can be selected (whether they work here is for setBackend to tell). */
+export function listBackends(): string[] {
+  return [...factories.keys()];
+}
+
+/**
+ * The backend registered as `name`, made on first use. With options that differ from those of
+ * the existing instance, a new instance replaces it (its buffers stay counted until released, and
+ * kernels refuse them); without options, the existing instance is kept.
+ */
+function instance(name: string, options?: BackendOptions): Entry {
+  const optionsKey = JSON.stringify(options ?? {});
   let entry = backends.get(name);
-  if (!entry) {
-    const factory = factories.get(name);
-    if (!factory) {
-      throw new ValueError('setBackend', `unknown backend '${name}'; registered backends: ${[...factories.keys()].join(', ')}`);
-    }
-    const raw = factory();
-    entry = { raw, counted: counted(raw) };
-    backends.set(name, entry);
+  if (entry && (options === undefined || entry.optionsKey === optionsKey)) return entry;
+  const factory = factories.get(name);
+  if (!factory) {
+    throw new ValueError('setBackend', `unknown backend '${name}'; registered backends: ${[...factories.keys()].join(', ')}`);
   }
+  const raw = factory(options ?? {});
+  entry?.raw.dispose?.();
+  entry = { raw, counted: counted(raw), optionsKey };
+  backends.set(name, entry);
+  if (activeName === name) active = entry.counted;
   return entry;
 }
 
-/** Selects the backend that new tensors and ops use. */
-export function setBackend(name: string): void {
-  active = instance(name).counted;
+/**
+ * Selects the backend that new tensors and ops use. `setBackend('gpu')` lets gpu.js choose its
+ * mode; `setBackend('gpu', { mode: 'webasm' })` forces one, and fails with a BackendError naming
+ * what is missing when that mode is not available here.
+ */
+export function setBackend(name: string, options?: BackendOptions): void {
+  active = instance(name, options).counted;
   activeName = name;
+}
+
+/** What the active backend (or the one named) really runs: its mode, precision and limits. */
+export function backendInfo(name?: string): BackendInfo {
+  return instance(name ?? getBackendName()).raw.info();
 }
 
 export function getBackendName(): string {

@@ -13,7 +13,9 @@ import type { Tensor } from '../tensor/tensor';
 function fill(t: Tensor, draw: () => number): Tensor {
   const values = new Float64Array(t.numel);
   for (let i = 0; i < values.length; i++) values[i] = draw();
-  return noGrad(() => copy_(t, reshape(tensor(values, { dtype: 'float64' }), t.shape)));
+  // drawn in double precision and rounded once, straight to the tensor's own dtype (a float64
+  // temporary would round the same way, but a float32-only backend such as gpu cannot hold it)
+  return noGrad(() => copy_(t, reshape(tensor(values, { dtype: t.dtype }), t.shape)));
 }
 
 /** U(a, b): every element drawn from [a, b). */

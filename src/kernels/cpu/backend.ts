@@ -8,7 +8,7 @@
  * float16 buffers decoded, reductions over a middle axis through a transposed copy); the tests
  * check that the default fast paths give the same results.
  */
-import type { AdamHyper, Backend, BackendBuffer, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker, type MemoryCategory } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
@@ -100,6 +100,10 @@ export class CpuBackend implements Backend {
 
   constructor(options: CpuBackendOptions = {}) {
     this.reference = options.reference ?? false;
+  }
+
+  info(): BackendInfo {
+    return { backend: 'cpu', mode: 'cpu', precision: 'double', maxTextureSize: null, maxElements: null, kernelsCompiled: 0 };
   }
 
   // ---------------------------------------------------------------- storage

@@ -1,0 +1,441 @@
+/**
+ * The gpu backend: the same `Backend` interface as cpu, with every kernel a gpu.js kernel. Data
+ * stays on the device between kernels (textures on the GL modes) and is read back only by
+ * `download`/`read`, that is when the user asks for values. This file holds storage, layout and
+ * elementwise kernels; rows.ts, matmul.ts, indexing.ts and adam.ts hold the rest.
+ */
+import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import { memoryTracker } from '../memory';
+import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
+import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
+import { isContiguous, numel } from '../../tensor/shape';
+import { BackendError } from '../../errors';
+import { GpuRuntime, MAX_ELEMENTS, type DeviceData, type GpuMode, type KernelSpec } from './runtime';
+import { GpuBuffer, type Slot } from './buffer';
+import { collapse, divmod, layoutKey, store, viewOffset } from './codegen';
+import { BINARY_SOURCE, UNARY_SOURCE } from './elementwise';
+import * as rows from './rows';
+import { matmul as matmulKernel } from './matmul';
+import * as indexing from './indexing';
+import { adamUpdate as adamKernel } from './adam';
+
+export interface GpuBackendOptions {
+  /** The gpu.js mode; undefined lets it choose (headlessgl or WebGL2 where there is GL, else webasm, else cpu). */
+  mode?: GpuMode;
+}
+
+let nextId = 1;
+
+export class GpuBackend implements Backend {
+  readonly name = 'gpu';
+  readonly runtime: GpuRuntime;
+  /** Device data by ledger id, so that release(ledger) can free a texture without the buffer. */
+  private readonly slots = new Map<number, Slot>();
+
+  constructor(options: GpuBackendOptions = {}) {
+    this.runtime = new GpuRuntime(options.mode);
+  }
+
+  info(): BackendInfo {
+    return this.runtime.info();
+  }
+
+  dispose(): void {
+    this.slots.clear();
+    this.runtime.destroy();
+  }
+
+  // ---------------------------------------------------------------- plumbing for the kernel files
+
+  /** A buffer's device data, after checking that this backend owns it and it is alive. */
+  input(op: string, buf: BackendBuffer): DeviceData {
+    if (!(buf instanceof GpuBuffer)) {
+      throw new BackendError(
+        op,
+        `a tensor on the '${buf.backend}' backend was given to the gpu backend; create tensors after setBackend('gpu') ` +
+          `or run the op with setBackend('${buf.backend}')`,
+      );
+    }
+    if (buf.slot.runtime !== this.runtime) {
+      throw new BackendError(op, `buffer ${buf.id} belongs to an earlier gpu backend instance (setBackend('gpu') was called again with another mode)`);
+    }
+    if (buf.released) throw new BackendError(op, `buffer ${buf.id} was used after release`);
+    return buf.slot.data;
+  }
+
+  /** Runs a kernel with `n` outputs; n = 0 runs nothing. */
+  launch(op: string, n: number, key: string, spec: () => string, args: readonly unknown[]): DeviceData {
+    checkSize(op, n);
+    if (n === 0) return new Float32Array(0);
+    return this.runtime.run(`${key}#${n}`, (): KernelSpec => ({ source: spec(), output: n }), args);
+  }
+
+  /** Wraps device data as a new counted buffer. */
+  wrap(dtype: DType, length: number, data: DeviceData): GpuBuffer {
+    if (dtype === 'float64') {
+      this.runtime.free(data);
+      throw float64Error();
+    }
+    const ledger: BufferLedger = {
+      id: nextId++,
+      backend: this.name,
+      bytes: length * itemSize(dtype),
+      category: 'other',
+      refs: 0,
+      released: false,
+      version: 0,
+    };
+    memoryTracker.onAlloc(ledger);
+    const slot: Slot = { data, runtime: this.runtime };
+    this.slots.set(ledger.id, slot);
+    return new GpuBuffer(ledger, dtype, length, slot);
+  }
+
+  /** In place: the buffer now holds `data`; the old texture is freed. */
+  replace(buf: GpuBuffer, data: DeviceData): void {
+    const old = buf.slot.data;
+    buf.slot.data = data;
+    if (old !== data) this.runtime.free(old);
+  }
+
+  /** Small per-call values (offsets, hyperparameters) as a kernel argument; never part of a cache key. */
+  params(values: readonly number[]): Float32Array {
+    return Float32Array.from(values.length === 0 ? [0] : values);
+  }
+
+  // ---------------------------------------------------------------- storage
+
+  zeros(dtype: DType, length: number): BackendBuffer {
+    return this.full(dtype, length, 0);
+  }
+
+  full(dtype: DType, length: number, value: number): BackendBuffer {
+    if (dtype === 'float64') throw float64Error();
+    const stored = hostStore(dtype, [value])[0];
+    const data = this.launch('full', length, 'full', () => 'function(h) { return h[0]; }', [this.params([stored])]);
+    return this.wrap(dtype, length, data);
+  }
+
+  upload(dtype: DType, values: ArrayLike<number>): BackendBuffer {
+    if (dtype === 'float64') throw float64Error();
+    checkSize('upload', values.length);
+    return this.wrap(dtype, values.length, this.runtime.toDevice(hostStore(dtype, values)));
+  }
+
+  uploadFloat16Bits(bits: Uint16Array): BackendBuffer {
+    return this.upload('float16', decodeFloat16(bits));
+  }
+
+  download(buf: BackendBuffer): StorageArray {
+    const values = this.runtime.toHost(this.input('download', buf));
+    switch (buf.dtype) {
+      case 'float16':
+        return encodeFloat16(values);
+      case 'int32':
+        return Int32Array.from(values);
+      default:
+        return values === (buf as GpuBuffer).slot.data ? values.slice() : values;
+    }
+  }
+
+  read(view: View): ComputeArray {
+    const all = this.runtime.toHost(this.input('read', view.buffer));
+    const n = numel(view.shape);
+    const out = computeArrayFor(view.buffer.dtype, n);
+    if (isContiguous(view.shape, view.strides)) {
+      out.set(all.subarray(view.offset, view.offset + n));
+      return out;
+    }
+    // walk the view on the host: the buffer is already here
+    const rank = view.shape.length;
+    const index = new Array<number>(rank).fill(0);
+    let pos = view.offset;
+    for (let i = 0; i < n; i++) {
+      out[i] = all[pos];
+      for (let d = rank - 1; d >= 0; d--) {
+        index[d]++;
+        pos += view.strides[d];
+        if (index[d] < view.shape[d]) break;
+        pos -= view.strides[d] * view.shape[d];
+        index[d] = 0;
+      }
+    }
+    return out;
+  }
+
+  release(buf: BackendBuffer | BufferLedger): void {
+    const ledger = 'ledger' in buf ? buf.ledger : buf;
+    if (ledger.released) return;
+    ledger.released = true;
+    memoryTracker.onRelease(ledger);
+    const slot = this.slots.get(ledger.id);
+    if (slot) {
+      this.slots.delete(ledger.id);
+      // a buffer of an earlier gpu.js instance may outlive it: nothing left to free then
+      if (slot.runtime === this.runtime) this.runtime.free(slot.data);
+    }
+  }
+
+  // ---------------------------------------------------------------- layout
+
+  copy(x: View, dtype: DType): BackendBuffer {
+    if (dtype === 'float64') throw float64Error();
+    const n = numel(x.shape);
+    const data = this.launch(
+      'copy',
+      n,
+      `copy:${dtype}:${layoutKey(x)}`,
+      () => `function(x, h) {
+        ${viewOffset('o', 'this.thread.x', x, 'h[0]')}
+        return ${store(dtype, 'x[o]')};
+      }`,
+      [this.input('copy', x.buffer), this.params([x.offset])],
+    );
+    return this.wrap(dtype, n, data);
+  }
+
+  /**
+   * In place: the destination buffer is rewritten whole, each position taking the source element
+   * that the view puts there or keeping its old value. Finding "the element the view puts there"
+   * inverts the view's index map, which is a greedy division by strides when the view does not
+   * overlap itself (every view made by slicing, transposing or narrowing does). Any other view
+   * (an expanded one, say) is assigned on the host, in the cpu backend's order.
+   */
+  assign(dst: View, src: View): void {
+    const target = dst.buffer as GpuBuffer;
+    const old = this.input('assign', target);
+    const srcData = this.input('assign', src.buffer);
+    const n = numel(dst.shape);
+    if (n === 0) return;
+    const dims = invertible(dst.shape, dst.strides);
+    if (!dims) {
+      this.assignOnHost(dst, src);
+      return;
+    }
+    const dtype = target.dtype;
+    const data = this.launch(
+      'assign',
+      target.length,
+      `assign:${dtype}:${dims.map((d) => `${d.size}/${d.stride}/${d.rowStride}`).join(',')}:${layoutKey(src)}`,
+      () => {
+        const lines = ['let j = 0;', 'let inside = 1;', 'let rem = this.thread.x - h[0];', 'if (rem < 0) { inside = 0; rem = 0; }'];
+        dims.forEach((d, k) => {
+          lines.push(divmod(`c${k}`, `r${k}`, 'rem', d.stride));
+          lines.push(`if (c${k} >= ${d.size}) { inside = 0; }`);
+          lines.push(`j = j + c${k} * ${d.rowStride};`, `rem = r${k};`);
+        });
+        lines.push('if (rem != 0) { inside = 0; }');
+        return `function(old, src, h) {
+          ${lines.join('\n          ')}
+          if (inside == 0) { return old[this.thread.x]; }
+          ${viewOffset('o', 'j', src, 'h[1]')}
+          return ${store(dtype, 'src[o]')};
+        }`;
+      },
+      [old, srcData, this.params([dst.offset, src.offset])],
+    );
+    this.replace(target, data);
+  }
+
+  private assignOnHost(dst: View, src: View): void {
+    const target = dst.buffer as GpuBuffer;
+    const all = Float32Array.from(this.runtime.toHost(target.slot.data));
+    const values = hostStore(target.dtype, this.read(src));
+    const rank = dst.shape.length;
+    const index = new Array<number>(rank).fill(0);
+    let pos = dst.offset;
+    for (let i = 0; i < values.length; i++) {
+      all[pos] = values[i];
+      for (let d = rank - 1; d >= 0; d--) {
+        index[d]++;
+        pos += dst.strides[d];
+        if (index[d] < dst.shape[d]) break;
+        pos -= dst.strides[d] * dst.shape[d];
+        index[d] = 0;
+      }
+    }
+    this.replace(target, this.runtime.toDevice(all));
+  }
+
+  // ---------------------------------------------------------------- elementwise
+
+  unary(op: UnaryOp, x: View, outDtype: DType, params: readonly number[] = []): BackendBuffer {
+    if (outDtype === 'float64') throw float64Error();
+    const n = numel(x.shape);
+    const data = this.launch(
+      `unary ${op}`,
+      n,
+      `unary:${op}:${outDtype}:${layoutKey(x)}`,
+      () => `function(x, h) {
+        ${viewOffset('o', 'this.thread.x', x, 'h[0]')}
+        const v = x[o];
+        const p0 = h[1];
+        const p1 = h[2];
+        return ${store(outDtype, UNARY_SOURCE[op])};
+      }`,
+      [this.input(op, x.buffer), this.params([x.offset, params[0] ?? 0, params[1] ?? 0])],
+    );
+    return this.wrap(outDtype, n, data);
+  }
+
+  binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer {
+    if (outDtype === 'float64') throw float64Error();
+    const n = numel(a.shape);
+    const data = this.launch(
+      `binary ${op}`,
+      n,
+      `binary:${op}:${outDtype}:${layoutKey(a)}:${layoutKey(b)}`,
+      () => `function(x, y, h) {
+        ${viewOffset('oa', 'this.thread.x', a, 'h[0]')}
+        ${viewOffset('ob', 'this.thread.x', b, 'h[1]')}
+        const a = x[oa];
+        const b = y[ob];
+        return ${store(outDtype, BINARY_SOURCE[op])};
+      }`,
+      [this.input(op, a.buffer), this.input(op, b.buffer), this.params([a.offset, b.offset])],
+    );
+    return this.wrap(outDtype, n, data);
+  }
+
+  where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer {
+    if (outDtype === 'float64') throw float64Error();
+    const n = numel(cond.shape);
+    const data = this.launch(
+      'where',
+      n,
+      `where:${outDtype}:${layoutKey(cond)}:${layoutKey(a)}:${layoutKey(b)}`,
+      () => `function(c, x, y, h) {
+        ${viewOffset('oc', 'this.thread.x', cond, 'h[0]')}
+        ${viewOffset('oa', 'this.thread.x', a, 'h[1]')}
+        ${viewOffset('ob', 'this.thread.x', b, 'h[2]')}
+        if (c[oc] != 0) { return ${store(outDtype, 'x[oa]')}; }
+        return ${store(outDtype, 'y[ob]')};
+      }`,
+      [this.input('where', cond.buffer), this.input('where', a.buffer), this.input('where', b.buffer), this.params([cond.offset, a.offset, b.offset])],
+    );
+    return this.wrap(outDtype, n, data);
+  }
+
+  // ---------------------------------------------------------------- the rest, in their own files
+
+  reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
+    return rows.reduceLast(this, op, x, outer, inner);
+  }
+
+  reduceMiddle(op: ReduceOp, x: BackendBuffer, outer: number, mid: number, inner: number): BackendBuffer {
+    return rows.reduceMiddle(this, op, x, outer, mid, inner);
+  }
+
+  argReduceLast(op: 'max' | 'min', x: BackendBuffer, outer: number, inner: number): BackendBuffer {
+    return rows.argReduceLast(this, op, x, outer, inner);
+  }
+
+  matmul(a: BackendBuffer, b: BackendBuffer, shape: MatmulShape, outDtype: DType): BackendBuffer {
+    if (outDtype === 'float64') throw float64Error();
+    return matmulKernel(this, a, b, shape, outDtype);
+  }
+
+  softmaxLast(x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
+    return rows.softmaxLast(this, x, outer, inner, log);
+  }
+
+  normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {
+    return rows.normalizeLast(this, kind, x, outer, inner, eps);
+  }
+
+  crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, outer: number, classes: number, ignoreIndex: number, labelSmoothing: number): BackendBuffer {
+    return rows.crossEntropyLast(this, logits, target, outer, classes, ignoreIndex, labelSmoothing);
+  }
+
+  crossEntropyBackwardLast(
+    logits: BackendBuffer,
+    target: BackendBuffer,
+    gradRow: BackendBuffer,
+    outer: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+  ): BackendBuffer {
+    return rows.crossEntropyBackwardLast(this, logits, target, gradRow, outer, classes, ignoreIndex, labelSmoothing);
+  }
+
+  indexSelect(x: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {
+    return indexing.indexSelect(this, x, index, outer, dimSize, inner);
+  }
+
+  indexAdd(src: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {
+    return indexing.indexAdd(this, src, index, outer, dimSize, inner);
+  }
+
+  gather(x: BackendBuffer, xShape: readonly number[], index: BackendBuffer, indexShape: readonly number[], dim: number): BackendBuffer {
+    return indexing.gather(this, x, xShape, index, indexShape, dim);
+  }
+
+  scatterAdd(src: BackendBuffer, index: BackendBuffer, indexShape: readonly number[], dim: number, outShape: readonly number[]): BackendBuffer {
+    return indexing.scatterAdd(this, src, index, indexShape, dim, outShape);
+  }
+
+  triangleMask(rowsN: number, cols: number, k: number, lower: boolean): BackendBuffer {
+    return indexing.triangleMask(this, rowsN, cols, k, lower);
+  }
+
+  adamUpdate(param: View, grad: View, expAvg: BackendBuffer, expAvgSq: BackendBuffer, maxExpAvgSq: BackendBuffer | null, h: AdamHyper): void {
+    adamKernel(this, param, grad, expAvg, expAvgSq, maxExpAvgSq, h);
+  }
+}
+
+/** Values as a float32 array holding exactly what `dtype` stores (float16 rounded, int32 truncated). */
+export function hostStore(dtype: DType, values: ArrayLike<number>): Float32Array {
+  if (dtype === 'float16') return decodeFloat16(encodeFloat16(values));
+  if (dtype === 'int32') return Float32Array.from(Int32Array.from(values));
+  return Float32Array.from(values);
+}
+
+export function float64Error(): BackendError {
+  return new BackendError(
+    'gpu',
+    "float64 tensors are not supported: gpu.js computes in float32 (precision 'single'); use dtype 'float32' " +
+      "(or 'float16'), or the cpu backend for float64",
+  );
+}
+
+function checkSize(op: string, n: number): void {
+  if (n > MAX_ELEMENTS) {
+    throw new BackendError(
+      op,
+      `a buffer of ${n} elements exceeds the gpu backend's limit of ${MAX_ELEMENTS} (2^24, the largest flat index float32 ` +
+        'shader arithmetic addresses exactly); split the tensor or use the cpu backend',
+    );
+  }
+}
+
+/** One dimension of a view in the order the inverse index map divides by: largest stride first. */
+interface InverseDim {
+  size: number;
+  stride: number;
+  /** The dimension's stride in the row-major order of the view's elements. */
+  rowStride: number;
+}
+
+/**
+ * The view's dimensions sorted for inverting its index map, or null when the map is not
+ * invertible by greedy division (each stride must exceed the span of all smaller ones).
+ */
+function invertible(shape: readonly number[], strides: readonly number[]): InverseDim[] | null {
+  const { shape: s, strides: st } = collapse(shape, strides);
+  const rowStrides: number[] = new Array<number>(s.length);
+  let acc = 1;
+  for (let d = s.length - 1; d >= 0; d--) {
+    rowStrides[d] = acc;
+    acc *= s[d];
+  }
+  const dims = s.map((size, d) => ({ size, stride: st[d], rowStride: rowStrides[d] }));
+  if (dims.some((d) => d.stride <= 0)) return null;
+  dims.sort((p, q) => q.stride - p.stride);
+  let span = 0;
+  for (let d = dims.length - 1; d >= 0; d--) {
+    if (dims[d].stride <= span) return null;
+    span += (dims[d].size - 1) * dims[d].stride;
+  }
+  return dims;
+}

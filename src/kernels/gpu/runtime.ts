@@ -1,0 +1,223 @@
+/**
+ * The gpu.js side of the gpu backend: one `GPU` instance in one mode, a cache of compiled kernels
+ * keyed by their shape signature, and the device data those kernels produce.
+ *
+ * Every kernel here has a one-dimensional output of `n` float32 values (gpu.js packs it into a
+ * 2-D texture on the GL modes). Kernels are written as JavaScript source strings, generated per
+ * shape so that loop bounds and strides are constants the shader compiler can see; values that
+ * change from call to call (offsets, learning rates) travel in a small `h` array argument instead,
+ * so that changing them never recompiles anything.
+ */
+import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
+import { BackendError } from '../../errors';
+import type { BackendInfo } from '../backend';
+
+/** The gpu.js modes a user may ask for. */
+export type GpuMode = 'headlessgl' | 'webgl2' | 'webgl' | 'webasm' | 'cpu';
+export const GPU_MODES: readonly GpuMode[] = ['headlessgl', 'webgl2', 'webgl', 'webasm', 'cpu'];
+
+/** What a kernel returns: a texture on the GL modes (stays on the device), a typed array otherwise. */
+export type DeviceData = Texture | Float32Array;
+
+/**
+ * The largest buffer the gpu backend addresses. Shaders compute flat indices in float32
+ * arithmetic (GLSL ES 1.0 has no exact integers), which is exact for integers below 2^24.
+ */
+export const MAX_ELEMENTS = 2 ** 24;
+
+
+/** Source and output length of a kernel, built only on a cache miss. */
+export interface KernelSpec {
+  /** A `function (...) { ... }` in gpu.js's JavaScript subset. */
+  source: string;
+  /** Output length (number of threads). */
+  output: number;
+}
+
+/** Helper functions every kernel may call (gpu.js compiles only those a kernel uses). */
+const HELPERS: string[] = [
+  // round a float32 to the nearest float16 value, ties to even (float16 storage)
+  `function roundHalf(x) {
+    const a = Math.abs(x);
+    if (a >= 65520) { return x * 1e30 * 1e30; }
+    if (a <= 2.9802322387695312e-8) { return x * 0; }
+    let e = Math.floor(Math.log2(a));
+    if (Math.pow(2, e) > a) { e = e - 1; }
+    if (Math.pow(2, e + 1) <= a) { e = e + 1; }
+    if (e < -14) { e = -14; }
+    const q = Math.pow(2, e - 10);
+    const y = a / q;
+    let r = Math.floor(y + 0.5);
+    if (r - y == 0.5) { if (r - 2 * Math.floor(r / 2) == 1) { r = r - 1; } }
+    let s = 1;
+    if (x < 0) { s = -1; }
+    return s * r * q;
+  }`,
+  // float to int32 the way a typed array stores it: toward zero
+  `function truncInt(x) {
+    if (x < 0) { return -Math.floor(-x); }
+    return Math.floor(x);
+  }`,
+  // x ** p with JavaScript's sign rules for a negative base and an integer exponent
+  // (GLSL's pow is undefined for x < 0 and for 0 ** 0)
+  `function powJs(x, p) {
+    if (p == 0) { return 1; }
+    if (p == 2) { return x * x; }
+    const r = Math.pow(Math.abs(x), p);
+    if (x < 0) {
+      if (Math.floor(p) != p) { return (x - x) / (x - x); }
+      if (Math.abs(p - 2 * Math.floor(p / 2)) == 1) { return -r; }
+    }
+    return r;
+  }`,
+  // erf(x), Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32's resolution near 1)
+  `function erfApprox(x) {
+    const a = Math.abs(x);
+    const t = 1 / (1 + 0.3275911 * a);
+    const poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    const y = 1 - poly * Math.exp(-a * a);
+    if (x < 0) { return -y; }
+    return y;
+  }`,
+  // tanh without overflow (GLSL ES 1.0 has none; exp(2x) overflows past x ~ 44)
+  `function tanhSafe(x) {
+    const a = Math.min(Math.abs(x), 20);
+    const e = Math.exp(-2 * a);
+    const t = (1 - e) / (1 + e);
+    if (x < 0) { return -t; }
+    return t;
+  }`,
+  `function sigmoidSafe(x) {
+    if (x >= 0) { return 1 / (1 + Math.exp(-x)); }
+    const e = Math.exp(x);
+    return e / (1 + e);
+  }`,
+];
+
+/** Why a mode is not available here, or null if it is. */
+function missingFor(mode: GpuMode): string | null {
+  switch (mode) {
+    case 'cpu':
+      return null;
+    case 'webasm':
+      return GPU.isWebAssemblySupported ? null : 'this JavaScript engine has no WebAssembly SIMD support';
+    case 'webgl2':
+      return GPU.isWebGL2Supported ? null : 'WebGL2 needs a browser (or a canvas with a WebGL2 context); in Node use headlessgl';
+    case 'webgl':
+      return GPU.isWebGLSupported ? null : 'WebGL needs a browser; in Node use headlessgl';
+    case 'headlessgl':
+      return GPU.isHeadlessGLSupported ? null : headlessGlMissing();
+  }
+}
+
+/** Names what headlessgl lacks: the native `gl` module, or an X display for it. */
+function headlessGlMissing(): string {
+  const env = typeof process === 'undefined' ? undefined : process.env;
+  if (!env) return 'headlessgl runs only in Node';
+  let haveGl = false;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    require.resolve('gl');
+    haveGl = true;
+  } catch {
+    haveGl = false;
+  }
+  if (!haveGl) {
+    return (
+      "the native 'gl' module is not installed (an optional dependency of gpu.js that builds from " +
+      'source: install python3, make, g++, pkg-config, libxi-dev, libxext-dev and libx11-dev, then `npm rebuild gl`)'
+    );
+  }
+  if (!env.DISPLAY) return "no X display for the 'gl' module (DISPLAY is unset): run under `xvfb-run -a`";
+  return `the 'gl' module could not create a WebGL context on DISPLAY=${env.DISPLAY}`;
+}
+
+/** The modes that work in this process, best first. */
+export function availableGpuModes(): GpuMode[] {
+  return GPU_MODES.filter((m) => missingFor(m) === null);
+}
+
+export class GpuRuntime {
+  readonly mode: GpuMode;
+  private readonly gpu: GPU;
+  private readonly cache = new Map<string, IKernelRunShortcut>();
+  private readonly usesTextures: boolean;
+
+  /** `requested` undefined lets gpu.js choose (GL where it works, else webasm, else cpu). */
+  constructor(requested?: GpuMode) {
+    if (requested !== undefined) {
+      if (!GPU_MODES.includes(requested)) {
+        throw new BackendError('setBackend', `unknown gpu mode '${String(requested)}'; modes: ${GPU_MODES.join(', ')}`);
+      }
+      const missing = missingFor(requested);
+      if (missing) throw new BackendError('setBackend', `gpu mode '${requested}' is not available: ${missing}`);
+    }
+    // the automatic choice is made here, in gpu.js's own order, so that the mode reported is the
+    // mode that runs
+    this.mode = requested ?? autoMode();
+    this.gpu = new GPU({ mode: this.mode });
+    for (const source of HELPERS) this.gpu.addFunction(source as unknown as Parameters<GPU['addFunction']>[0]);
+    this.usesTextures = this.mode === 'headlessgl' || this.mode === 'webgl2' || this.mode === 'webgl';
+  }
+
+  /** Runs the kernel cached under `key` (compiling `spec()` on a miss) and returns its output. */
+  run(key: string, spec: () => KernelSpec, args: readonly unknown[]): DeviceData {
+    let kernel = this.cache.get(key);
+    if (!kernel) {
+      const { source, output } = spec();
+      kernel = this.gpu.createKernel(source, {
+        output: [output],
+        pipeline: true,
+        immutable: true,
+        precision: 'single',
+        tactic: 'precision',
+      });
+      // loop bounds are constants written into the source; this only lifts gpu.js's default cap
+      kernel.setLoopMaxIterations(MAX_ELEMENTS);
+      this.cache.set(key, kernel);
+    }
+    return (kernel as unknown as (...a: unknown[]) => DeviceData)(...args);
+  }
+
+  /** Puts host values on the device (a texture on the GL modes, so later kernels need no upload). */
+  toDevice(values: Float32Array): DeviceData {
+    if (!this.usesTextures || values.length === 0) return values;
+    return this.run(`upload:${values.length}`, () => ({ source: 'function(x) { return x[this.thread.x]; }', output: values.length }), [values]);
+  }
+
+  /** The device data as a host array (a texture is read back; a host array is returned as is). */
+  toHost(data: DeviceData): Float32Array {
+    if (data instanceof Float32Array) return data;
+    const out = data.toArray() as unknown;
+    return out instanceof Float32Array ? out : Float32Array.from(out as ArrayLike<number>);
+  }
+
+  /** Frees a texture (host arrays go with the garbage collector). */
+  free(data: DeviceData): void {
+    if (!(data instanceof Float32Array)) data.delete();
+  }
+
+  info(): BackendInfo {
+    const limits = (this.gpu as unknown as { Kernel?: { features?: { maxTextureSize?: number } } }).Kernel?.features;
+    return {
+      backend: 'gpu',
+      mode: this.mode,
+      precision: 'single',
+      maxTextureSize: this.usesTextures ? (limits?.maxTextureSize ?? null) : null,
+      maxElements: MAX_ELEMENTS,
+      kernelsCompiled: this.cache.size,
+    };
+  }
+
+  /** Destroys every compiled kernel and the gpu.js instance. */
+  destroy(): void {
+    this.cache.clear();
+    this.gpu.destroy();
+  }
+}
+
+/** The mode gpu.js picks by itself, in its own order. */
+function autoMode(): GpuMode {
+  for (const mode of ['headlessgl', 'webgl2', 'webgl', 'webasm'] as const) if (missingFor(mode) === null) return mode;
+  return 'cpu';
+}

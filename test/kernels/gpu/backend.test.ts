@@ -1,0 +1,177 @@
+/**
+ * The gpu backend's plumbing, in every gpu.js mode available here: device data stays on the
+ * device until read, kernels compile once per shape signature (offsets and hyperparameters never
+ * recompile), textures are freed when their tensor is released and the memory accounting follows,
+ * in-place writes reach every view, float16 rounding matches the cpu backend bit for bit, and bad
+ * requests (float64, a cpu tensor, a missing mode, an oversized buffer) are typed errors.
+ */
+import {
+  BackendError,
+  add,
+  availableGpuModes,
+  backendInfo,
+  cast,
+  copy_,
+  exp,
+  memory,
+  mul,
+  reshape,
+  setBackend,
+  slice,
+  tensor,
+  transpose,
+  zeros,
+  type GpuMode,
+} from '../../../src';
+import { GpuBackend } from '../../../src/kernels/gpu/backend';
+import { CpuBackend } from '../../../src/kernels/cpu/backend';
+import { MAX_ELEMENTS } from '../../../src/kernels/gpu/runtime';
+import { expectClose, flat, mulberry32 } from '../../helpers';
+
+const modes = availableGpuModes().filter((m): m is GpuMode => m !== 'webgl' && m !== 'webgl2');
+
+describe.each(modes)('gpu backend plumbing, mode %s', (mode) => {
+  beforeAll(() => setBackend('gpu', { mode }));
+  afterAll(() => setBackend('cpu'));
+
+  test('backendInfo reports the mode in use, single precision and the limits', () => {
+    const info = backendInfo();
+    expect(info).toMatchObject({ backend: 'gpu', mode, precision: 'single', maxElements: MAX_ELEMENTS });
+    if (mode === 'headlessgl') expect(info.maxTextureSize).toBeGreaterThanOrEqual(4096);
+    else expect(info.maxTextureSize).toBeNull();
+  });
+
+  test('one kernel per shape signature: new offsets and values reuse it', () => {
+    const big = reshape(tensor(Array.from({ length: 24 }, (_, i) => i)), [4, 6]);
+    exp(slice(big, 0, 0, 2)); // warm: compiles exp for a [2,6] view of a 24-element buffer
+    const before = backendInfo().kernelsCompiled;
+    const rowsLater = exp(slice(big, 0, 2, 4)); // same layout, another offset
+    expect(backendInfo().kernelsCompiled).toBe(before);
+    // GLSL's exp is good to a few float32 ulps, not to the last one
+    expectClose(flat(rowsLater), Array.from({ length: 12 }, (_, i) => Math.exp(12 + i)), 1e-5);
+    exp(reshape(tensor(Array.from({ length: 24 }, (_, i) => -i)), [4, 6]));
+    expect(backendInfo().kernelsCompiled).toBe(before + 1); // a contiguous [24] is a new layout
+  });
+
+  test('in-place writes reach every view of the buffer, and the version counter moves', () => {
+    const z = zeros([3, 3]);
+    const view = transpose(slice(z, 0, 0, 2));
+    const v0 = z.buffer.ledger.version;
+    copy_(view, tensor([[1, 2], [3, 4], [5, 6]]));
+    expect(z.toArray()).toEqual([[1, 3, 5], [2, 4, 6], [0, 0, 0]]);
+    expect(view.toArray()).toEqual([[1, 2], [3, 4], [5, 6]]);
+    expect(z.buffer.ledger.version).toBeGreaterThan(v0);
+    // an expanded source broadcasts into a strided destination
+    copy_(slice(z, 1, 1, 3), tensor([7, 8]));
+    expect(z.toArray()).toEqual([[1, 7, 8], [2, 7, 8], [0, 7, 8]]);
+  });
+
+  test('released tensors free their device data and leave the accounting', () => {
+    const liveBefore = memory.stats().liveBytes;
+    const a = tensor(Array.from({ length: 1000 }, (_, i) => i / 7));
+    const b = mul(a, a);
+    expect(memory.stats().liveBytes - liveBefore).toBe(2 * 1000 * 4);
+    const freed: unknown[] = [];
+    const runtime = (backendRuntime() as unknown as { free: (d: unknown) => void });
+    const original = runtime.free.bind(runtime);
+    runtime.free = (d: unknown) => {
+      freed.push(d);
+      original(d);
+    };
+    try {
+      b.dispose();
+      a.dispose();
+    } finally {
+      runtime.free = original;
+    }
+    expect(freed).toHaveLength(2);
+    expect(memory.stats().liveBytes).toBe(liveBefore);
+  });
+
+  test('float16 storage rounds exactly as the cpu backend does (ties to even, overflow, subnormals)', () => {
+    const rand = mulberry32(7);
+    const values = [
+      1 + 2 ** -11, 1 + 3 * 2 ** -11, 2049, 2051, 65504, 65519, 65520, -65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1e-7, -0.1, 0,
+      ...Array.from({ length: 200 }, () => (rand() - 0.5) * 2 ** Math.floor(rand() * 40 - 20)),
+    ].map(Math.fround);
+    const onGpu = flat(cast(tensor(values), 'float16'));
+    setBackend('cpu');
+    const onCpu = flat(cast(tensor(values), 'float16'));
+    setBackend('gpu', { mode });
+    expect(onGpu).toEqual(onCpu);
+  });
+
+  test('int32 results truncate toward zero, as a typed array stores them', () => {
+    expect(flat(cast(tensor([-2.7, -0.5, 0.5, 2.7, 1e6 + 0.75]), 'int32'))).toEqual([-2, 0, 0, 2, 1000000]);
+  });
+
+  test('float64 is refused with a BackendError that names the fix', () => {
+    expect(() => tensor([1, 2], { dtype: 'float64' })).toThrow(BackendError);
+    expect(() => zeros([2], { dtype: 'float64' })).toThrow(/float64 tensors are not supported.*float32/);
+    expect(() => cast(tensor([1, 2]), 'float64')).toThrow(BackendError);
+  });
+
+  test('a tensor of the cpu backend is refused by name, not misread', () => {
+    setBackend('cpu');
+    const onCpu = tensor([1, 2, 3]);
+    setBackend('gpu', { mode });
+    const onGpu = tensor([1, 2, 3]);
+    // two operands: the op layer sees the mismatch; one operand: the gpu kernel does
+    expect(() => add(onGpu, onCpu)).toThrow(/operands live on different backends \(gpu and cpu\)/);
+    expect(() => exp(onCpu)).toThrow(BackendError);
+    expect(() => exp(onCpu)).toThrow(/'cpu' backend was given to the gpu backend/);
+  });
+});
+
+/** The GpuBackend behind the registry's counting wrapper (the active backend). */
+function backendRuntime() {
+  // the registry wraps the instance with Object.create, so the runtime is reachable through it
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { kernels } = require('../../../src/kernels/registry') as typeof import('../../../src/kernels/registry');
+  return (kernels() as unknown as GpuBackend).runtime;
+}
+
+describe('gpu backend selection', () => {
+  afterAll(() => setBackend('cpu'));
+
+  test('a mode that is not here is a BackendError naming what is missing', () => {
+    expect(() => setBackend('gpu', { mode: 'webgl2' })).toThrow(BackendError);
+    expect(() => setBackend('gpu', { mode: 'webgl2' })).toThrow(/WebGL2 needs a browser/);
+    if (!modes.includes('headlessgl')) {
+      expect(() => setBackend('gpu', { mode: 'headlessgl' })).toThrow(/gl' module|X display|DISPLAY/);
+    }
+    expect(() => setBackend('gpu', { mode: 'vulkan' })).toThrow(/unknown gpu mode 'vulkan'/);
+  });
+
+  test('a failed setBackend leaves the active backend as it was', () => {
+    setBackend('cpu');
+    expect(() => setBackend('gpu', { mode: 'webgl2' })).toThrow(BackendError);
+    expect(backendInfo().backend).toBe('cpu');
+    expect(backendInfo().precision).toBe('double');
+  });
+
+  test('tensors of a replaced gpu instance are refused, not misread', () => {
+    setBackend('gpu', { mode: 'cpu' });
+    const old = tensor([1, 2]);
+    setBackend('gpu', { mode: 'webasm' });
+    expect(() => exp(old)).toThrow(/earlier gpu backend instance/);
+  });
+
+  test('a buffer beyond 2^24 elements is refused before anything is allocated', () => {
+    const gpu = new GpuBackend({ mode: 'cpu' });
+    const liveBefore = memory.stats().liveBuffers;
+    expect(() => gpu.zeros('float32', MAX_ELEMENTS + 1)).toThrow(/exceeds the gpu backend's limit of 16777216/);
+    expect(memory.stats().liveBuffers).toBe(liveBefore);
+    gpu.dispose();
+  });
+
+  test('upload and download keep each dtype exact (float16 bits, int32)', () => {
+    const gpu = new GpuBackend({ mode: 'cpu' });
+    const cpu = new CpuBackend();
+    const bits = Uint16Array.from([0x3c00, 0x3c01, 0x7bff, 0x0001, 0x8000, 0xfc00]);
+    expect(Array.from(gpu.download(gpu.uploadFloat16Bits(bits)))).toEqual(Array.from(bits));
+    const ints = [-5, 0, 7, 123456];
+    expect(Array.from(gpu.download(gpu.upload('int32', ints)))).toEqual(Array.from(cpu.download(cpu.upload('int32', ints))));
+    gpu.dispose();
+  });
+});
