@@ -106,6 +106,12 @@ export interface Backend {
   info(): BackendInfo;
   /** Frees what the backend holds outside buffers (compiled kernels, a GL context), if anything. */
   dispose?(): void;
+  /**
+   * Whether this instance already is what `options` ask for (the gpu backend: the same mode once
+   * resolved, so `setBackend('gpu')` after `setBackend('gpu', { mode: 'webasm' })` keeps the instance
+   * when gpu.js would choose webasm anyway). Without it, options equal as JSON are the same.
+   */
+  accepts?(options: Readonly<Record<string, unknown>>): boolean;
 
   // ---- storage ----
   /** A zero-filled buffer. */

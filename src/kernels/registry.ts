@@ -66,7 +66,7 @@ export function listBackends(): string[] {
 function instance(name: string, options?: BackendOptions): Entry {
   const optionsKey = JSON.stringify(options ?? {});
   let entry = backends.get(name);
-  if (entry && (options === undefined || entry.optionsKey === optionsKey)) return entry;
+  if (entry && (options === undefined || (entry.raw.accepts ? entry.raw.accepts(options) : entry.optionsKey === optionsKey))) return entry;
   const factory = factories.get(name);
   if (!factory) {
     throw new ValueError('setBackend', `unknown backend '${name}'; registered backends: ${[...factories.keys()].join(', ')}`);

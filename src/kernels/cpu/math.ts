@@ -4,10 +4,11 @@
  */
 import type { BinaryOp, UnaryOp } from '../backend';
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const INV_SQRT_2 = Math.SQRT1_2;
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const GELU_TANH_C = 0.044715;
+// shared with the gpu backend's kernel sources (gpu/elementwise.ts), so both use the same constants
+export const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+export const INV_SQRT_2 = Math.SQRT1_2;
+export const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+export const GELU_TANH_C = 0.044715;
 
 /**
  * erf to about 1e-15. For |x| < 3 the series erf(x) = 2/√π · e^{-x²} · Σ 2ⁿ x^{2n+1} / (1·3···(2n+1))

@@ -133,19 +133,24 @@ export function adamUpdate(gpu: GpuBackend, param: View, grad: View, expAvg: Bac
     [p0, m1, x1 ?? v1, hp],
   );
 
-  // every kernel has run: the old data may go now
-  gpu.replace(expAvg as GpuBuffer, m1);
-  gpu.replace(expAvgSq as GpuBuffer, v1);
-  if (maxExpAvgSq && x1) gpu.replace(maxExpAvgSq as GpuBuffer, x1);
+  // The parameter first: writing a strided view runs one more kernel (assign), the only step
+  // here that can still fail; the moments are swapped only after it, so a failure leaves the
+  // parameter and its state as they were, never half-updated.
   const whole = param.offset === 0 && n === param.buffer.length && isContiguous(param.shape, param.strides);
   if (whole) {
     gpu.replace(param.buffer as GpuBuffer, p1);
-    return;
+  } else {
+    const temp = gpu.wrap(pDtype, n, p1);
+    try {
+      gpu.assign(param, { buffer: temp, shape: param.shape, strides: contiguousStrides(param.shape), offset: 0 });
+    } catch (err) {
+      for (const d of [m1, v1, x1]) if (d) gpu.runtime.free(d);
+      throw err;
+    } finally {
+      gpu.release(temp);
+    }
   }
-  const temp = gpu.wrap(pDtype, n, p1);
-  try {
-    gpu.assign(param, { buffer: temp, shape: param.shape, strides: contiguousStrides(param.shape), offset: 0 });
-  } finally {
-    gpu.release(temp);
-  }
+  gpu.replace(expAvg as GpuBuffer, m1);
+  gpu.replace(expAvgSq as GpuBuffer, v1);
+  if (maxExpAvgSq && x1) gpu.replace(maxExpAvgSq as GpuBuffer, x1);
 }

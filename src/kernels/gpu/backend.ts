@@ -8,9 +8,11 @@ import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, Bina
 import { memoryTracker } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
-import { isContiguous, numel } from '../../tensor/shape';
+import { numel } from '../../tensor/shape';
+import { gatherView, scatterView } from '../cpu/strided';
 import { BackendError } from '../../errors';
-import { GpuRuntime, MAX_ELEMENTS, type DeviceData, type GpuMode, type KernelSpec } from './runtime';
+import { GpuRuntime, MAX_ELEMENTS, type DeviceData, type KernelSpec } from './runtime';
+import { autoMode, type GpuBackendOptions } from './modes';
 import { GpuBuffer, type Slot } from './buffer';
 import { collapse, divmod, layoutKey, store, viewOffset } from './codegen';
 import { BINARY_SOURCE, UNARY_SOURCE } from './elementwise';
@@ -19,12 +21,10 @@ import { matmul as matmulKernel } from './matmul';
 import * as indexing from './indexing';
 import { adamUpdate as adamKernel } from './adam';
 
-export interface GpuBackendOptions {
-  /** The gpu.js mode; undefined lets it choose (headlessgl or WebGL2 where there is GL, else webasm, else cpu). */
-  mode?: GpuMode;
-}
-
 let nextId = 1;
+
+/** Stands in for an empty input that a kernel never reads (see launch). */
+const UNREAD = new Float32Array(1);
 
 export class GpuBackend implements Backend {
   readonly name = 'gpu';
@@ -38,6 +38,11 @@ export class GpuBackend implements Backend {
 
   info(): BackendInfo {
     return this.runtime.info();
+  }
+
+  accepts(options: Readonly<Record<string, unknown>>): boolean {
+    const mode = (options as GpuBackendOptions).mode;
+    return (mode ?? autoMode()) === this.runtime.mode;
   }
 
   dispose(): void {
@@ -57,17 +62,26 @@ export class GpuBackend implements Backend {
       );
     }
     if (buf.slot.runtime !== this.runtime) {
-      throw new BackendError(op, `buffer ${buf.id} belongs to an earlier gpu backend instance (setBackend('gpu') was called again with another mode)`);
+      throw new BackendError(
+        op,
+        `buffer ${buf.id} belongs to an earlier gpu backend instance, replaced when setBackend('gpu', ...) asked for another mode; ` +
+          'its data went with it: recreate the tensor',
+      );
     }
     if (buf.released) throw new BackendError(op, `buffer ${buf.id} was used after release`);
     return buf.slot.data;
   }
 
-  /** Runs a kernel with `n` outputs; n = 0 runs nothing. */
+  /**
+   * Runs a kernel with `n` outputs; n = 0 runs nothing. gpu.js cannot take an empty array as an
+   * argument, so an empty input (a matmul with k = 0, a sum over an empty axis) is passed as one
+   * unused element: the kernel's loops, written from the same shapes, never read it.
+   */
   launch(op: string, n: number, key: string, spec: () => string, args: readonly unknown[]): DeviceData {
     checkSize(op, n);
     if (n === 0) return new Float32Array(0);
-    return this.runtime.run(`${key}#${n}`, (): KernelSpec => ({ source: spec(), output: n }), args);
+    const nonEmpty = args.map((a) => (a instanceof Float32Array && a.length === 0 ? UNREAD : a));
+    return this.runtime.run(`${key}#${n}`, (): KernelSpec => ({ source: spec(), output: n }), nonEmpty);
   }
 
   /** Wraps device data as a new counted buffer. */
@@ -139,27 +153,10 @@ export class GpuBackend implements Backend {
   }
 
   read(view: View): ComputeArray {
+    // the whole buffer comes back (one readback), then the view is walked on the host
     const all = this.runtime.toHost(this.input('read', view.buffer));
-    const n = numel(view.shape);
-    const out = computeArrayFor(view.buffer.dtype, n);
-    if (isContiguous(view.shape, view.strides)) {
-      out.set(all.subarray(view.offset, view.offset + n));
-      return out;
-    }
-    // walk the view on the host: the buffer is already here
-    const rank = view.shape.length;
-    const index = new Array<number>(rank).fill(0);
-    let pos = view.offset;
-    for (let i = 0; i < n; i++) {
-      out[i] = all[pos];
-      for (let d = rank - 1; d >= 0; d--) {
-        index[d]++;
-        pos += view.strides[d];
-        if (index[d] < view.shape[d]) break;
-        pos -= view.strides[d] * view.shape[d];
-        index[d] = 0;
-      }
-    }
+    const out = computeArrayFor(view.buffer.dtype, numel(view.shape));
+    gatherView(all, view, out);
     return out;
   }
 
@@ -168,11 +165,11 @@ export class GpuBackend implements Backend {
     if (ledger.released) return;
     ledger.released = true;
     memoryTracker.onRelease(ledger);
+    // a buffer of an earlier, replaced gpu instance is not in this table: its data went with it
     const slot = this.slots.get(ledger.id);
     if (slot) {
       this.slots.delete(ledger.id);
-      // a buffer of an earlier gpu.js instance may outlive it: nothing left to free then
-      if (slot.runtime === this.runtime) this.runtime.free(slot.data);
+      this.runtime.free(slot.data);
     }
   }
 
@@ -240,20 +237,7 @@ export class GpuBackend implements Backend {
   private assignOnHost(dst: View, src: View): void {
     const target = dst.buffer as GpuBuffer;
     const all = Float32Array.from(this.runtime.toHost(target.slot.data));
-    const values = hostStore(target.dtype, this.read(src));
-    const rank = dst.shape.length;
-    const index = new Array<number>(rank).fill(0);
-    let pos = dst.offset;
-    for (let i = 0; i < values.length; i++) {
-      all[pos] = values[i];
-      for (let d = rank - 1; d >= 0; d--) {
-        index[d]++;
-        pos += dst.strides[d];
-        if (index[d] < dst.shape[d]) break;
-        pos -= dst.strides[d] * dst.shape[d];
-        index[d] = 0;
-      }
-    }
+    scatterView(hostStore(target.dtype, this.read(src)), dst, all);
     this.replace(target, this.runtime.toDevice(all));
   }
 
@@ -384,10 +368,26 @@ export class GpuBackend implements Backend {
   }
 }
 
-/** Values as a float32 array holding exactly what `dtype` stores (float16 rounded, int32 truncated). */
+/**
+ * Values as a float32 array holding exactly what `dtype` stores (float16 rounded, int32 truncated).
+ * int32 values are kept as float32, exact only up to 2^24: larger ones are refused rather than
+ * silently changed.
+ */
 export function hostStore(dtype: DType, values: ArrayLike<number>): Float32Array {
   if (dtype === 'float16') return decodeFloat16(encodeFloat16(values));
-  if (dtype === 'int32') return Float32Array.from(Int32Array.from(values));
+  if (dtype === 'int32') {
+    const ints = Int32Array.from(values);
+    for (let i = 0; i < ints.length; i++) {
+      if (Math.abs(ints[i]) > MAX_ELEMENTS) {
+        throw new BackendError(
+          'gpu',
+          `int32 value ${ints[i]} is beyond ±2^24, the largest whole numbers the gpu backend's float32 storage holds exactly; ` +
+            'use the cpu backend for larger integers',
+        );
+      }
+    }
+    return Float32Array.from(ints);
+  }
   return Float32Array.from(values);
 }
 

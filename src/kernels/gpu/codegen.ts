@@ -70,6 +70,12 @@ export function viewOffset(out: string, flat: string, v: View, offset: string): 
   return lines.join('\n    ');
 }
 
+/**
+ * True when `v` is NaN, written so that no shader compiler folds it away (`v != v` may be
+ * optimised to false; every comparison with NaN is false, so NaN is neither < 0 nor >= 0).
+ */
+export const isNaNExpr = (v: string): string => `!(${v} < 0 || ${v} >= 0)`;
+
 /** Wraps a value expression so that it is stored the way `dtype` stores it. */
 export function store(dtype: DType, expr: string): string {
   if (dtype === 'float16') return `roundHalf(${expr})`;

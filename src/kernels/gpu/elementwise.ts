@@ -5,11 +5,9 @@
  * overflow, no erf) a helper from runtime.ts restores JavaScript's answer.
  */
 import type { BinaryOp, UnaryOp } from '../backend';
+import { isNaNExpr } from './codegen';
+import { GELU_TANH_C, INV_SQRT_2, INV_SQRT_2PI, SQRT_2_OVER_PI } from '../cpu/math';
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-const INV_SQRT_2 = Math.SQRT1_2;
-const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
-const GELU_TANH_C = 0.044715;
 
 export const UNARY_SOURCE: Record<UnaryOp, string> = {
   neg: '-v',
@@ -36,7 +34,8 @@ export const UNARY_SOURCE: Record<UnaryOp, string> = {
   silu: 'v * sigmoidSafe(v)',
   siluGrad: 'sigmoidSafe(v) * (1 + v * (1 - sigmoidSafe(v)))',
   powScalar: 'powJs(v, p0)',
-  clamp: 'Math.min(Math.max(v, p0), p1)',
+  // NaN passes through, as on cpu (a shader compiler may turn the ternaries into min/max, which drop it)
+  clamp: `(${isNaNExpr('v')} ? v : ((v < p0 ? p0 : v) > p1 ? p1 : (v < p0 ? p0 : v)))`,
   inRange: '(v >= p0 && v <= p1 ? 1 : 0)',
 };
 
@@ -46,8 +45,9 @@ export const BINARY_SOURCE: Record<BinaryOp, string> = {
   mul: 'a * b',
   div: 'a / b',
   pow: 'powJs(a, b)',
-  maximum: 'Math.max(a, b)',
-  minimum: 'Math.min(a, b)',
+  // NaN propagates, as torch.maximum's does (GLSL's max/min may return the other operand)
+  maximum: `(${isNaNExpr('a')} || ${isNaNExpr('b')} ? a + b : (a > b ? a : b))`,
+  minimum: `(${isNaNExpr('a')} || ${isNaNExpr('b')} ? a + b : (a < b ? a : b))`,
   eq: '(a == b ? 1 : 0)',
   ne: '(a != b ? 1 : 0)',
   lt: '(a < b ? 1 : 0)',

@@ -48,6 +48,14 @@ export function indexSelect(gpu: GpuBackend, x: BackendBuffer, index: BackendBuf
   return gpu.wrap(x.dtype, n, data);
 }
 
+/**
+ * Above this many loop iterations (outputs x index length), indexAdd stops scanning the whole
+ * index per output and reads the index back to build, on the host, each output's list of source
+ * rows: BAdam's ratio variant scatters k of n entries of a parameter (n·k would be ~10^11 for a
+ * million-element weight), while an embedding backward (vocab x hidden x tokens) stays far below.
+ */
+export const INDEX_ADD_SCAN_LIMIT = 2 ** 26;
+
 /** out = zeros([outer, dimSize, inner]); out[o, index[j], i] += src[o, j, i] (summed per output over j). */
 export function indexAdd(gpu: GpuBackend, src: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {
   const m = index.length;
@@ -56,6 +64,7 @@ export function indexAdd(gpu: GpuBackend, src: BackendBuffer, index: BackendBuff
   const idxData = gpu.input('indexAdd', index);
   // an empty index adds nothing (and gpu.js takes no empty array arguments)
   if (m === 0) return gpu.zeros(src.dtype, n);
+  if (n * m > INDEX_ADD_SCAN_LIMIT) return indexAddByLists(gpu, src, index, outer, dimSize, inner);
   const data = gpu.launch(
     'indexAdd',
     n,
@@ -69,6 +78,47 @@ export function indexAdd(gpu: GpuBackend, src: BackendBuffer, index: BackendBuff
         return ${store(src.dtype, 'sum')};
       }`,
     [srcData, idxData],
+  );
+  return gpu.wrap(src.dtype, n, data);
+}
+
+/**
+ * indexAdd through per-output lists: `starts[d]..starts[d+1]` delimit, in `rows`, the source rows
+ * j (ascending, so sums keep the cpu's order) whose index is d. Each output loops over at most the
+ * longest list, rounded up to a power of two so that few kernels are compiled.
+ */
+function indexAddByLists(gpu: GpuBackend, src: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {
+  const m = index.length;
+  const n = outer * dimSize * inner;
+  const idx = gpu.download(index);
+  const counts = new Int32Array(dimSize + 1);
+  for (let j = 0; j < m; j++) counts[idx[j] + 1]++;
+  let longest = 0;
+  for (let d = 1; d <= dimSize; d++) {
+    longest = Math.max(longest, counts[d]);
+    counts[d] += counts[d - 1];
+  }
+  const starts = Float32Array.from(counts);
+  const fill = counts.slice(0, dimSize);
+  const rows = new Float32Array(m);
+  for (let j = 0; j < m; j++) rows[fill[idx[j]]++] = j;
+  const bound = 2 ** Math.ceil(Math.log2(Math.max(1, longest)));
+  const data = gpu.launch(
+    'indexAdd',
+    n,
+    `indexAddByLists:${src.dtype}:${m}:${dimSize}:${inner}:${bound}`,
+    () => `function(src, starts, rows) {
+        ${coords('this.thread.x', [outer, dimSize, inner])}
+        const first = starts[c1];
+        const count = starts[c1 + 1] - first;
+        let sum = 0.0;
+        for (let t = 0; t < ${bound}; t++) {
+          if (t < count) { sum = sum + src[(c0 * ${m} + rows[first + t]) * ${inner} + c2]; }
+        }
+        return ${store(src.dtype, 'sum')};
+      }`,
+    // the lists are fresh host arrays each call: passed as they are, gpu.js uploads them for the launch only
+    [gpu.input('indexAdd', src), starts, rows],
   );
   return gpu.wrap(src.dtype, n, data);
 }

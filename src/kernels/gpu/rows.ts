@@ -12,7 +12,7 @@ import type { BackendBuffer, ReduceOp } from '../backend';
 import type { DType } from '../../tensor/dtype';
 import type { GpuBackend } from './backend';
 import type { DeviceData } from './runtime';
-import { divmod, num, store } from './codegen';
+import { divmod, isNaNExpr, num, store } from './codegen';
 
 const NEG_INF = num(-Infinity);
 
@@ -20,8 +20,6 @@ const NEG_INF = num(-Infinity);
  * NaN test that survives GLSL compilers folding `v != v` to false: a NaN is neither below, at
  * nor above zero.
  */
-const isNaNExpr = (v: string): string => `!(${v} < 0 || ${v} >= 0)`;
-
 /** Source folding `v` into `acc` for a reduction; max/min take a NaN and keep it (as on cpu). */
 function foldSource(op: ReduceOp): { init: string; step: string } {
   if (op === 'sum') return { init: '0', step: 'acc += v;' };
@@ -131,22 +129,26 @@ function rowStats(gpu: GpuBackend, op: string, x: BackendBuffer, outer: number, 
 
 export function softmaxLast(gpu: GpuBackend, x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
   const op = log ? 'logSoftmax' : 'softmax';
+  const input = gpu.input(op, x);
   const stats = rowStats(gpu, op, x, outer, inner);
   // log p = (x - m) - ls: x - m is exact near the max, and ls is small, so large logits keep
   // their precision (subtracting a rounded m + ls would lose ulp(m) to rounding)
   const value = log ? '(x[this.thread.x] - st[2 * r]) - st[2 * r + 1]' : 'Math.exp((x[this.thread.x] - st[2 * r]) - st[2 * r + 1])';
-  const data = gpu.launch(
-    op,
-    outer * inner,
-    `softmaxLast:${log}:${x.dtype}:${x.length}:${inner}`,
-    () => `function(x, st) {
-      ${divmod('r', 'c', 'this.thread.x', inner)}
-      return ${store(x.dtype, value)};
-    }`,
-    [gpu.input(op, x), stats],
-  );
-  gpu.runtime.free(stats);
-  return gpu.wrap(x.dtype, outer * inner, data);
+  try {
+    const data = gpu.launch(
+      op,
+      outer * inner,
+      `softmaxLast:${log}:${x.dtype}:${x.length}:${inner}`,
+      () => `function(x, st) {
+        ${divmod('r', 'c', 'this.thread.x', inner)}
+        return ${store(x.dtype, value)};
+      }`,
+      [input, stats],
+    );
+    return gpu.wrap(x.dtype, outer * inner, data);
+  } finally {
+    gpu.runtime.free(stats); // the row statistics are a temporary, freed even if the launch throws
+  }
 }
 
 /**
@@ -182,19 +184,22 @@ export function normalizeLast(
     }`,
     [gpu.input(op, x), gpu.params([eps])],
   );
-  const normalized = gpu.launch(
-    op,
-    outer * inner,
-    `normalize:${dtype}:${x.length}:${inner}`,
-    () => `function(x, st) {
-      ${divmod('r', 'c', 'this.thread.x', inner)}
-      return ${store(dtype, '(x[this.thread.x] - st[2 * r]) * st[2 * r + 1]')};
-    }`,
-    [gpu.input(op, x), stats],
-  );
-  const rstd = gpu.launch(op, outer, `normRstd:${dtype}:${outer}`, () => `function(st) { return ${store(dtype, 'st[2 * this.thread.x + 1]')}; }`, [stats]);
-  gpu.runtime.free(stats);
-  return { normalized: gpu.wrap(dtype, outer * inner, normalized), rstd: gpu.wrap(dtype, outer, rstd) };
+  try {
+    const normalized = gpu.launch(
+      op,
+      outer * inner,
+      `normalize:${dtype}:${x.length}:${inner}`,
+      () => `function(x, st) {
+        ${divmod('r', 'c', 'this.thread.x', inner)}
+        return ${store(dtype, '(x[this.thread.x] - st[2 * r]) * st[2 * r + 1]')};
+      }`,
+      [gpu.input(op, x), stats],
+    );
+    const rstd = gpu.launch(op, outer, `normRstd:${dtype}:${outer}`, () => `function(st) { return ${store(dtype, 'st[2 * this.thread.x + 1]')}; }`, [stats]);
+    return { normalized: gpu.wrap(dtype, outer * inner, normalized), rstd: gpu.wrap(dtype, outer, rstd) };
+  } finally {
+    gpu.runtime.free(stats);
+  }
 }
 
 /**
@@ -250,8 +255,11 @@ export function crossEntropyBackwardLast(
   labelSmoothing: number,
 ): BackendBuffer {
   const op = 'crossEntropyBackward';
+  // every input is checked before the first kernel, so a bad one leaves no temporary behind
+  const inputs = [gpu.input(op, logits), gpu.input(op, target), gpu.input(op, gradRow)];
   const stats = rowStats(gpu, op, logits, outer, classes);
-  const data = gpu.launch(
+  try {
+    const data = gpu.launch(
     op,
     outer * classes,
     `crossEntropyBackwardLast:${logits.dtype}:${logits.length}:${target.length}:${gradRow.length}:${classes}`,
@@ -264,8 +272,10 @@ export function crossEntropyBackwardLast(
       if (c == t) { q = q + 1 - h[1]; }
       return ${store(logits.dtype, 'g[r] * (p - q)')};
     }`,
-    [gpu.input(op, logits), gpu.input(op, target), gpu.input(op, gradRow), stats, gpu.params([ignoreIndex, labelSmoothing])],
+    [...inputs, stats, gpu.params([ignoreIndex, labelSmoothing])],
   );
-  gpu.runtime.free(stats);
-  return gpu.wrap(logits.dtype, outer * classes, data);
+    return gpu.wrap(logits.dtype, outer * classes, data);
+  } finally {
+    gpu.runtime.free(stats);
+  }
 }

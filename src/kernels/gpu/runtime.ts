@@ -10,11 +10,8 @@
  */
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import { BackendError } from '../../errors';
+import { GPU_MODES, autoMode, missingFor, type GpuMode } from './modes';
 import type { BackendInfo } from '../backend';
-
-/** The gpu.js modes a user may ask for. */
-export type GpuMode = 'headlessgl' | 'webgl2' | 'webgl' | 'webasm' | 'cpu';
-export const GPU_MODES: readonly GpuMode[] = ['headlessgl', 'webgl2', 'webgl', 'webasm', 'cpu'];
 
 /** What a kernel returns: a texture on the GL modes (stays on the device), a typed array otherwise. */
 export type DeviceData = Texture | Float32Array;
@@ -25,6 +22,9 @@ export type DeviceData = Texture | Float32Array;
  */
 export const MAX_ELEMENTS = 2 ** 24;
 
+
+/** Compiled kernels kept at once (a training step of the demo's Llama uses about 120). */
+export const MAX_CACHED_KERNELS = 256;
 
 /** Source and output length of a kernel, built only on a cache miss. */
 export interface KernelSpec {
@@ -53,15 +53,18 @@ const HELPERS: string[] = [
     if (x < 0) { s = -1; }
     return s * r * q;
   }`,
-  // float to int32 the way a typed array stores it: toward zero
+  // float to int32 the way a typed array stores it: toward zero, NaN and infinities to 0
   `function truncInt(x) {
+    if (!(x < 0 || x >= 0) || Math.abs(x) > 3e38) { return 0; }
     if (x < 0) { return -Math.floor(-x); }
     return Math.floor(x);
   }`,
-  // x ** p with JavaScript's sign rules for a negative base and an integer exponent
-  // (GLSL's pow is undefined for x < 0 and for 0 ** 0)
+  // x ** p with JavaScript's rules for a negative base and an integer exponent, 0 ** 0, 0 to a
+  // negative power and NaN (GLSL's pow is undefined for all of these)
   `function powJs(x, p) {
     if (p == 0) { return 1; }
+    if (!(x < 0 || x >= 0) || !(p < 0 || p >= 0)) { return x + p; }
+    if (x == 0 && p < 0) { return 1 / Math.abs(x); }
     if (p == 2) { return x * x; }
     const r = Math.pow(Math.abs(x), p);
     if (x < 0) {
@@ -81,6 +84,7 @@ const HELPERS: string[] = [
   }`,
   // tanh without overflow (GLSL ES 1.0 has none; exp(2x) overflows past x ~ 44)
   `function tanhSafe(x) {
+    if (!(x < 0 || x >= 0)) { return x; }
     const a = Math.min(Math.abs(x), 20);
     const e = Math.exp(-2 * a);
     const t = (1 - e) / (1 + e);
@@ -93,49 +97,6 @@ const HELPERS: string[] = [
     return e / (1 + e);
   }`,
 ];
-
-/** Why a mode is not available here, or null if it is. */
-function missingFor(mode: GpuMode): string | null {
-  switch (mode) {
-    case 'cpu':
-      return null;
-    case 'webasm':
-      return GPU.isWebAssemblySupported ? null : 'this JavaScript engine has no WebAssembly SIMD support';
-    case 'webgl2':
-      return GPU.isWebGL2Supported ? null : 'WebGL2 needs a browser (or a canvas with a WebGL2 context); in Node use headlessgl';
-    case 'webgl':
-      return GPU.isWebGLSupported ? null : 'WebGL needs a browser; in Node use headlessgl';
-    case 'headlessgl':
-      return GPU.isHeadlessGLSupported ? null : headlessGlMissing();
-  }
-}
-
-/** Names what headlessgl lacks: the native `gl` module, or an X display for it. */
-function headlessGlMissing(): string {
-  const env = typeof process === 'undefined' ? undefined : process.env;
-  if (!env) return 'headlessgl runs only in Node';
-  let haveGl = false;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require.resolve('gl');
-    haveGl = true;
-  } catch {
-    haveGl = false;
-  }
-  if (!haveGl) {
-    return (
-      "the native 'gl' module is not installed (an optional dependency of gpu.js that builds from " +
-      'source: install python3, make, g++, pkg-config, libxi-dev, libxext-dev and libx11-dev, then `npm rebuild gl`)'
-    );
-  }
-  if (!env.DISPLAY) return "no X display for the 'gl' module (DISPLAY is unset): run under `xvfb-run -a`";
-  return `the 'gl' module could not create a WebGL context on DISPLAY=${env.DISPLAY}`;
-}
-
-/** The modes that work in this process, best first. */
-export function availableGpuModes(): GpuMode[] {
-  return GPU_MODES.filter((m) => missingFor(m) === null);
-}
 
 export class GpuRuntime {
   readonly mode: GpuMode;
@@ -160,10 +121,22 @@ export class GpuRuntime {
     this.usesTextures = this.mode === 'headlessgl' || this.mode === 'webgl2' || this.mode === 'webgl';
   }
 
-  /** Runs the kernel cached under `key` (compiling `spec()` on a miss) and returns its output. */
+  /**
+   * Runs the kernel cached under `key` (compiling `spec()` on a miss) and returns its output.
+   *
+   * The cache is least-recently-used and bounded: on the GL modes a compiled gpu.js kernel keeps
+   * its own render-target texture (one output's worth of device memory, outside the memory
+   * accounting) and uploaded copies of array arguments, so an unbounded cache would grow with every
+   * shape a program ever used. Evicting destroys the kernel; textures it returned earlier are
+   * reference-counted by gpu.js and stay valid for the tensors that hold them.
+   */
   run(key: string, spec: () => KernelSpec, args: readonly unknown[]): DeviceData {
     let kernel = this.cache.get(key);
-    if (!kernel) {
+    if (kernel) {
+      // most recently used last: a Map iterates in insertion order
+      this.cache.delete(key);
+      this.cache.set(key, kernel);
+    } else {
       const { source, output } = spec();
       kernel = this.gpu.createKernel(source, {
         output: [output],
@@ -175,6 +148,11 @@ export class GpuRuntime {
       // loop bounds are constants written into the source; this only lifts gpu.js's default cap
       kernel.setLoopMaxIterations(MAX_ELEMENTS);
       this.cache.set(key, kernel);
+      if (this.cache.size > MAX_CACHED_KERNELS) {
+        const [oldestKey, oldest] = this.cache.entries().next().value as [string, IKernelRunShortcut];
+        this.cache.delete(oldestKey);
+        oldest.destroy();
+      }
     }
     return (kernel as unknown as (...a: unknown[]) => DeviceData)(...args);
   }
@@ -211,13 +189,8 @@ export class GpuRuntime {
 
   /** Destroys every compiled kernel and the gpu.js instance. */
   destroy(): void {
+    for (const kernel of this.cache.values()) kernel.destroy();
     this.cache.clear();
     this.gpu.destroy();
   }
-}
-
-/** The mode gpu.js picks by itself, in its own order. */
-function autoMode(): GpuMode {
-  for (const mode of ['headlessgl', 'webgl2', 'webgl', 'webasm'] as const) if (missingFor(mode) === null) return mode;
-  return 'cpu';
 }

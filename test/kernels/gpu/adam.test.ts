@@ -9,7 +9,7 @@
 import type { AdamHyper, Backend, BackendBuffer, View } from '../../../src/kernels/backend';
 import { CpuBackend } from '../../../src/kernels/cpu/backend';
 import { GpuBackend } from '../../../src/kernels/gpu/backend';
-import { availableGpuModes } from '../../../src/kernels/gpu/runtime';
+import { availableGpuModes } from '../../../src';
 import { memoryTracker } from '../../../src/kernels/memory';
 import type { DType } from '../../../src/tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../../src/tensor/float16';

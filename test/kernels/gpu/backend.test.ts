@@ -9,6 +9,17 @@ import {
   BackendError,
   add,
   availableGpuModes,
+  clamp,
+  eq,
+  full,
+  layerNorm,
+  matmul,
+  maximum,
+  minimum,
+  pow,
+  softmax,
+  sum,
+  tanh,
   backendInfo,
   cast,
   copy_,
@@ -105,6 +116,30 @@ describe.each(modes)('gpu backend plumbing, mode %s', (mode) => {
     expect(flat(cast(tensor([-2.7, -0.5, 0.5, 2.7, 1e6 + 0.75]), 'int32'))).toEqual([-2, 0, 0, 2, 1000000]);
   });
 
+  test('empty inputs give what the cpu backend gives (gpu.js takes no empty arrays)', () => {
+    expect(matmul(zeros([2, 0]), zeros([0, 3])).toArray()).toEqual([[0, 0, 0], [0, 0, 0]]);
+    expect(flat(sum(zeros([3, 0]), { dim: 1 }))).toEqual([0, 0, 0]);
+    expect(softmax(zeros([2, 0]), -1).shape).toEqual([2, 0]);
+    expect(layerNorm(zeros([2, 0]), [0]).shape).toEqual([2, 0]);
+  });
+
+  test('NaN propagates through maximum, minimum, clamp, tanh and pow, as on cpu (GLSL builtins drop it)', () => {
+    const x = tensor([NaN, 1]);
+    expect(flat(maximum(x, tensor([1, NaN])))).toEqual([NaN, NaN]);
+    expect(flat(minimum(x, tensor([0, 2])))).toEqual([NaN, 1]);
+    expect(flat(clamp(x, 0, 0.5))).toEqual([NaN, 0.5]);
+    expect(flat(tanh(x))[0]).toBeNaN();
+    expect(flat(pow(x, 1))[0]).toBeNaN();
+    expect(flat(pow(tensor([0, 0]), tensor([-1, 0])))).toEqual([Infinity, 1]);
+  });
+
+  test('int32 stores NaN and infinities as 0, and refuses values it cannot hold exactly', () => {
+    expect(flat(cast(tensor([NaN, Infinity, -Infinity, 3.5]), 'int32'))).toEqual([0, 0, 0, 3]);
+    expect(flat(eq(cast(tensor([NaN, Infinity]), 'int32'), 0))).toEqual([1, 1]);
+    expect(() => tensor([2 ** 24 + 1], { dtype: 'int32' })).toThrow(/beyond ±2\^24/);
+    expect(() => full([2], 2147483647, { dtype: 'int32' })).toThrow(BackendError);
+  });
+
   test('float64 is refused with a BackendError that names the fix', () => {
     expect(() => tensor([1, 2], { dtype: 'float64' })).toThrow(BackendError);
     expect(() => zeros([2], { dtype: 'float64' })).toThrow(/float64 tensors are not supported.*float32/);
@@ -148,6 +183,15 @@ describe('gpu backend selection', () => {
     expect(() => setBackend('gpu', { mode: 'webgl2' })).toThrow(BackendError);
     expect(backendInfo().backend).toBe('cpu');
     expect(backendInfo().precision).toBe('double');
+  });
+
+  test('asking again for the mode in use keeps the instance and its tensors', () => {
+    setBackend('gpu', { mode: 'webasm' });
+    const t = tensor([1, 2]);
+    setBackend('gpu', { mode: 'webasm' });
+    expect(flat(exp(t))).toEqual([Math.fround(Math.E), Math.fround(Math.exp(2))].map((v) => expect.closeTo(v, 5)));
+    setBackend('gpu'); // no options: keep whatever runs
+    expect(flat(add(t, t))).toEqual([2, 4]);
   });
 
   test('tensors of a replaced gpu instance are refused, not misread', () => {

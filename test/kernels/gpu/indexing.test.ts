@@ -7,7 +7,8 @@
 import { CpuBackend } from '../../../src/kernels/cpu/backend';
 import type { BackendBuffer } from '../../../src/kernels/backend';
 import { GpuBackend } from '../../../src/kernels/gpu/backend';
-import { availableGpuModes } from '../../../src/kernels/gpu/runtime';
+import { availableGpuModes, memory } from '../../../src';
+import { INDEX_ADD_SCAN_LIMIT } from '../../../src/kernels/gpu/indexing';
 import type { DType } from '../../../src/tensor/dtype';
 import { contiguousStrides, numel } from '../../../src/tensor/shape';
 import { expectClose, mulberry32 } from '../../helpers';
@@ -122,6 +123,26 @@ describe.each(MODES)('gpu indexing kernels, gpu.js mode %s', (mode) => {
       const got = gpu.indexAdd(sg, ig, 2, 4, 3);
       expect(got.dtype).toBe(dtype);
       expect(asNumbers(gpu.download(got))).toEqual(asNumbers(cpu.download(cpu.indexAdd(sc, ic, 2, 4, 3))));
+    });
+
+    it('past the scan limit it sums through per-output lists, with the same result and one new buffer', () => {
+      // 2^14 outputs x 2^13 index entries = 2^27 > INDEX_ADD_SCAN_LIMIT: BAdam-ratio-sized scatters
+      const dimSize = 2 ** 14;
+      const m = 2 ** 13;
+      expect(dimSize * m).toBeGreaterThan(INDEX_ADD_SCAN_LIMIT);
+      const rand = mulberry32(5);
+      const sv = values('float32', m, rand);
+      // mostly distinct positions, a few repeated (the longest list has 3 entries), many empty
+      const iv = Array.from({ length: m }, (_, j) => (j * 7919) % dimSize);
+      iv[10] = iv[20] = iv[30];
+      const [sc, sg] = both('float32', sv);
+      const [ic, ig] = both('int32', iv);
+      const want = read(cpu, cpu.indexAdd(sc, ic, 1, dimSize, 1));
+      const live = memory.stats().liveBuffers;
+      const got = gpu.indexAdd(sg, ig, 1, dimSize, 1);
+      expect(memory.stats().liveBuffers).toBe(live + 1);
+      expectClose(read(gpu, got), want, 1e-6);
+      expectClose([read(gpu, got)[iv[30]]], [Math.fround(sv[10]) + Math.fround(sv[20]) + Math.fround(sv[30])], 1e-6);
     });
 
     it('an empty index gives zeros', () => {
