@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 // Builds the package (`npm run build`):
-//   1. type checks: `tsc -p tsconfig.build.json` emits declarations into dist/types, and
-//      `tsc -p tsconfig.json --noEmit` checks tests, benchmarks and examples too;
+//   1. type checks: `tsc -p tsconfig.build.json` emits declarations into dist/types,
+//      `tsc -p tsconfig.json --noEmit` checks tests, benchmarks and examples too, and
+//      `tsc -p examples/browser` checks the browser example with the DOM's types;
 //   2. bundles src/index.ts with esbuild, as ESM (dist/esm/index.mjs) and CommonJS
-//      (dist/cjs/index.cjs), with source maps and every package dependency left external.
+//      (dist/cjs/index.cjs), with source maps and every package dependency left external;
+//   3. bundles a self-contained browser build, dist/browser/blockgrad.mjs (ESM, every dependency
+//      inside, gpu.js through its "browser" field, dist/gpu-browser.js), which package.json's
+//      exports map offers under the "browser" condition, and checks that it cannot load the
+//      native `gl` module (Node's headlessgl path) at run time.
 // The two tsc runs and the bundling run in parallel; any type error fails the build.
-// The bundles target platform 'neutral' (no Node built-ins are assumed), because the same
-// code must later run in browsers.
+// The Node bundles target platform 'neutral' (no Node built-ins are assumed), because the same
+// code runs in browsers.
 import { build } from 'esbuild';
 import { spawn } from 'node:child_process';
+import { builtinModules } from 'node:module';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +27,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const started = performance.now();
 
 const dist = join(root, 'dist');
-for (const sub of ['types', 'esm', 'cjs']) rmSync(join(dist, sub), { recursive: true, force: true });
+for (const sub of ['types', 'esm', 'cjs', 'browser']) rmSync(join(dist, sub), { recursive: true, force: true });
 mkdirSync(join(root, '.tmp'), { recursive: true });
 
 /** Runs the local tsc with args; resolves to { ok, output, ms }. */
@@ -55,10 +61,41 @@ const common = {
   metafile: false,
 };
 
-async function bundle(label, options) {
+// The browser bundle carries its dependencies. Node built-ins stay external: nothing on the
+// browser path imports them (safetensors and alpaca reach `fs` through process.getBuiltinModule
+// at run time), and marking them external keeps a stray import from failing the bundle.
+export const browserOptions = {
+  platform: 'browser',
+  format: 'esm',
+  external: [...builtinModules, ...builtinModules.map((m) => `node:${m}`)],
+  // gpu.js's browser build is a UMD file that ships gpu-mock.js and its own copy of acorn
+  mainFields: ['browser', 'module', 'main'],
+  metafile: true,
+};
+
+/**
+ * What must not reach a browser: the native `gl` module (or anything else under gpu.js's Node
+ * entry, src/index.js, which requires it) bundled in, or a call that would load it at run time.
+ * gpu-browser.js mentions require('gl') only inside a template string (the kernel-to-string
+ * feature), which is text, not a call.
+ */
+function checkBrowserBundle(result, outfile) {
+  const problems = [];
+  for (const input of Object.keys(result.metafile.inputs)) {
+    if (/node_modules\/gl\//.test(input) || /node_modules\/gpu\.js\/src\//.test(input)) problems.push(`bundles ${input}`);
+  }
+  const code = readFileSync(join(root, outfile), 'utf8');
+  if (/\b(?:__require|require)\(\s*"gl"\s*\)/.test(code)) problems.push('contains a require("gl") call');
+  if (/^\s*import\b[^;]*["']gl["']/m.test(code)) problems.push('imports "gl"');
+  return problems;
+}
+
+async function bundle(label, options, check) {
   const t0 = performance.now();
   try {
     const result = await build({ ...common, ...options });
+    const problems = check ? check(result, options.outfile) : [];
+    if (problems.length > 0) return { label, ok: false, output: problems.join('\n'), ms: performance.now() - t0 };
     const warnings = result.warnings.map((w) => `warning: ${w.text}`).join('\n');
     return { label, ok: true, output: warnings, ms: performance.now() - t0 };
   } catch (err) {
@@ -73,8 +110,11 @@ const steps = await Promise.all([
     '-p', 'tsconfig.json', '--noEmit', '--pretty', 'false',
     '--incremental', '--tsBuildInfoFile', join('.tmp', 'typecheck.tsbuildinfo'),
   ]),
+  // the browser example is checked with the DOM's types, which the rest of the project does not get
+  tsc('tsc -p examples/browser --noEmit (the browser example, with DOM types)', ['-p', 'examples/browser', '--noEmit', '--pretty', 'false']),
   bundle('esbuild -> dist/esm/index.mjs', { format: 'esm', outfile: 'dist/esm/index.mjs' }),
   bundle('esbuild -> dist/cjs/index.cjs', { format: 'cjs', outfile: 'dist/cjs/index.cjs' }),
+  bundle('esbuild -> dist/browser/blockgrad.mjs', { ...browserOptions, outfile: 'dist/browser/blockgrad.mjs' }, checkBrowserBundle),
 ]);
 
 let failed = false;
