@@ -78,10 +78,22 @@ export class GpuBackend implements Backend {
    * unused element: the kernel's loops, written from the same shapes, never read it.
    */
   launch(op: string, n: number, key: string, spec: () => string, args: readonly unknown[]): DeviceData {
-    checkSize(op, n);
+    this.checkSize(op, n);
     if (n === 0) return new Float32Array(0);
     const nonEmpty = args.map((a) => (a instanceof Float32Array && a.length === 0 ? UNREAD : a));
     return this.runtime.run(`${key}#${n}`, (): KernelSpec => ({ source: spec(), output: n }), nonEmpty);
+  }
+
+  /** Refuses a buffer the device cannot address exactly (see GpuRuntime.maxElements), before allocating it. */
+  private checkSize(op: string, n: number): void {
+    const limit = this.runtime.maxElements;
+    if (n > limit) {
+      const why =
+        limit === MAX_ELEMENTS
+          ? '2^24, the largest flat index float32 shader arithmetic addresses exactly'
+          : `a square texture of this device's largest side, ${this.runtime.maxTextureSize}`;
+      throw new BackendError(op, `a buffer of ${n} elements exceeds the gpu backend's limit of ${limit} (${why}); split the tensor or use the cpu backend`);
+    }
   }
 
   /** Wraps device data as a new counted buffer. */
@@ -132,7 +144,7 @@ export class GpuBackend implements Backend {
 
   upload(dtype: DType, values: ArrayLike<number>): BackendBuffer {
     if (dtype === 'float64') throw float64Error();
-    checkSize('upload', values.length);
+    this.checkSize('upload', values.length);
     return this.wrap(dtype, values.length, this.runtime.toDevice(hostStore(dtype, values)));
   }
 
@@ -399,15 +411,6 @@ export function float64Error(): BackendError {
   );
 }
 
-function checkSize(op: string, n: number): void {
-  if (n > MAX_ELEMENTS) {
-    throw new BackendError(
-      op,
-      `a buffer of ${n} elements exceeds the gpu backend's limit of ${MAX_ELEMENTS} (2^24, the largest flat index float32 ` +
-        'shader arithmetic addresses exactly); split the tensor or use the cpu backend',
-    );
-  }
-}
 
 /** One dimension of a view in the order the inverse index map divides by: largest stride first. */
 interface InverseDim {

@@ -175,14 +175,29 @@ export class GpuRuntime {
     if (!(data instanceof Float32Array)) data.delete();
   }
 
-  info(): BackendInfo {
+  /** The largest texture side on the GL modes (null elsewhere). */
+  get maxTextureSize(): number | null {
+    if (!this.usesTextures) return null;
     const limits = (this.gpu as unknown as { Kernel?: { features?: { maxTextureSize?: number } } }).Kernel?.features;
+    return limits?.maxTextureSize ?? null;
+  }
+
+  /**
+   * The largest buffer, in elements: 2^24 (exact float32 indices), or fewer where a square texture
+   * of the device's largest side holds fewer (gpu.js packs a buffer into a near-square texture).
+   */
+  get maxElements(): number {
+    const side = this.maxTextureSize;
+    return side === null ? MAX_ELEMENTS : Math.min(MAX_ELEMENTS, side * side);
+  }
+
+  info(): BackendInfo {
     return {
       backend: 'gpu',
       mode: this.mode,
       precision: 'single',
-      maxTextureSize: this.usesTextures ? (limits?.maxTextureSize ?? null) : null,
-      maxElements: MAX_ELEMENTS,
+      maxTextureSize: this.maxTextureSize,
+      maxElements: this.maxElements,
       kernelsCompiled: this.cache.size,
     };
   }

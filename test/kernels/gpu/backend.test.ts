@@ -209,6 +209,16 @@ describe('gpu backend selection', () => {
     gpu.dispose();
   });
 
+  test('a device whose textures are smaller than 4096 x 4096 lowers the limit to what one texture holds', () => {
+    const gpu = new GpuBackend({ mode: 'cpu' });
+    // as a GL device with 1024-texel textures would report it
+    Object.defineProperty(gpu.runtime, 'maxTextureSize', { get: () => 1024 });
+    expect(gpu.info().maxElements).toBe(1024 * 1024);
+    expect(() => gpu.upload('float32', new Float32Array(1024 * 1024 + 1))).toThrow(/limit of 1048576 \(a square texture of this device's largest side, 1024\)/);
+    expect(gpu.zeros('float32', 1024 * 1024).length).toBe(1024 * 1024);
+    gpu.dispose();
+  });
+
   test('upload and download keep each dtype exact (float16 bits, int32)', () => {
     const gpu = new GpuBackend({ mode: 'cpu' });
     const cpu = new CpuBackend();
