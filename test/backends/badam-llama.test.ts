@@ -5,6 +5,8 @@
  * recorded and not recorded, gradients skipped, nodes pruned, kernel launches per kernel).
  */
 import { Adam, BlockOptimizer, backward, profile, setBackend, type ProfileReport, type Tensor } from '../../src';
+import { kernels } from '../../src/kernels/registry';
+import type { GpuBackend } from '../../src/kernels/gpu/backend';
 import { backendsUnderTest, intTensor, onCpu, requireHeadlessGlInCI, tinyLlama, tokenBatch, valuesOf } from './helpers';
 
 const STEPS = 20;
@@ -123,6 +125,25 @@ describe.each(gpuBackends)('BAdam fine-tune of a 2-layer Llama on $label matches
         throw new Error(`step ${step}: loss ${loss} on ${name}, ${expected[step]} on cpu (rtol ${LOSS_RTOL})`);
       }
     });
+  });
+
+  test('nothing is read back from the device during training but the losses the loop asks for', () => {
+    // every readback goes through the runtime's toHost: count them over a short run
+    const runtime = (kernels() as unknown as GpuBackend).runtime;
+    const original = runtime.toHost.bind(runtime);
+    let readbacks = 0;
+    runtime.toHost = (data) => {
+      readbacks++;
+      return original(data);
+    };
+    try {
+      fineTune();
+    } finally {
+      runtime.toHost = original;
+    }
+    // one per loss.item(): forward (its checks of the token ids and labels read the host copies
+    // of those int32 tensors), backward, zeroGrad and BAdam's Adam steps download nothing
+    expect(readbacks).toBe(STEPS);
   });
 
   test.each([

@@ -121,6 +121,7 @@ export class GpuBackend implements Backend {
   replace(buf: GpuBuffer, data: DeviceData): void {
     const old = buf.slot.data;
     buf.slot.data = data;
+    buf.slot.host = undefined;
     if (old !== data) this.runtime.free(old);
   }
 
@@ -145,7 +146,16 @@ export class GpuBackend implements Backend {
   upload(dtype: DType, values: ArrayLike<number>): BackendBuffer {
     if (dtype === 'float64') throw float64Error();
     this.checkSize('upload', values.length);
-    return this.wrap(dtype, values.length, this.runtime.toDevice(hostStore(dtype, values)));
+    const stored = hostStore(dtype, values);
+    const buf = this.wrap(dtype, values.length, this.runtime.toDevice(stored));
+    if (dtype === 'int32') buf.slot.host = stored;
+    return buf;
+  }
+
+  /** A buffer's values on the host: its kept host copy (see Slot.host), else a readback. */
+  private hostValues(op: string, buf: BackendBuffer): Float32Array {
+    const data = this.input(op, buf);
+    return (buf as GpuBuffer).slot.host ?? this.runtime.toHost(data);
   }
 
   uploadFloat16Bits(bits: Uint16Array): BackendBuffer {
@@ -153,7 +163,7 @@ export class GpuBackend implements Backend {
   }
 
   download(buf: BackendBuffer): StorageArray {
-    const values = this.runtime.toHost(this.input('download', buf));
+    const values = this.hostValues('download', buf);
     switch (buf.dtype) {
       case 'float16':
         return encodeFloat16(values);
@@ -166,7 +176,7 @@ export class GpuBackend implements Backend {
 
   read(view: View): ComputeArray {
     // the whole buffer comes back (one readback), then the view is walked on the host
-    const all = this.runtime.toHost(this.input('read', view.buffer));
+    const all = this.hostValues('read', view.buffer);
     const out = computeArrayFor(view.buffer.dtype, numel(view.shape));
     gatherView(all, view, out);
     return out;
@@ -200,7 +210,15 @@ export class GpuBackend implements Backend {
       }`,
       [this.input('copy', x.buffer), this.params([x.offset])],
     );
-    return this.wrap(dtype, n, data);
+    const out = this.wrap(dtype, n, data);
+    // an index tensor rearranged (a slice made contiguous, labels shifted) keeps a host copy too
+    const host = (x.buffer as GpuBuffer).slot.host;
+    if (host && dtype === 'int32' && x.buffer.dtype === 'int32') {
+      const values = new Float32Array(n);
+      gatherView(host, x, values);
+      out.slot.host = values;
+    }
+    return out;
   }
 
   /**
@@ -248,7 +266,7 @@ export class GpuBackend implements Backend {
 
   private assignOnHost(dst: View, src: View): void {
     const target = dst.buffer as GpuBuffer;
-    const all = Float32Array.from(this.runtime.toHost(target.slot.data));
+    const all = Float32Array.from(this.hostValues('assign', target));
     scatterView(hostStore(target.dtype, this.read(src)), dst, all);
     this.replace(target, this.runtime.toDevice(all));
   }

@@ -17,6 +17,12 @@ import type { DeviceData, GpuRuntime } from './runtime';
 export interface Slot {
   data: DeviceData;
   readonly runtime: GpuRuntime;
+  /**
+   * The values of an int32 buffer uploaded from the host (or copied from such a buffer), kept
+   * until an in-place write replaces them. Ops validate index tensors (token ids, labels) by reading them; with this copy those
+   * reads need no readback from the device. Index tensors are small; float buffers keep none.
+   */
+  host?: Float32Array;
 }
 
 export class GpuBuffer implements BackendBuffer {

@@ -99,6 +99,29 @@ describe.each(modes)('gpu backend plumbing, mode %s', (mode) => {
     expect(memory.stats().liveBytes).toBe(liveBefore);
   });
 
+  test('int32 tensors uploaded from the host are read (validated) without a readback, until written in place', () => {
+    const runtime = backendRuntime() as unknown as { toHost: (d: unknown) => Float32Array };
+    const original = runtime.toHost.bind(runtime);
+    let readbacks = 0;
+    runtime.toHost = (d) => {
+      readbacks++;
+      return original(d);
+    };
+    try {
+      const ids = tensor([3, 1, 2, 0], { dtype: 'int32' });
+      expect(flat(ids)).toEqual([3, 1, 2, 0]);
+      expect(flat(slice(ids, 0, 1, 3))).toEqual([1, 2]);
+      expect(readbacks).toBe(0);
+      copy_(slice(ids, 0, 0, 1), tensor([7], { dtype: 'int32' }));
+      expect(flat(ids)).toEqual([7, 1, 2, 0]); // the host copy is gone: this one reads the device
+      expect(readbacks).toBe(1);
+      expect(flat(add(ids, ids))).toEqual([14, 2, 4, 0]); // a kernel's result is read back
+      expect(readbacks).toBe(2);
+    } finally {
+      runtime.toHost = original;
+    }
+  });
+
   test('float16 storage rounds exactly as the cpu backend does (ties to even, overflow, subnormals)', () => {
     const rand = mulberry32(7);
     const values = [
