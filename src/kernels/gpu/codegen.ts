@@ -9,6 +9,7 @@
  */
 import type { DType } from '../../tensor/dtype';
 import type { View } from '../backend';
+import { coalesce } from '../cpu/strided';
 
 /** Statements that set `q` = floor(n / d) and `r` = n - q·d exactly, for integers n >= 0, d > 0. */
 export function divmod(q: string, r: string, n: string, d: number): string {
@@ -21,23 +22,12 @@ export function divmod(q: string, r: string, n: string, d: number): string {
 
 /**
  * A view's shape and strides with size-1 dimensions dropped and neighbours that walk memory as
- * one dimension merged (a contiguous view becomes one dimension of stride 1).
+ * one dimension merged (a contiguous view becomes one dimension of stride 1): the cpu backend's
+ * `coalesce` for a single view.
  */
 export function collapse(shape: readonly number[], strides: readonly number[]): { shape: number[]; strides: number[] } {
-  const s: number[] = [];
-  const st: number[] = [];
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = s.length - 1;
-    if (last >= 0 && st[last] === strides[d] * shape[d]) {
-      s[last] *= shape[d];
-      st[last] = strides[d];
-    } else {
-      s.push(shape[d]);
-      st.push(strides[d]);
-    }
-  }
-  return { shape: s, strides: st };
+  const merged = coalesce(shape, [strides]);
+  return { shape: merged.shape, strides: merged.strides[0] };
 }
 
 /** The part of a kernel's cache key that a view's layout contributes (its offset is not part). */
