@@ -1,21 +1,22 @@
 /**
  * The gpu backend: the same `Backend` interface as cpu, with every kernel a gpu.js kernel. Data
  * stays on the device between kernels (textures on the GL modes) and is read back only by
- * `download`/`read`, that is when the user asks for values. This file holds storage, layout and
- * elementwise kernels; rows.ts, matmul.ts, indexing.ts and adam.ts hold the rest.
+ * `download`/`read`, that is when the user asks for values. This file holds storage and the
+ * plumbing every kernel file uses (input checks, launching, wrapping results as buffers); the
+ * kernels are in layout.ts, elementwise.ts, rows.ts, matmul.ts, indexing.ts and adam.ts.
  */
 import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
 import { numel } from '../../tensor/shape';
-import { gatherView, scatterView } from '../cpu/strided';
+import { gatherView } from '../cpu/strided';
 import { BackendError } from '../../errors';
 import { GpuRuntime, MAX_ELEMENTS, type DeviceData, type KernelSpec } from './runtime';
 import { autoMode, type GpuBackendOptions } from './modes';
-import { GpuBuffer, type Slot } from './buffer';
-import { collapse, divmod, layoutKey, store, viewOffset } from './codegen';
-import { BINARY_SOURCE, UNARY_SOURCE } from './elementwise';
+import { GpuBuffer, float64Error, hostStore, type Slot } from './buffer';
+import * as layout from './layout';
+import * as elementwise from './elementwise';
 import * as rows from './rows';
 import { matmul as matmulKernel } from './matmul';
 import * as indexing from './indexing';
@@ -153,7 +154,7 @@ export class GpuBackend implements Backend {
   }
 
   /** A buffer's values on the host: its kept host copy (see Slot.host), else a readback. */
-  private hostValues(op: string, buf: BackendBuffer): Float32Array {
+  hostValues(op: string, buf: BackendBuffer): Float32Array {
     const data = this.input(op, buf);
     return (buf as GpuBuffer).slot.host ?? this.runtime.toHost(data);
   }
@@ -195,142 +196,28 @@ export class GpuBackend implements Backend {
     }
   }
 
-  // ---------------------------------------------------------------- layout
+  // ---------------------------------------------------------------- kernels, in their own files
 
   copy(x: View, dtype: DType): BackendBuffer {
-    if (dtype === 'float64') throw float64Error();
-    const n = numel(x.shape);
-    const data = this.launch(
-      'copy',
-      n,
-      `copy:${dtype}:${layoutKey(x)}`,
-      () => `function(x, h) {
-        ${viewOffset('o', 'this.thread.x', x, 'h[0]')}
-        return ${store(dtype, 'x[o]')};
-      }`,
-      [this.input('copy', x.buffer), this.params([x.offset])],
-    );
-    const out = this.wrap(dtype, n, data);
-    // an index tensor rearranged (a slice made contiguous, labels shifted) keeps a host copy too
-    const host = (x.buffer as GpuBuffer).slot.host;
-    if (host && dtype === 'int32' && x.buffer.dtype === 'int32') {
-      const values = new Float32Array(n);
-      gatherView(host, x, values);
-      out.slot.host = values;
-    }
-    return out;
+    return layout.copy(this, x, dtype);
   }
 
-  /**
-   * In place: the destination buffer is rewritten whole, each position taking the source element
-   * that the view puts there or keeping its old value. Finding "the element the view puts there"
-   * inverts the view's index map, which is a greedy division by strides when the view does not
-   * overlap itself (every view made by slicing, transposing or narrowing does). Any other view
-   * (an expanded one, say) is assigned on the host, in the cpu backend's order.
-   */
   assign(dst: View, src: View): void {
-    const target = dst.buffer as GpuBuffer;
-    const old = this.input('assign', target);
-    const srcData = this.input('assign', src.buffer);
-    const n = numel(dst.shape);
-    if (n === 0) return;
-    const dims = invertible(dst.shape, dst.strides);
-    if (!dims) {
-      this.assignOnHost(dst, src);
-      return;
-    }
-    const dtype = target.dtype;
-    const data = this.launch(
-      'assign',
-      target.length,
-      `assign:${dtype}:${dims.map((d) => `${d.size}/${d.stride}/${d.rowStride}`).join(',')}:${layoutKey(src)}`,
-      () => {
-        const lines = ['let j = 0;', 'let inside = 1;', 'let rem = this.thread.x - h[0];', 'if (rem < 0) { inside = 0; rem = 0; }'];
-        dims.forEach((d, k) => {
-          lines.push(divmod(`c${k}`, `r${k}`, 'rem', d.stride));
-          lines.push(`if (c${k} >= ${d.size}) { inside = 0; }`);
-          lines.push(`j = j + c${k} * ${d.rowStride};`, `rem = r${k};`);
-        });
-        lines.push('if (rem != 0) { inside = 0; }');
-        return `function(old, src, h) {
-          ${lines.join('\n          ')}
-          if (inside == 0) { return old[this.thread.x]; }
-          ${viewOffset('o', 'j', src, 'h[1]')}
-          return ${store(dtype, 'src[o]')};
-        }`;
-      },
-      [old, srcData, this.params([dst.offset, src.offset])],
-    );
-    this.replace(target, data);
+    layout.assign(this, dst, src);
   }
-
-  private assignOnHost(dst: View, src: View): void {
-    const target = dst.buffer as GpuBuffer;
-    const all = Float32Array.from(this.hostValues('assign', target));
-    scatterView(hostStore(target.dtype, this.read(src)), dst, all);
-    this.replace(target, this.runtime.toDevice(all));
-  }
-
-  // ---------------------------------------------------------------- elementwise
 
   unary(op: UnaryOp, x: View, outDtype: DType, params: readonly number[] = []): BackendBuffer {
-    if (outDtype === 'float64') throw float64Error();
-    const n = numel(x.shape);
-    const data = this.launch(
-      `unary ${op}`,
-      n,
-      `unary:${op}:${outDtype}:${layoutKey(x)}`,
-      () => `function(x, h) {
-        ${viewOffset('o', 'this.thread.x', x, 'h[0]')}
-        const v = x[o];
-        const p0 = h[1];
-        const p1 = h[2];
-        return ${store(outDtype, UNARY_SOURCE[op])};
-      }`,
-      [this.input(op, x.buffer), this.params([x.offset, params[0] ?? 0, params[1] ?? 0])],
-    );
-    return this.wrap(outDtype, n, data);
+    return elementwise.unary(this, op, x, outDtype, params);
   }
 
   binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer {
-    if (outDtype === 'float64') throw float64Error();
-    const n = numel(a.shape);
-    const data = this.launch(
-      `binary ${op}`,
-      n,
-      `binary:${op}:${outDtype}:${layoutKey(a)}:${layoutKey(b)}`,
-      () => `function(x, y, h) {
-        ${viewOffset('oa', 'this.thread.x', a, 'h[0]')}
-        ${viewOffset('ob', 'this.thread.x', b, 'h[1]')}
-        const a = x[oa];
-        const b = y[ob];
-        return ${store(outDtype, BINARY_SOURCE[op])};
-      }`,
-      [this.input(op, a.buffer), this.input(op, b.buffer), this.params([a.offset, b.offset])],
-    );
-    return this.wrap(outDtype, n, data);
+    return elementwise.binary(this, op, a, b, outDtype);
   }
 
   where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer {
-    if (outDtype === 'float64') throw float64Error();
-    const n = numel(cond.shape);
-    const data = this.launch(
-      'where',
-      n,
-      `where:${outDtype}:${layoutKey(cond)}:${layoutKey(a)}:${layoutKey(b)}`,
-      () => `function(c, x, y, h) {
-        ${viewOffset('oc', 'this.thread.x', cond, 'h[0]')}
-        ${viewOffset('oa', 'this.thread.x', a, 'h[1]')}
-        ${viewOffset('ob', 'this.thread.x', b, 'h[2]')}
-        if (c[oc] != 0) { return ${store(outDtype, 'x[oa]')}; }
-        return ${store(outDtype, 'y[ob]')};
-      }`,
-      [this.input('where', cond.buffer), this.input('where', a.buffer), this.input('where', b.buffer), this.params([cond.offset, a.offset, b.offset])],
-    );
-    return this.wrap(outDtype, n, data);
+    return elementwise.where(this, cond, a, b, outDtype);
   }
 
-  // ---------------------------------------------------------------- the rest, in their own files
 
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
     return rows.reduceLast(this, op, x, outer, inner);
@@ -398,65 +285,3 @@ export class GpuBackend implements Backend {
   }
 }
 
-/**
- * Values as a float32 array holding exactly what `dtype` stores (float16 rounded, int32 truncated).
- * int32 values are kept as float32, exact only up to 2^24: larger ones are refused rather than
- * silently changed.
- */
-export function hostStore(dtype: DType, values: ArrayLike<number>): Float32Array {
-  if (dtype === 'float16') return decodeFloat16(encodeFloat16(values));
-  if (dtype === 'int32') {
-    const ints = Int32Array.from(values);
-    for (let i = 0; i < ints.length; i++) {
-      if (Math.abs(ints[i]) > MAX_ELEMENTS) {
-        throw new BackendError(
-          'gpu',
-          `int32 value ${ints[i]} is beyond ±2^24, the largest whole numbers the gpu backend's float32 storage holds exactly; ` +
-            'use the cpu backend for larger integers',
-        );
-      }
-    }
-    return Float32Array.from(ints);
-  }
-  return Float32Array.from(values);
-}
-
-export function float64Error(): BackendError {
-  return new BackendError(
-    'gpu',
-    "float64 tensors are not supported: gpu.js computes in float32 (precision 'single'); use dtype 'float32' " +
-      "(or 'float16'), or the cpu backend for float64",
-  );
-}
-
-
-/** One dimension of a view in the order the inverse index map divides by: largest stride first. */
-interface InverseDim {
-  size: number;
-  stride: number;
-  /** The dimension's stride in the row-major order of the view's elements. */
-  rowStride: number;
-}
-
-/**
- * The view's dimensions sorted for inverting its index map, or null when the map is not
- * invertible by greedy division (each stride must exceed the span of all smaller ones).
- */
-function invertible(shape: readonly number[], strides: readonly number[]): InverseDim[] | null {
-  const { shape: s, strides: st } = collapse(shape, strides);
-  const rowStrides: number[] = new Array<number>(s.length);
-  let acc = 1;
-  for (let d = s.length - 1; d >= 0; d--) {
-    rowStrides[d] = acc;
-    acc *= s[d];
-  }
-  const dims = s.map((size, d) => ({ size, stride: st[d], rowStride: rowStrides[d] }));
-  if (dims.some((d) => d.stride <= 0)) return null;
-  dims.sort((p, q) => q.stride - p.stride);
-  let span = 0;
-  for (let d = dims.length - 1; d >= 0; d--) {
-    if (dims[d].stride <= span) return null;
-    span += (dims[d].size - 1) * dims[d].stride;
-  }
-  return dims;
-}

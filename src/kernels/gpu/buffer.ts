@@ -12,7 +12,9 @@
 import type { BackendBuffer, BufferLedger } from '../backend';
 import type { MemoryCategory } from '../memory';
 import type { DType } from '../../tensor/dtype';
-import type { DeviceData, GpuRuntime } from './runtime';
+import { BackendError } from '../../errors';
+import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
+import { MAX_ELEMENTS, type DeviceData, type GpuRuntime } from './runtime';
 
 export interface Slot {
   data: DeviceData;
@@ -56,4 +58,35 @@ export class GpuBuffer implements BackendBuffer {
   get released() {
     return this.ledger.released;
   }
+}
+
+/**
+ * Values as a float32 array holding exactly what `dtype` stores (float16 rounded, int32 truncated).
+ * int32 values are kept as float32, exact only up to 2^24: larger ones are refused rather than
+ * silently changed.
+ */
+export function hostStore(dtype: DType, values: ArrayLike<number>): Float32Array {
+  if (dtype === 'float16') return decodeFloat16(encodeFloat16(values));
+  if (dtype === 'int32') {
+    const ints = Int32Array.from(values);
+    for (let i = 0; i < ints.length; i++) {
+      if (Math.abs(ints[i]) > MAX_ELEMENTS) {
+        throw new BackendError(
+          'gpu',
+          `int32 value ${ints[i]} is beyond ±2^24, the largest whole numbers the gpu backend's float32 storage holds exactly; ` +
+            'use the cpu backend for larger integers',
+        );
+      }
+    }
+    return Float32Array.from(ints);
+  }
+  return Float32Array.from(values);
+}
+
+export function float64Error(): BackendError {
+  return new BackendError(
+    'gpu',
+    "float64 tensors are not supported: gpu.js computes in float32 (precision 'single'); use dtype 'float32' " +
+      "(or 'float16'), or the cpu backend for float64",
+  );
 }
