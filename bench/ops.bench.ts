@@ -1,6 +1,7 @@
 /**
  * Per-op kernels through the public ops (so each number includes the op's own overhead: shape
- * checks, output allocation), on every registered backend: matmul GFLOP/s by size, softmax, layer
+ * checks, output allocation), on the cpu backend and the gpu backend in every gpu.js mode that works
+ * here (headlessgl only with a display: `npm run bench` provides one through xvfb-run): matmul GFLOP/s by size, softmax, layer
  * norm, and cross-entropy forward and forward+backward, each at two sizes.
  *
  *   node scripts/run-ts.mjs bench/ops.bench.ts        (about 25 s per backend)
@@ -126,11 +127,13 @@ async function benchOps(backend: string, maxTime: number): Promise<OpBenchRow[]>
 export async function runOpsBench(options: { maxTime?: number } = {}): Promise<OpsBenchResult> {
   const maxTime = options.maxTime ?? 1.2;
   const active = getBackendName();
-  const result: OpsBenchResult = { backends: [], unavailable: [], rows: [] };
+  const { targets, missing } = gpuTargets();
+  // modes gpu.js lacks here are listed with the reason, so a table without them says why
+  const result: OpsBenchResult = { backends: [], unavailable: missing.map((m) => ({ backend: `gpu ${m.split(' ')[0]}`, reason: m })), rows: [] };
   console.log('per-op kernels through the public ops (mean ± relative margin of error)');
   try {
     // the cpu backend, then the gpu backend in each gpu.js mode that works here
-    for (const target of gpuTargets().targets) {
+    for (const target of targets) {
       const backend = target.backend === 'cpu' ? 'cpu' : `gpu ${target.mode}`;
       try {
         if (target.backend === 'cpu') setBackend('cpu');

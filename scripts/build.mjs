@@ -9,7 +9,7 @@
 //      inside, gpu.js through its "browser" field, dist/gpu-browser.js), which package.json's
 //      exports map offers under the "browser" condition, and checks that it cannot load the
 //      native `gl` module (Node's headlessgl path) at run time.
-// The two tsc runs and the bundling run in parallel; any type error fails the build.
+// The three tsc runs and the bundling run in parallel; any type error fails the build.
 // The Node bundles target platform 'neutral' (no Node built-ins are assumed), because the same
 // code runs in browsers.
 import { build } from 'esbuild';
@@ -43,7 +43,7 @@ function tsc(label, args) {
   });
 }
 
-// A library does not bundle its dependencies (today only @petamoriken/float16).
+// A library does not bundle its dependencies (@petamoriken/float16 and gpu.js) in its Node builds.
 const external = [
   ...Object.keys(pkg.dependencies ?? {}),
   ...Object.keys(pkg.peerDependencies ?? {}),

@@ -113,7 +113,8 @@ const server = createServer((req, res) => {
     'cache-control': 'no-store',
   });
   if (req.method === 'HEAD') return res.end();
-  createReadStream(file).pipe(res);
+  // a file that vanishes or cannot be read after the stat ends this response, not the server
+  createReadStream(file).on('error', () => res.destroy()).pipe(res);
 });
 
 server.on('error', (err) => {

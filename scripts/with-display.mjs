@@ -12,23 +12,32 @@ import { constants as osConstants } from 'node:os';
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const require = createRequire(join(root, 'package.json'));
 
-// Ctrl-C reaches the child too (same process group): wait for it to stop and exit with its status
-process.on('SIGINT', () => {});
-
-/** Runs a command with inherited stdio; resolves to its exit status (128 + n for signal n). */
+/**
+ * Runs a command with inherited stdio; resolves to its exit status (128 + n for signal n).
+ *
+ * The child leads a process group of its own, and SIGINT/SIGTERM sent to this process are passed
+ * to the whole group: xvfb-run is a shell script that dies without stopping what it started, so
+ * signalling it alone would leave Xvfb and jest running.
+ */
 export function run(command, args) {
   return new Promise((done) => {
-    const child = spawn(command, args, { cwd: root, stdio: 'inherit' });
-    // a SIGTERM sent to this process alone (a CI timeout) is passed on, so that jest and Xvfb
-    // are not left behind
-    const forward = (signal) => child.kill(signal);
+    const child = spawn(command, args, { cwd: root, stdio: 'inherit', detached: true });
+    const forward = (signal) => {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // the group is gone already
+      }
+    };
     process.on('SIGTERM', forward);
+    process.on('SIGINT', forward);
     child.on('error', (err) => {
       console.error(`cannot run ${command}: ${err.message}`);
       done(127);
     });
     child.on('close', (code, signal) => {
       process.off('SIGTERM', forward);
+      process.off('SIGINT', forward);
       done(code ?? 128 + (osConstants.signals[signal] ?? 0));
     });
   });

@@ -72,7 +72,8 @@ function draw(): void {
   const top = 16;
   const bottom = height - 32;
   const losses = status.losses;
-  const yMax = Math.max(1, Math.ceil(Math.max(...losses, 0)));
+  // from the finite losses only, and capped: an Infinity or NaN must not stall the axis loop below
+  const yMax = Math.min(100, Math.max(1, Math.ceil(Math.max(0, ...losses.filter(Number.isFinite)))));
   const x = (i: number): number => left + ((right - left) * i) / Math.max(1, steps - 1);
   const y = (v: number): number => bottom - ((bottom - top) * v) / yMax;
 
