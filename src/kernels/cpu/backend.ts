@@ -9,7 +9,8 @@
  * check that the default fast paths give the same results.
  */
 import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
-import { memoryTracker, type MemoryCategory } from '../memory';
+import { memoryTracker } from '../memory';
+import { LedgerBuffer } from '../ledger-buffer';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
 import { isContiguous, numel } from '../../tensor/shape';
@@ -30,39 +31,17 @@ import { matmul as matmulKernel } from './matmul';
 import * as rows from './rows';
 import * as indexing from './indexing';
 
-/** A typed array plus its ledger; the ledger's fields are mirrored for convenience. */
-class CpuBuffer implements BackendBuffer {
+/** A typed array plus its ledger. */
+class CpuBuffer extends LedgerBuffer {
   constructor(
-    readonly ledger: BufferLedger,
-    readonly dtype: DType,
+    ledger: BufferLedger,
+    dtype: DType,
     readonly data: StorageArray,
-  ) {}
-  get id() {
-    return this.ledger.id;
-  }
-  get backend() {
-    return this.ledger.backend;
+  ) {
+    super(ledger, dtype);
   }
   get length() {
     return this.data.length;
-  }
-  get bytes() {
-    return this.ledger.bytes;
-  }
-  get category() {
-    return this.ledger.category;
-  }
-  set category(c: MemoryCategory) {
-    this.ledger.category = c;
-  }
-  get refs() {
-    return this.ledger.refs;
-  }
-  set refs(n: number) {
-    this.ledger.refs = n;
-  }
-  get released() {
-    return this.ledger.released;
   }
 }
 

@@ -9,8 +9,8 @@
  * (exact up to 2^24). Memory accounting counts the dtype's own size per element, as on cpu, so
  * the BAdam memory figures read the same on both backends.
  */
-import type { BackendBuffer, BufferLedger } from '../backend';
-import type { MemoryCategory } from '../memory';
+import type { BufferLedger } from '../backend';
+import { LedgerBuffer } from '../ledger-buffer';
 import type { DType } from '../../tensor/dtype';
 import { BackendError } from '../../errors';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
@@ -27,36 +27,15 @@ export interface Slot {
   host?: Float32Array;
 }
 
-export class GpuBuffer implements BackendBuffer {
+/** Device data (in its slot) plus its ledger. */
+export class GpuBuffer extends LedgerBuffer {
   constructor(
-    readonly ledger: BufferLedger,
-    readonly dtype: DType,
+    ledger: BufferLedger,
+    dtype: DType,
     readonly length: number,
     readonly slot: Slot,
-  ) {}
-  get id() {
-    return this.ledger.id;
-  }
-  get backend() {
-    return this.ledger.backend;
-  }
-  get bytes() {
-    return this.ledger.bytes;
-  }
-  get category() {
-    return this.ledger.category;
-  }
-  set category(c: MemoryCategory) {
-    this.ledger.category = c;
-  }
-  get refs() {
-    return this.ledger.refs;
-  }
-  set refs(n: number) {
-    this.ledger.refs = n;
-  }
-  get released() {
-    return this.ledger.released;
+  ) {
+    super(ledger, dtype);
   }
 }
 
