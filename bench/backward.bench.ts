@@ -185,7 +185,8 @@ function tokenIds(batch: number, seqLen: number, vocab: number): Tensor {
   return reshape(tensor(ids, { dtype: 'int32' }), [batch, seqLen]);
 }
 
-function clearGrads(model: LlamaForCausalLM): void {
+/** Frees every parameter's gradient (so the next backward assigns fresh ones, as a training step would). */
+export function clearGrads(model: LlamaForCausalLM): void {
   for (const p of model.parameters()) {
     const g = p.grad;
     if (g !== null) {

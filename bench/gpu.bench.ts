@@ -25,7 +25,7 @@ import {
   type LlamaConfig,
   type Tensor,
 } from '../src';
-import { isEntry, measure, type Timing } from './backward.bench';
+import { clearGrads, isEntry, measure, type Timing } from './backward.bench';
 import { randomFloat32 } from './matmul.bench';
 
 /** A backend to measure: the cpu backend, or the gpu backend in one mode. */
@@ -138,16 +138,6 @@ async function matmulRows(t: Target): Promise<Omit<GpuMatmulRow, 'vsCpu'>[]> {
     b.dispose();
   }
   return rows;
-}
-
-function clearGrads(model: LlamaForCausalLM): void {
-  for (const p of model.parameters()) {
-    const g = p.grad;
-    if (g !== null) {
-      p.grad = null;
-      g.dispose();
-    }
-  }
 }
 
 /** Times one backward (graph kept, gradients freed after each call), as the backward suite does. */
