@@ -1,5 +1,5 @@
 /** Small assertions shared by the test suites. */
-import type { Tensor } from '../src';
+import { Generator, tensor, type Tensor } from '../src';
 
 /** Element-wise |actual - expected| <= tol·max(1, |expected|), naming the first element that is off. */
 export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12): void {
@@ -25,4 +25,20 @@ export function mulberry32(seed: number): () => number {
     r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
     return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/**
+ * A float64 leaf of `shape` requiring grad, with values uniform in [lo, hi) drawn from blockgrad's
+ * seeded Generator: the input of the gradchecks (`.detach()` it for one that needs no grad).
+ */
+export function uniformLeaf(shape: readonly number[], seed: number, lo = -2, hi = 2): Tensor {
+  const g = new Generator(seed);
+  const values = Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => lo + (hi - lo) * g.random());
+  return tensor(values, { dtype: 'float64' }).reshape(shape).detach().requiresGrad_();
+}
+
+/** `n` numbers uniform in [lo, hi) from mulberry32(seed). */
+export function uniformValues(n: number, seed: number, lo = -1, hi = 1): number[] {
+  const rand = mulberry32(seed);
+  return Array.from({ length: n }, () => lo + (hi - lo) * rand());
 }

@@ -25,7 +25,7 @@ import {
 } from '../../src';
 import { kernelCounters } from '../../src/kernels/registry';
 import { flat } from '../helpers';
-import { B0, W0, adamRef, expectRel, regressionGrad, regressionLoss, type AdamRefOptions } from './reference';
+import { B0, W0, adamRef, expectRel, followReference, regressionGrad, type AdamRefOptions } from './reference';
 
 /** Runs `grads.length` steps on a one-element float64 parameter starting at x0 with the given gradients (a function of x). */
 function scalarSteps(make: (p: Tensor[]) => Adam, grads: ((x: number) => number)[], x0 = 1): number[] {
@@ -140,20 +140,7 @@ describe('Adam / AdamW: 20 steps of linear regression against a float64 referenc
     const b = tensor(B0, { dtype: 'float64', requiresGrad: true });
     const { decoupled, ...options } = h;
     const opt = decoupled ? new AdamW([w, b], options) : new Adam([w, b], options);
-    const rw = [...W0];
-    const rb = [...B0];
-    const refW = adamRef(h);
-    const refB = adamRef(h);
-    for (let step = 0; step < 20; step++) {
-      opt.zeroGrad();
-      regressionLoss(w, b, sign).backward();
-      opt.step();
-      const { gw, gb } = regressionGrad(rw, rb, sign);
-      refW(rw, gw);
-      refB(rb, gb);
-      expectRel(flat(w), rw, 1e-10, `w at step ${step + 1}`);
-      expectRel(flat(b), rb, 1e-10, `b at step ${step + 1}`);
-    }
+    followReference(opt, w, b, () => adamRef(h), { rel: 1e-10, sign });
     expect(opt.state.get(w)?.step).toBe(20);
   });
 
@@ -176,19 +163,7 @@ describe('Adam / AdamW: 20 steps of linear regression against a float64 referenc
     const w = tensor(W0, { requiresGrad: true });
     const b = tensor(B0, { requiresGrad: true });
     const opt = new AdamW([w, b], { lr: 0.05, weightDecay: 0.1, amsgrad: true });
-    const rw = [...W0];
-    const rb = [...B0];
-    const [refW, refB] = [adamRef({ lr: 0.05, weightDecay: 0.1, decoupled: true, amsgrad: true }), adamRef({ lr: 0.05, weightDecay: 0.1, decoupled: true, amsgrad: true })];
-    for (let step = 0; step < 20; step++) {
-      opt.zeroGrad();
-      regressionLoss(w, b).backward();
-      opt.step();
-      const { gw, gb } = regressionGrad(rw, rb);
-      refW(rw, gw);
-      refB(rb, gb);
-    }
-    expectRel(flat(w), rw, 1e-5);
-    expectRel(flat(b), rb, 1e-5);
+    followReference(opt, w, b, () => adamRef({ lr: 0.05, weightDecay: 0.1, decoupled: true, amsgrad: true }), { rel: 1e-5, everyStep: false });
     expect((opt.state.get(w)?.exp_avg as Tensor).dtype).toBe('float32');
   });
 });

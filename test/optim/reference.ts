@@ -94,6 +94,39 @@ export function regressionGrad(w: number[], b: number[], sign = 1): { gw: number
   return { gw, gb };
 }
 
+/**
+ * Takes `steps` (20) steps of `opt` on the regression problem from W0, B0 beside two copies of a
+ * plain-number reference update (`makeRef()`, one per parameter) from the same start, and checks
+ * w and b against it to `rel` after every step (or, with `everyStep: false`, after the last).
+ */
+export function followReference(
+  opt: { zeroGrad(): void; step(): void },
+  w: Tensor,
+  b: Tensor,
+  makeRef: () => (x: number[], grad: number[]) => void,
+  options: { rel: number; sign?: number; steps?: number; everyStep?: boolean },
+): void {
+  const { rel, sign = 1, steps = 20, everyStep = true } = options;
+  const rw = [...W0];
+  const rb = [...B0];
+  const refW = makeRef();
+  const refB = makeRef();
+  const check = (what: string) => {
+    expectRel(Array.from(w.toTypedArray() as ArrayLike<number>), rw, rel, `w ${what}`);
+    expectRel(Array.from(b.toTypedArray() as ArrayLike<number>), rb, rel, `b ${what}`);
+  };
+  for (let step = 0; step < steps; step++) {
+    opt.zeroGrad();
+    regressionLoss(w, b, sign).backward();
+    opt.step();
+    const { gw, gb } = regressionGrad(rw, rb, sign);
+    refW(rw, gw);
+    refB(rb, gb);
+    if (everyStep) check(`at step ${step + 1}`);
+  }
+  if (!everyStep) check(`after ${steps} steps`);
+}
+
 /** |a - e| <= rel·|e| (+ a 1e-300 floor), naming the first element that is off. */
 export function expectRel(actual: ArrayLike<number>, expected: ArrayLike<number>, rel: number, what = ''): void {
   expect(actual.length).toBe(expected.length);

@@ -4,7 +4,7 @@
  */
 import { SGD, Tensor, ValueError, memory, tensor } from '../../src';
 import { flat } from '../helpers';
-import { B0, W0, expectRel, regressionGrad, regressionLoss, sgdRef, type SgdRefOptions } from './reference';
+import { B0, W0, expectRel, followReference, regressionGrad, regressionLoss, sgdRef, type SgdRefOptions } from './reference';
 
 /** f(x) = (x - 3)², x0 = 1; two steps with the gradient 2(x - 3) set by hand. */
 function twoScalarSteps(options: ConstructorParameters<typeof SGD>[1], sign = 1): number[] {
@@ -70,20 +70,7 @@ describe('SGD: 20 steps of linear regression against a float64 reference loop', 
     const w = tensor(W0, { dtype: 'float64', requiresGrad: true });
     const b = tensor(B0, { dtype: 'float64', requiresGrad: true });
     const opt = new SGD([w, b], h);
-    const rw = [...W0];
-    const rb = [...B0];
-    const refW = sgdRef(h);
-    const refB = sgdRef(h);
-    for (let step = 0; step < 20; step++) {
-      opt.zeroGrad();
-      regressionLoss(w, b, sign).backward();
-      opt.step();
-      const { gw, gb } = regressionGrad(rw, rb, sign);
-      refW(rw, gw);
-      refB(rb, gb);
-      expectRel(flat(w), rw, 1e-12, `w at step ${step + 1}`);
-      expectRel(flat(b), rb, 1e-12, `b at step ${step + 1}`);
-    }
+    followReference(opt, w, b, () => sgdRef(h), { rel: 1e-12, sign });
     // the problem is solved a good deal: the loss fell
     expect(regressionLoss(w, b).item()).toBeLessThan(regressionLoss(tensor(W0, { dtype: 'float64' }), tensor(B0, { dtype: 'float64' })).item());
   });

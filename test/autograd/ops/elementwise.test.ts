@@ -41,20 +41,14 @@ import {
   type DType,
   type TensorLike,
 } from '../../../src';
+import { flat, uniformLeaf } from '../../helpers';
 
 // ------------------------------------------------------------------ helpers
 
 type Shape = number[];
 
-const flat = (t: Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number>);
 const numelOf = (s: Shape) => s.reduce((a, b) => a * b, 1);
 
-/** A float64 leaf requiring grad with values uniform in [lo, hi). */
-function uniform(shape: Shape, seed: number, lo = -2, hi = 2): Tensor {
-  const g = new Generator(seed);
-  const values = Array.from({ length: numelOf(shape) }, () => lo + (hi - lo) * g.random());
-  return fromValues(values, shape);
-}
 
 /** A float64 leaf requiring grad with values in ±[0.5, 1.5) (safe denominators). */
 function awayFromZero(shape: Shape, seed: number): Tensor {
@@ -147,8 +141,8 @@ interface BinCase {
   right: (s: Shape, seed: number) => Tensor;
 }
 
-const any = (s: Shape, seed: number) => uniform(s, seed);
-const positive = (s: Shape, seed: number) => uniform(s, seed, 0.5, 2);
+const any = (s: Shape, seed: number) => uniformLeaf(s, seed);
+const positive = (s: Shape, seed: number) => uniformLeaf(s, seed, 0.5, 2);
 
 const BINARY_CASES: BinCase[] = [
   { name: 'add', op: add, ref: (x, y) => x + y, left: any, right: any },
@@ -246,7 +240,7 @@ test('hand-computed gradients of div', () => {
 
 describe('neg', () => {
   test.each([[[]], [[5]], [[2, 3]]] as [Shape][])('shape %j', (s) => {
-    const a = uniform(s, 3);
+    const a = uniformLeaf(s, 3);
     expectClose(flat(neg(a)), flat(a).map((x) => -x));
     check(neg, [a]);
   });
@@ -254,7 +248,7 @@ describe('neg', () => {
 
 describe('pow with a scalar exponent', () => {
   test.each([2, 3, 1, -1, 0.5, -1.5, 2.5])('x ** %p: values and gradcheck', (p) => {
-    const a = Number.isInteger(p) && p > 0 ? awayFromZero([2, 3], 5) : uniform([2, 3], 5, 0.5, 2);
+    const a = Number.isInteger(p) && p > 0 ? awayFromZero([2, 3], 5) : uniformLeaf([2, 3], 5, 0.5, 2);
     const out = pow(a, p);
     expectClose(flat(out), flat(a).map((x) => Math.pow(x, p)));
     check((x) => pow(x, p), [a]);
@@ -303,7 +297,7 @@ describe('pow with a tensor exponent', () => {
   });
 
   test('a number base and a tensor exponent', () => {
-    const y = uniform([2, 2], 8);
+    const y = uniformLeaf([2, 2], 8);
     expectClose(flat(pow(2, y)), flat(y).map((v) => 2 ** v));
     check((t) => pow(2, t), [y]);
   });
@@ -413,7 +407,7 @@ describe('gelu (exact)', () => {
   });
 
   test.each([[[]], [[7]], [[2, 3]]] as [Shape][])('gradcheck, shape %j', (s) => {
-    const a = uniform(s, 77, -4, 4);
+    const a = uniformLeaf(s, 77, -4, 4);
     check((x) => gelu(x), [a]);
     check((x) => gelu(x, { approximate: 'tanh' }), [a]);
   });
@@ -439,7 +433,7 @@ describe('clamp', () => {
   ];
   test.each(cases)('%s: values and gradcheck', (_, lo, hi) => {
     for (const s of [[], [9], [3, 4]] as Shape[]) {
-      const a = uniform(s, 55);
+      const a = uniformLeaf(s, 55);
       const out = clamp(a, lo, hi);
       expectClose(
         flat(out),
@@ -512,8 +506,8 @@ describe('where', () => {
   const cond = tensor([[1], [0], [3]], { dtype: 'int32' }); // [3,1], nonzero = true
 
   test('values with cond [3,1], a [1,4], b 0-d', () => {
-    const a = uniform([1, 4], 61);
-    const b = uniform([], 62);
+    const a = uniformLeaf([1, 4], 61);
+    const b = uniformLeaf([], 62);
     const out = where(cond, a, b);
     expect(out.shape).toEqual([3, 4]);
     const expected = refBroadcast([[3, 1], [1, 4], []], [flat(cond), flat(a), flat(b)], (c, x, y) => (c !== 0 ? x : y));
@@ -522,12 +516,12 @@ describe('where', () => {
   });
 
   test('gradcheck over several broadcast shapes and a scalar operand', () => {
-    const c1 = gt(uniform([2, 3, 4], 63), 0);
-    check((x, y) => where(c1, x, y), [uniform([3, 4], 64), uniform([2, 1, 4], 65)]);
-    check((x) => where(c1, x, 0.5), [uniform([4], 66)]);
-    check((y) => where(c1, -1, y), [uniform([2, 3, 1], 67)]);
+    const c1 = gt(uniformLeaf([2, 3, 4], 63), 0);
+    check((x, y) => where(c1, x, y), [uniformLeaf([3, 4], 64), uniformLeaf([2, 1, 4], 65)]);
+    check((x) => where(c1, x, 0.5), [uniformLeaf([4], 66)]);
+    check((y) => where(c1, -1, y), [uniformLeaf([2, 3, 1], 67)]);
     const c0 = tensor(1, { dtype: 'int32' });
-    check((x, y) => where(c0, x, y), [uniform([2, 2], 68), uniform([2, 2], 69)]);
+    check((x, y) => where(c0, x, y), [uniformLeaf([2, 2], 68), uniformLeaf([2, 2], 69)]);
   });
 
   test('hand-computed gradient', () => {
@@ -583,7 +577,7 @@ describe('cast and .to()', () => {
     for (const s of [[], [4], [2, 3]] as Shape[]) {
       const g = new Generator(71);
       const a = fromValues(Array.from({ length: numelOf(s) }, () => g.randint(-16, 17) / 8), s);
-      const w = uniform(s, 72).detach();
+      const w = uniformLeaf(s, 72).detach();
       for (const via of ['float32', 'float16'] as DType[]) {
         const r = gradcheck((x) => mul(cast(cast(x, via), 'float64'), w), [a], { eps: 0.25, atol: 1e-9 });
         expect(r.ok).toBe(true);
@@ -715,9 +709,9 @@ describe('comparisons', () => {
 // ------------------------------------------------------------------ composition
 
 test('a composite expression with shared inputs and broadcasting', () => {
-  const x = uniform([3, 1], 91);
-  const w = uniform([1, 4], 92);
-  const b = uniform([4], 93);
+  const x = uniformLeaf([3, 1], 91);
+  const w = uniformLeaf([1, 4], 92);
+  const b = uniformLeaf([4], 93);
   const fn = (x: Tensor, w: Tensor, b: Tensor) => tanh(add(mul(x, w), b)).mul(sigmoid(x)).add(exp(mul(w, -0.5)));
   check(fn, [x, w, b]);
   const expected = refBroadcast([[3, 1], [1, 4], [4]], [flat(x), flat(w), flat(b)], (xv, wv, bv) =>

@@ -23,49 +23,35 @@ import {
   tril,
   triu,
 } from '../../../src';
+import { contiguousStrides, numel } from '../../../src/tensor/shape';
+import { flat, uniformLeaf } from '../../helpers';
 
 // ------------------------------------------------------------------ helpers
 
 type Shape = number[];
 
-const flat = (t: Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number>);
-const numelOf = (s: Shape) => s.reduce((a, b) => a * b, 1);
 const idx = (values: number[] | number[][] | number[][][]) => tensor(values as number[], { dtype: 'int32' });
 
-function leaf(shape: Shape, seed: number, requiresGrad = true): Tensor {
-  const g = new Generator(seed);
-  const values = Array.from({ length: numelOf(shape) }, () => g.random() * 4 - 2);
-  return tensor(Float64Array.from(values), { dtype: 'float64' }).reshape(shape).detach().requiresGrad_(requiresGrad);
-}
 
 function randomIndex(shape: Shape, high: number, seed: number): Tensor {
   const g = new Generator(seed);
-  const values = Array.from({ length: numelOf(shape) }, () => Math.floor(g.random() * high));
+  const values = Array.from({ length: numel(shape) }, () => Math.floor(g.random() * high));
   return tensor(Int32Array.from(values)).reshape(shape);
 }
 
-function stridesOf(shape: Shape): number[] {
-  const out = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    out[i] = s;
-    s *= shape[i];
-  }
-  return out;
-}
 
 /** Coordinates of flat position p in a row-major array of `shape`. */
 function coordsOf(p: number, shape: Shape): number[] {
-  const st = stridesOf(shape);
+  const st = contiguousStrides(shape);
   return shape.map((s, d) => Math.floor(p / st[d]) % s);
 }
 
-const flatPos = (coord: number[], shape: Shape) => coord.reduce((s, c, d) => s + c * stridesOf(shape)[d], 0);
+const flatPos = (coord: number[], shape: Shape) => coord.reduce((s, c, d) => s + c * contiguousStrides(shape)[d], 0);
 
 /** index_select by loops. */
 function refIndexSelect(a: number[], shape: Shape, dim: number, index: number[]): number[] {
   const outShape = shape.map((s, d) => (d === dim ? index.length : s));
-  return Array.from({ length: numelOf(outShape) }, (_, p) => {
+  return Array.from({ length: numel(outShape) }, (_, p) => {
     const c = coordsOf(p, outShape);
     c[dim] = index[c[dim]];
     return a[flatPos(c, shape)];
@@ -74,7 +60,7 @@ function refIndexSelect(a: number[], shape: Shape, dim: number, index: number[])
 
 /** torch.gather by loops. */
 function refGather(a: number[], shape: Shape, dim: number, index: number[], indexShape: Shape): number[] {
-  return Array.from({ length: numelOf(indexShape) }, (_, p) => {
+  return Array.from({ length: numel(indexShape) }, (_, p) => {
     const c = coordsOf(p, indexShape);
     c[dim] = index[p];
     return a[flatPos(c, shape)];
@@ -92,7 +78,7 @@ describe('indexSelect', () => {
     [[2, 3, 4], 1, [2, 1, 2, 0, 1]],
     [[2, 3, 4], 2, [1, 3]],
   ] as [Shape, number, number[]][])('forward %j dim %d index %j matches the loop', (shape, dim, index) => {
-    const a = leaf(shape, 1, false);
+    const a = uniformLeaf(shape, 1).detach();
     const out = indexSelect(a, dim, idx(index));
     const d = dim < 0 ? dim + shape.length : dim;
     expect(out.shape).toEqual(shape.map((s, i) => (i === d ? index.length : s)));
@@ -107,7 +93,7 @@ describe('indexSelect', () => {
     [[2, 3, 4], -1, [1, 3, 3]],
   ] as [Shape, number, number[]][])('gradcheck %j dim %d index %j', (shape, dim, index) => {
     const i = idx(index);
-    expect(gradcheck((a) => indexSelect(a, dim, i), [leaf(shape, 2)]).ok).toBe(true);
+    expect(gradcheck((a) => indexSelect(a, dim, i), [uniformLeaf(shape, 2)]).ok).toBe(true);
   });
 
   test('duplicate indices accumulate their gradients (hand-computed)', () => {
@@ -119,15 +105,15 @@ describe('indexSelect', () => {
   });
 
   test('non-contiguous input and index views', () => {
-    const a = leaf([4, 3], 3, false).transpose(); // [3, 4] view
+    const a = uniformLeaf([4, 3], 3).detach().transpose(); // [3, 4] view
     const index = idx([0, 1, 2, 3, 3, 1]).slice(0, 0, 6, 2); // [0, 2, 3] with stride 2
     const out = a.indexSelect(1, index);
     expect(flat(out)).toEqual(refIndexSelect(flat(a.contiguous()), [3, 4], 1, [0, 2, 3]));
-    expect(gradcheck((x) => indexSelect(x.transpose(), 1, index), [leaf([4, 3], 4)]).ok).toBe(true);
+    expect(gradcheck((x) => indexSelect(x.transpose(), 1, index), [uniformLeaf([4, 3], 4)]).ok).toBe(true);
   });
 
   test('a 0-d index selects one slice, keeping the dim', () => {
-    const a = leaf([3, 2], 5, false);
+    const a = uniformLeaf([3, 2], 5).detach();
     const out = indexSelect(a, 0, tensor(1, { dtype: 'int32' }));
     expect(out.shape).toEqual([1, 2]);
     expect(flat(out)).toEqual(flat(a).slice(2, 4));
@@ -135,7 +121,7 @@ describe('indexSelect', () => {
 
   test('second derivatives (the adjoint is itself recorded)', () => {
     // s = Σ d/da Σ sel(a)² = Σ 2·indexAdd(sel(a)); ds/da[r] = 2·count(r) per element
-    const a = leaf([3, 2], 6);
+    const a = uniformLeaf([3, 2], 6);
     const i = idx([2, 0, 2]);
     const y = indexSelect(a, 0, i);
     const [ga] = grad(sum(mul(y, y)), [a], { createGraph: true });
@@ -144,7 +130,7 @@ describe('indexSelect', () => {
   });
 
   test('errors: index dtype, index range, index rank, dim', () => {
-    const a = leaf([3, 4], 7, false);
+    const a = uniformLeaf([3, 4], 7).detach();
     expect(() => indexSelect(a, 0, tensor([0, 1]))).toThrow(DTypeError);
     expect(() => indexSelect(a, 0, tensor([0, 1]))).toThrow(/indexSelect: index must be an int32 tensor, got float32/);
     expect(() => indexSelect(a, 0, idx([0, 3]))).toThrow(ValueError);
@@ -169,7 +155,7 @@ describe('gather', () => {
 
   test.each(CASES)('forward %j dim %d index shape %j matches the loop', (shape, dim, indexShape) => {
     const d = dim < 0 ? dim + shape.length : dim;
-    const a = leaf(shape, 8, false);
+    const a = uniformLeaf(shape, 8).detach();
     const index = randomIndex(indexShape, shape[d], 9);
     const out = gather(a, dim, index);
     expect(out.shape).toEqual(indexShape);
@@ -179,7 +165,7 @@ describe('gather', () => {
   test.each(CASES)('gradcheck %j dim %d index shape %j', (shape, dim, indexShape) => {
     const d = dim < 0 ? dim + shape.length : dim;
     const index = randomIndex(indexShape, shape[d], 10);
-    expect(gradcheck((a) => gather(a, dim, index), [leaf(shape, 11)]).ok).toBe(true);
+    expect(gradcheck((a) => gather(a, dim, index), [uniformLeaf(shape, 11)]).ok).toBe(true);
   });
 
   test('duplicate indices accumulate their gradients (hand-computed)', () => {
@@ -192,11 +178,11 @@ describe('gather', () => {
 
   test('gradcheck through a transposed input', () => {
     const index = randomIndex([3, 2], 4, 12);
-    expect(gradcheck((a) => gather(a.transpose(), 1, index), [leaf([4, 3], 13)]).ok).toBe(true);
+    expect(gradcheck((a) => gather(a.transpose(), 1, index), [uniformLeaf([4, 3], 13)]).ok).toBe(true);
   });
 
   test('errors: index dtype, range, rank and size', () => {
-    const a = leaf([3, 4], 14, false);
+    const a = uniformLeaf([3, 4], 14).detach();
     expect(() => gather(a, 1, tensor([[0]], { dtype: 'float64' }))).toThrow(DTypeError);
     expect(() => gather(a, 1, tensor([[0]], { dtype: 'float64' }))).toThrow(/float64/);
     expect(() => gather(a, 1, idx([[0, 4]]))).toThrow(/index 4 is out of range .*0\.\.3/);
@@ -210,7 +196,7 @@ describe('gather', () => {
 
 describe('embedding', () => {
   test.each([[[4]], [[2, 3]], [[2, 1, 3]], [[]]] as [Shape][])('forward for indices of shape %j', (shape) => {
-    const w = leaf([6, 3], 15, false);
+    const w = uniformLeaf([6, 3], 15).detach();
     const input = randomIndex(shape, 6, 16);
     const out = embedding(input, w);
     expect(out.shape).toEqual([...shape, 3]);
@@ -220,7 +206,7 @@ describe('embedding', () => {
 
   test.each([[[4]], [[2, 3]], [[2, 1, 3]]] as [Shape][])('gradcheck for indices of shape %j', (shape) => {
     const input = randomIndex(shape, 5, 17);
-    expect(gradcheck((w) => embedding(input, w), [leaf([5, 2], 18)]).ok).toBe(true);
+    expect(gradcheck((w) => embedding(input, w), [uniformLeaf([5, 2], 18)]).ok).toBe(true);
   });
 
   test('duplicate indices accumulate; one node with the indices as a null input', () => {
@@ -248,12 +234,12 @@ describe('embedding', () => {
   });
 
   test('errors: index dtype, range, weight rank, paddingIdx', () => {
-    const w = leaf([4, 2], 20, false);
+    const w = uniformLeaf([4, 2], 20).detach();
     expect(() => embedding(tensor([0, 1]), w)).toThrow(DTypeError);
     expect(() => embedding(tensor([0, 1]), w)).toThrow(/int32.*float32/);
     expect(() => embedding(idx([0, 4]), w)).toThrow(ValueError);
     expect(() => embedding(idx([0, 4]), w)).toThrow(/index 4 is out of range .*valid indices are 0\.\.3/);
-    expect(() => embedding(idx([0]), leaf([4], 21, false))).toThrow(ShapeError);
+    expect(() => embedding(idx([0]), uniformLeaf([4], 21).detach())).toThrow(ShapeError);
     expect(() => embedding(idx([0]), w, { paddingIdx: 4 })).toThrow(ValueError);
   });
 });
@@ -287,15 +273,15 @@ describe('maskedFill', () => {
     [[4], []],
   ] as [Shape, Shape][])('gradcheck input %j mask %j', (shape, maskShape) => {
     const mask = randomIndex(maskShape, 2, 22);
-    expect(gradcheck((a) => maskedFill(a, mask, 3), [leaf(shape, 23)]).ok).toBe(true);
+    expect(gradcheck((a) => maskedFill(a, mask, 3), [uniformLeaf(shape, 23)]).ok).toBe(true);
   });
 
   test('a mask that does not broadcast to the input is a ShapeError naming both shapes', () => {
-    const a = leaf([2, 3], 24, false);
+    const a = uniformLeaf([2, 3], 24).detach();
     expect(() => maskedFill(a, idx([1, 0]), 0)).toThrow(ShapeError);
     expect(() => maskedFill(a, idx([1, 0]), 0)).toThrow(/\[2\].*\[2,3\]/);
     // broadcasting must not grow the input
-    expect(() => maskedFill(leaf([3], 25, false), idx([[1, 0, 1], [0, 0, 0]]), 0)).toThrow(ShapeError);
+    expect(() => maskedFill(uniformLeaf([3], 25).detach(), idx([[1, 0, 1], [0, 0, 0]]), 0)).toThrow(ShapeError);
   });
 });
 
@@ -319,7 +305,7 @@ describe('tril and triu', () => {
     [[2, 3, 3], 0],
     [[2, 2, 3, 4], -2],
   ] as [Shape, number][])('forward %j diagonal %d matches the loop', (shape, k) => {
-    const a = leaf(shape, 26, false);
+    const a = uniformLeaf(shape, 26).detach();
     expect(flat(tril(a, k))).toEqual(refTri(flat(a), shape, k, true));
     expect(flat(triu(a, k))).toEqual(refTri(flat(a), shape, k, false));
     expect(tril(a, k).shape).toEqual(shape);
@@ -339,19 +325,19 @@ describe('tril and triu', () => {
     [[2, 3, 3], 1],
     [[2, 4, 3], -1],
   ] as [Shape, number][])('gradcheck %j diagonal %d', (shape, k) => {
-    expect(gradcheck((a) => tril(a, k), [leaf(shape, 27)]).ok).toBe(true);
-    expect(gradcheck((a) => triu(a, k), [leaf(shape, 28)]).ok).toBe(true);
+    expect(gradcheck((a) => tril(a, k), [uniformLeaf(shape, 27)]).ok).toBe(true);
+    expect(gradcheck((a) => triu(a, k), [uniformLeaf(shape, 28)]).ok).toBe(true);
   });
 
   test('the gradient is the triangle mask', () => {
-    const a = leaf([2, 3], 29);
+    const a = uniformLeaf([2, 3], 29);
     sum(triu(a)).backward();
     expect((a.grad as Tensor).toArray()).toEqual([[1, 1, 1], [0, 1, 1]]);
   });
 
   test('fewer than 2 dims is a ShapeError; diagonal must be an integer', () => {
-    expect(() => tril(leaf([3], 30, false))).toThrow(ShapeError);
-    expect(() => triu(leaf([3], 30, false))).toThrow(/at least 2 dims.*\[3\]/);
-    expect(() => tril(leaf([2, 2], 31, false), 0.5)).toThrow(ValueError);
+    expect(() => tril(uniformLeaf([3], 30).detach())).toThrow(ShapeError);
+    expect(() => triu(uniformLeaf([3], 30).detach())).toThrow(/at least 2 dims.*\[3\]/);
+    expect(() => tril(uniformLeaf([2, 2], 31).detach(), 0.5)).toThrow(ValueError);
   });
 });

@@ -5,7 +5,6 @@
  * transposed views, one matmul per needed gradient) and the shape errors.
  */
 import {
-  Generator,
   ShapeError,
   Tensor,
   grad,
@@ -18,30 +17,15 @@ import {
   sum,
   tensor,
 } from '../../../src';
+import { contiguousStrides, numel } from '../../../src/tensor/shape';
+import { flat, uniformLeaf } from '../../helpers';
 
 // ------------------------------------------------------------------ helpers
 
 type Shape = number[];
 
-const flat = (t: Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number>);
-const numelOf = (s: Shape) => s.reduce((a, b) => a * b, 1);
 
-function leaf(shape: Shape, seed: number, requiresGrad = true): Tensor {
-  const g = new Generator(seed);
-  const values = Array.from({ length: numelOf(shape) }, () => g.random() * 4 - 2);
-  return tensor(Float64Array.from(values), { dtype: 'float64' }).reshape(shape).detach().requiresGrad_(requiresGrad);
-}
 
-/** Row-major strides. */
-function stridesOf(shape: Shape): number[] {
-  const out = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    out[i] = s;
-    s *= shape[i];
-  }
-  return out;
-}
 
 /** torch.matmul on flat row-major arrays with triple loops, written independently of the library. */
 function refMatmul(a: number[], aShape: Shape, b: number[], bShape: Shape): { values: number[]; shape: Shape } {
@@ -60,10 +44,10 @@ function refMatmul(a: number[], aShape: Shape, b: number[], bShape: Shape): { va
     batch.push(Math.max(x, y));
   }
   const values: number[] = [];
-  const bStr = stridesOf(batch);
-  const aBatchStr = stridesOf(ba);
-  const bBatchStr = stridesOf(bb);
-  for (let flatB = 0; flatB < numelOf(batch); flatB++) {
+  const bStr = contiguousStrides(batch);
+  const aBatchStr = contiguousStrides(ba);
+  const bBatchStr = contiguousStrides(bb);
+  for (let flatB = 0; flatB < numel(batch); flatB++) {
     const coord = batch.map((_, d) => Math.floor(flatB / bStr[d]) % batch[d]);
     let aBase = 0;
     let bBase = 0;
@@ -130,8 +114,8 @@ const CASES: [Shape, Shape][] = [
 
 describe('matmul forward', () => {
   test.each(CASES)('%j @ %j matches the triple loop', (aShape, bShape) => {
-    const a = leaf(aShape, 1, false);
-    const b = leaf(bShape, 2, false);
+    const a = uniformLeaf(aShape, 1).detach();
+    const b = uniformLeaf(bShape, 2).detach();
     const out = matmul(a, b);
     const ref = refMatmul(flat(a), aShape, flat(b), bShape);
     expect(out.shape).toEqual(ref.shape);
@@ -146,8 +130,8 @@ describe('matmul forward', () => {
   });
 
   test('a product large enough for the blocked kernel matches the loop', () => {
-    const a = leaf([3, 17, 33], 3, false);
-    const b = leaf([33, 19], 4, false);
+    const a = uniformLeaf([3, 17, 33], 3).detach();
+    const b = uniformLeaf([33, 19], 4).detach();
     expectClose(flat(matmul(a, b)), refMatmul(flat(a), [3, 17, 33], flat(b), [33, 19]).values);
   });
 
@@ -172,14 +156,14 @@ describe('matmul forward', () => {
   });
 
   test('the method form is the same op', () => {
-    const a = leaf([2, 3], 5, false);
-    const b = leaf([3, 2], 6, false);
+    const a = uniformLeaf([2, 3], 5).detach();
+    const b = uniformLeaf([3, 2], 6).detach();
     expect(flat(a.matmul(b))).toEqual(flat(matmul(a, b)));
   });
 
   test('transposed views are read in place: no copy kernel, values as the contiguous product', () => {
-    const wStored = leaf([5, 4], 7, false); // [out, in]
-    const x = leaf([3, 4], 8, false);
+    const wStored = uniformLeaf([5, 4], 7).detach(); // [out, in]
+    const x = uniformLeaf([3, 4], 8).detach();
     const wT = wStored.transpose(); // [4, 5] view
     const { result, report } = profile(() => matmul(x, wT));
     expect(report.kernels.matmul).toBe(1);
@@ -188,9 +172,9 @@ describe('matmul forward', () => {
     expectClose(flat(result), refMatmul(flat(x), [3, 4], wTValues, [4, 5]).values);
 
     // a transposed first operand, batched
-    const aStored = leaf([2, 4, 3], 9, false);
+    const aStored = uniformLeaf([2, 4, 3], 9).detach();
     const aT = aStored.transpose(-1, -2); // [2, 3, 4]
-    const b = leaf([4, 2], 10, false);
+    const b = uniformLeaf([4, 2], 10).detach();
     const r2 = profile(() => matmul(aT, b));
     expect(r2.report.kernels.matmul).toBe(1);
     expect(r2.report.kernels.copy).toBeUndefined();
@@ -198,33 +182,33 @@ describe('matmul forward', () => {
   });
 
   test('a matrix broadcast over the batch is not copied', () => {
-    const a = leaf([6, 3, 4], 11, false);
-    const b = leaf([4, 5], 12, false);
+    const a = uniformLeaf([6, 3, 4], 11).detach();
+    const b = uniformLeaf([4, 5], 12).detach();
     const { report } = profile(() => matmul(a, b));
     expect(report.kernels.matmul).toBe(1);
     expect(report.kernels.copy).toBeUndefined();
-    const c = leaf([3, 4], 13, false);
-    const d = leaf([6, 4, 5], 14, false);
+    const c = uniformLeaf([3, 4], 13).detach();
+    const d = uniformLeaf([6, 4, 5], 14).detach();
     const r = profile(() => matmul(c, d));
     expect(r.report.kernels.copy).toBeUndefined();
     expectClose(flat(r.result), refMatmul(flat(c), [3, 4], flat(d), [6, 4, 5]).values);
   });
 
   test('layouts the kernel cannot express (column slices, offsets, expanded views) are still correct', () => {
-    const big = leaf([4, 6], 15, false);
+    const big = uniformLeaf([4, 6], 15).detach();
     const cols = big.narrow(1, 1, 3); // [4, 3], row stride 6
     const rows = big.narrow(0, 1, 3); // [3, 6] at an offset
-    const other = leaf([3, 2], 16, false);
+    const other = uniformLeaf([3, 2], 16).detach();
     expectClose(flat(matmul(cols, other)), refMatmul(flat(cols.contiguous()), [4, 3], flat(other), [3, 2]).values);
-    const r = leaf([6, 2], 17, false);
+    const r = uniformLeaf([6, 2], 17).detach();
     expectClose(flat(matmul(rows, r)), refMatmul(flat(rows.contiguous()), [3, 6], flat(r), [6, 2]).values);
     // a strided 1-D vector
     const v = big.select(1, 2); // [4], stride 6
-    const m = leaf([4, 3], 18, false);
+    const m = uniformLeaf([4, 3], 18).detach();
     expectClose(flat(matmul(v, m)), refMatmul(flat(v.contiguous()), [4], flat(m), [4, 3]).values);
     // an expanded batch that the flat batch stride cannot describe
-    const e = leaf([2, 1, 3, 4], 19, false).expand([2, 5, 3, 4]);
-    const f = leaf([5, 4, 2], 20, false);
+    const e = uniformLeaf([2, 1, 3, 4], 19).detach().expand([2, 5, 3, 4]);
+    const f = uniformLeaf([5, 4, 2], 20).detach();
     expectClose(flat(matmul(e, f)), refMatmul(flat(e.contiguous()), [2, 5, 3, 4], flat(f), [5, 4, 2]).values);
   });
 
@@ -234,7 +218,7 @@ describe('matmul forward', () => {
     const out = matmul(a, b);
     expect(out.shape).toEqual([2, 3]);
     expect(flat(out)).toEqual([0, 0, 0, 0, 0, 0]);
-    expect(matmul(tensor(new Float64Array(0)).reshape([0, 2]), leaf([2, 3], 1, false)).shape).toEqual([0, 3]);
+    expect(matmul(tensor(new Float64Array(0)).reshape([0, 2]), uniformLeaf([2, 3], 1).detach()).shape).toEqual([0, 3]);
   });
 });
 
@@ -242,20 +226,20 @@ describe('matmul forward', () => {
 
 describe('matmul backward', () => {
   test.each(CASES)('gradcheck %j @ %j', (aShape, bShape) => {
-    const a = leaf(aShape, 21);
-    const b = leaf(bShape, 22);
+    const a = uniformLeaf(aShape, 21);
+    const b = uniformLeaf(bShape, 22);
     expect(gradcheck(matmul, [a, b]).ok).toBe(true);
   });
 
   test('gradcheck through transposed views of either operand', () => {
-    const x = leaf([3, 4], 23);
-    const w = leaf([5, 4], 24);
+    const x = uniformLeaf([3, 4], 23);
+    const w = uniformLeaf([5, 4], 24);
     expect(gradcheck((x, w) => matmul(x, w.transpose()), [x, w]).ok).toBe(true);
-    const a = leaf([2, 4, 3], 25);
-    const b = leaf([2, 5, 4], 26);
+    const a = uniformLeaf([2, 4, 3], 25);
+    const b = uniformLeaf([2, 5, 4], 26);
     expect(gradcheck((a, b) => matmul(a.transpose(-1, -2), b.transpose(-1, -2)), [a, b]).ok).toBe(true);
-    const c = leaf([4, 3], 27);
-    const d = leaf([6, 4, 2], 28);
+    const c = uniformLeaf([4, 3], 27);
+    const d = uniformLeaf([6, 4, 2], 28);
     expect(gradcheck((c, d) => matmul(c.transpose(), d), [c, d]).ok).toBe(true);
   });
 
@@ -288,8 +272,8 @@ describe('matmul backward', () => {
   });
 
   test('both gradients: two matmul kernels, the batch of a shared matrix folded', () => {
-    const x = leaf([4, 3, 5], 29);
-    const w = leaf([5, 2], 30);
+    const x = uniformLeaf([4, 3, 5], 29);
+    const w = uniformLeaf([5, 2], 30);
     const loss = sum(matmul(x, w));
     const { report } = profile(() => loss.backward());
     expect(report.kernels.matmul).toBe(2);
@@ -307,10 +291,10 @@ describe('matmul backward', () => {
   test('backward reads the transposes through the kernel flags: no copy kernels', () => {
     const cases: [Shape, Shape][] = [[[3, 4], [4, 5]], [[2, 3, 4], [2, 4, 5]], [[6, 3, 4], [4, 5]]];
     for (const [aShape, bShape] of cases) {
-      const a = leaf(aShape, 50);
-      const b = leaf(bShape, 51);
+      const a = uniformLeaf(aShape, 50);
+      const b = uniformLeaf(bShape, 51);
       const y = matmul(a, b);
-      const gOut = leaf(y.shape as Shape, 52, false);
+      const gOut = uniformLeaf(y.shape as Shape, 52).detach();
       const { report } = profile(() => y.backward(gOut));
       expect(report.kernels.matmul).toBe(2);
       expect(report.kernels.copy).toBeUndefined();
@@ -318,10 +302,10 @@ describe('matmul backward', () => {
       const bTShape = [...bShape.slice(0, -2), bShape[bShape.length - 1], bShape[bShape.length - 2]];
       expectClose(flat(a.grad as Tensor), refMatmul(flat(gOut), y.shape as Shape, flat(b.transpose().contiguous()), bTShape).values);
     }
-    const x = leaf([2, 3, 4], 53);
-    const w = leaf([5, 4], 54);
+    const x = uniformLeaf([2, 3, 4], 53);
+    const w = uniformLeaf([5, 4], 54);
     const y = linear(x, w);
-    const { report } = profile(() => y.backward(leaf([2, 3, 5], 55, false)));
+    const { report } = profile(() => y.backward(uniformLeaf([2, 3, 5], 55).detach()));
     expect(report.kernels.matmul).toBe(2);
     expect(report.kernels.copy).toBeUndefined();
   });
@@ -338,8 +322,8 @@ describe('matmul backward', () => {
 
   test('second derivatives through matmul (createGraph)', () => {
     // f = Σ (A B)²: df/dA = 2 (A B) Bᵀ, and s = Σ df/dA has ds/dA[i][p] = 2 Σ_q (B Bᵀ)[p][q]
-    const a = leaf([2, 3], 31);
-    const b = leaf([3, 2], 32);
+    const a = uniformLeaf([2, 3], 31);
+    const b = uniformLeaf([3, 2], 32);
     const y = matmul(a, b);
     const [ga] = grad(sum(y.mul(y)), [a], { createGraph: true });
     sum(ga as Tensor).backward();
@@ -382,19 +366,19 @@ describe('linear', () => {
     [[2, 3, 4], false],
     [[4], true],
   ] as [Shape, boolean][])('forward %j (bias %s) matches the loop', (xShape, withBias) => {
-    const x = leaf(xShape, 33, false);
-    const w = leaf([5, 4], 34, false);
-    const b = withBias ? leaf([5], 35, false) : null;
+    const x = uniformLeaf(xShape, 33).detach();
+    const w = uniformLeaf([5, 4], 34).detach();
+    const b = withBias ? uniformLeaf([5], 35).detach() : null;
     const y = linear(x, w, b);
     expect(y.shape).toEqual([...xShape.slice(0, -1), 5]);
-    const rows = numelOf(xShape) / 4;
+    const rows = numel(xShape) / 4;
     expectClose(flat(y), refLinear(flat(x), rows, 4, flat(w), 5, b ? flat(b) : null));
   });
 
   test('one graph node, one matmul kernel and no copy in the forward', () => {
-    const x = leaf([2, 3, 4], 36);
-    const w = leaf([5, 4], 37);
-    const b = leaf([5], 38);
+    const x = uniformLeaf([2, 3, 4], 36);
+    const w = uniformLeaf([5, 4], 37);
+    const b = uniformLeaf([5], 38);
     const { result, report } = profile(() => linear(x, w, b));
     expect(report.recorded.map((r) => r.op)).toEqual(['linear']);
     expect(report.kernels.matmul).toBe(1);
@@ -414,16 +398,16 @@ describe('linear', () => {
     [[4], true],
     [[1, 2, 1, 4], true],
   ] as [Shape, boolean][])('gradcheck %j (bias %s)', (xShape, withBias) => {
-    const x = leaf(xShape, 39);
-    const w = leaf([5, 4], 40);
-    const inputs = withBias ? [x, w, leaf([5], 41)] : [x, w];
+    const x = uniformLeaf(xShape, 39);
+    const w = uniformLeaf([5, 4], 40);
+    const inputs = withBias ? [x, w, uniformLeaf([5], 41)] : [x, w];
     expect(gradcheck((x, w, b) => linear(x, w, b), inputs).ok).toBe(true);
   });
 
   test('gradcheck with a transposed-view weight and a non-contiguous input', () => {
-    const x = leaf([4, 3], 42); // used as its [3, 4] transpose
-    const wt = leaf([4, 5], 43); // stored [in, out], used as its [5, 4] transpose
-    expect(gradcheck((x, wt, b) => linear(x.transpose(), wt.transpose(), b), [x, wt, leaf([5], 44)]).ok).toBe(true);
+    const x = uniformLeaf([4, 3], 42); // used as its [3, 4] transpose
+    const wt = uniformLeaf([4, 5], 43); // stored [in, out], used as its [5, 4] transpose
+    expect(gradcheck((x, wt, b) => linear(x.transpose(), wt.transpose(), b), [x, wt, uniformLeaf([5], 44)]).ok).toBe(true);
   });
 
   test('full backward launches one matmul for dx and one for dW; gradients as hand-computed', () => {
@@ -476,11 +460,11 @@ describe('linear', () => {
   });
 
   test('saves only what a needed gradient reads (the weight for dx, the input for dW)', () => {
-    const x = leaf([4, 8], 45); // 256 bytes
-    const w = leaf([3, 8], 46, false); // 192 bytes, frozen
+    const x = uniformLeaf([4, 8], 45); // 256 bytes
+    const w = uniformLeaf([3, 8], 46).detach(); // 192 bytes, frozen
     expect(profile(() => linear(x, w)).report.savedBytes).toBe(3 * 8 * 8);
-    const x2 = leaf([4, 8], 47, false);
-    const w2 = leaf([3, 8], 48);
+    const x2 = uniformLeaf([4, 8], 47).detach();
+    const w2 = uniformLeaf([3, 8], 48);
     expect(profile(() => linear(x2, w2)).report.savedBytes).toBe(4 * 8 * 8);
     expect(profile(() => matmul(x2, w2.transpose())).report.savedBytes).toBe(4 * 8 * 8);
   });

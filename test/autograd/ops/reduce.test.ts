@@ -4,7 +4,6 @@
  * whole-tensor form, the selected index for the dim form), and reductions of views.
  */
 import {
-  Generator,
   Tensor,
   ValueError,
   argmax,
@@ -23,18 +22,13 @@ import {
   variance,
   type ReduceOptions,
 } from '../../../src';
+import { flat, uniformLeaf } from '../../helpers';
 
 type Shape = number[];
 type Dim = number | number[] | undefined;
 
-const flat = (t: Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number>);
 const numelOf = (s: Shape) => s.reduce((a, b) => a * b, 1);
 
-function uniform(shape: Shape, seed: number, lo = -2, hi = 2): Tensor {
-  const g = new Generator(seed);
-  const values = Array.from({ length: numelOf(shape) }, () => lo + (hi - lo) * g.random());
-  return tensor(Float64Array.from(values), { dtype: 'float64' }).reshape(shape).detach().requiresGrad_();
-}
 
 function normDims(dim: Dim, ndim: number): number[] {
   if (dim === undefined) return Array.from({ length: ndim }, (_, i) => i);
@@ -103,7 +97,7 @@ describe.each([
   ['mean', mean, jsMean],
 ] as [string, (a: Tensor, o?: ReduceOptions) => Tensor, (v: number[]) => number][])('%s', (_, op, ref) => {
   test.each(CASES)('dim %j keepDim %p: values and gradcheck', (dim, keepDim) => {
-    const a = uniform(SHAPE, 1);
+    const a = uniformLeaf(SHAPE, 1);
     const out = op(a, { dim, keepDim });
     const expected = refReduce(SHAPE, flat(a), dim, keepDim, ref);
     expect(out.shape).toEqual(expected.shape);
@@ -113,14 +107,14 @@ describe.each([
   });
 
   test('default options reduce everything to a 0-d tensor', () => {
-    const a = uniform([3, 2], 2);
+    const a = uniformLeaf([3, 2], 2);
     const out = op(a);
     expect(out.shape).toEqual([]);
     expect(out.item()).toBeCloseTo(ref(flat(a)), 12);
   });
 
   test('of a 0-d tensor, with and without dim 0', () => {
-    const a = uniform([], 3);
+    const a = uniformLeaf([], 3);
     expect(op(a).item()).toBe(a.item());
     expect(op(a, { dim: 0 }).shape).toEqual([]);
     expect(op(a, { dim: 0 }).item()).toBe(a.item());
@@ -129,7 +123,7 @@ describe.each([
   });
 
   test('of views: transposed, sliced with an offset, and 0-d selected', () => {
-    const a = uniform([4, 3], 4);
+    const a = uniformLeaf([4, 3], 4);
     const v = flat(a);
     const t = a.transpose(0, 1); // [3,4]
     expectClose(flat(op(t, { dim: 1 })), [0, 1, 2].map((j) => ref([0, 1, 2, 3].map((i) => v[i * 3 + j]))));
@@ -188,13 +182,13 @@ test('sum gradient broadcasts the incoming gradient back', () => {
 describe('variance', () => {
   test.each([0, 1])('correction %p: all dim forms, values and gradcheck', (correction) => {
     for (const [dim, keepDim] of CASES) {
-      const a = uniform(SHAPE, 5);
+      const a = uniformLeaf(SHAPE, 5);
       const out = variance(a, { dim, keepDim, correction });
       const expected = refReduce(SHAPE, flat(a), dim, keepDim, jsVar(correction));
       expect(out.shape).toEqual(expected.shape);
       expectClose(flat(out), expected.values, 1e-11);
     }
-    const a = uniform([3, 4], 6);
+    const a = uniformLeaf([3, 4], 6);
     check((x) => variance(x, { dim: 1, correction }), [a]);
     check((x) => variance(x, { dim: [0, 1], correction, keepDim: true }), [a]);
     check((x) => variance(x, { correction }), [a]);
@@ -237,13 +231,13 @@ describe('max and min over everything', () => {
 
   test('values and gradcheck over shapes and views', () => {
     for (const s of [[], [5], [2, 3], [2, 3, 4]] as Shape[]) {
-      const a = uniform(s, 7);
+      const a = uniformLeaf(s, 7);
       expect(max(a).item()).toBe(Math.max(...flat(a)));
       expect(min(a).item()).toBe(Math.min(...flat(a)));
       check((x) => max(x), [a]);
       check((x) => min(x), [a]);
     }
-    const a = uniform([3, 4], 8);
+    const a = uniformLeaf([3, 4], 8);
     const v = flat(a);
     expect(max(a.narrow(0, 1, 2)).item()).toBe(Math.max(...v.slice(4, 12)));
     expect(min(a.select(1, 2)).item()).toBe(Math.min(v[2], v[6], v[10]));
@@ -306,7 +300,7 @@ describe('max and min along a dim', () => {
   });
 
   test.each([0, 1, 2, -1, -2])('dim %p on [2,3,4]: values and indices against a loop; gradcheck', (dim) => {
-    const a = uniform(SHAPE, 9);
+    const a = uniformLeaf(SHAPE, 9);
     for (const keepDim of [false, true]) {
       for (const [op, pick] of [
         [max, (v: number[]) => v.indexOf(Math.max(...v))],
@@ -325,7 +319,7 @@ describe('max and min along a dim', () => {
   });
 
   test('of views with an offset, and the gradient of a view', () => {
-    const a = uniform([4, 3], 10);
+    const a = uniformLeaf([4, 3], 10);
     const v = flat(a);
     const r = max(a.narrow(0, 2, 2), 1); // rows 2 and 3
     expect(flat(r.values)).toEqual([Math.max(...v.slice(6, 9)), Math.max(...v.slice(9, 12))]);
@@ -403,7 +397,7 @@ describe('argmax and argmin', () => {
   });
 
   test('against a loop on random data', () => {
-    const r = uniform(SHAPE, 12);
+    const r = uniformLeaf(SHAPE, 12);
     for (const dim of [0, 1, 2, -1]) {
       const expected = refReduce(SHAPE, flat(r), dim, false, (v) => v.indexOf(Math.max(...v)));
       expect(flat(argmax(r, dim))).toEqual(expected.values);
@@ -414,7 +408,7 @@ describe('argmax and argmin', () => {
   });
 
   test('of a tensor that requires grad: no graph, int32 result; of a view with an offset', () => {
-    const x = uniform([3, 4], 13);
+    const x = uniformLeaf([3, 4], 13);
     const i = argmax(x, 1);
     expect(i.requiresGrad).toBe(false);
     const v = flat(x);
@@ -431,7 +425,7 @@ describe('argmax and argmin', () => {
 
 describe('logsumexp', () => {
   test.each(CASES)('dim %j keepDim %p: values and gradcheck', (dim, keepDim) => {
-    const a = uniform(SHAPE, 14, -3, 3);
+    const a = uniformLeaf(SHAPE, 14, -3, 3);
     const out = logsumexp(a, { dim, keepDim });
     const expected = refReduce(SHAPE, flat(a), dim, keepDim, jsLse);
     expect(out.shape).toEqual(expected.shape);
@@ -474,9 +468,9 @@ describe('logsumexp', () => {
   });
 
   test('of a 0-d tensor and of views', () => {
-    const a = uniform([], 15);
+    const a = uniformLeaf([], 15);
     expect(logsumexp(a).item()).toBeCloseTo(a.item(), 14);
-    const b = uniform([4, 3], 16);
+    const b = uniformLeaf([4, 3], 16);
     const v = flat(b);
     expect(logsumexp(b.select(0, 1)).item()).toBeCloseTo(jsLse(v.slice(3, 6)), 12);
     check((x) => logsumexp(x.transpose(0, 1), { dim: 1 }), [b]);

@@ -4,7 +4,6 @@
  */
 import {
   DimError,
-  Generator,
   ShapeError,
   Tensor,
   ValueError,
@@ -28,18 +27,13 @@ import {
   unsqueeze,
   view_,
 } from '../../../src';
+import { flat, uniformLeaf } from '../../helpers';
 
 type Shape = number[];
 
-const flat = (t: Tensor): number[] => Array.from(t.toTypedArray() as ArrayLike<number>);
 const numelOf = (s: Shape) => s.reduce((a, b) => a * b, 1);
 const check = (fn: (...x: Tensor[]) => Tensor, inputs: Tensor[]) => expect(gradcheck(fn, inputs).ok).toBe(true);
 
-function uniform(shape: Shape, seed: number): Tensor {
-  const g = new Generator(seed);
-  const values = Array.from({ length: numelOf(shape) }, () => 4 * g.random() - 2);
-  return tensor(Float64Array.from(values), { dtype: 'float64' }).reshape(shape).detach().requiresGrad_();
-}
 
 /** 0..n-1 as float64, shaped; element (i, j, k) of [2,3,4] is 12i + 4j + k. */
 function iota(shape: Shape, requiresGrad = false): Tensor {
@@ -109,8 +103,8 @@ describe('reshape', () => {
   });
 
   test('gradcheck, contiguous and not', () => {
-    check((x) => reshape(x, [4, -1]), [uniform([2, 3, 4], 1)]);
-    check((x) => reshape(transpose(x, 0, 2), [2, 12]), [uniform([2, 3, 4], 2)]);
+    check((x) => reshape(x, [4, -1]), [uniformLeaf([2, 3, 4], 1)]);
+    check((x) => reshape(transpose(x, 0, 2), [2, 12]), [uniformLeaf([2, 3, 4], 2)]);
   });
 
   test('errors: wrong size, two -1, bad entries', () => {
@@ -131,7 +125,7 @@ describe('view', () => {
     expect(v.buffer).toBe(a.buffer);
     expect(flat(v)).toEqual(flat(a));
     expect(a.view([12]).buffer).toBe(a.buffer);
-    check((x) => view_(x, [4, 3]), [uniform([2, 6], 3)]);
+    check((x) => view_(x, [4, 3]), [uniformLeaf([2, 6], 3)]);
   });
 
   test('of a non-contiguous tensor is a ShapeError that names view and suggests reshape', () => {
@@ -159,7 +153,7 @@ describe('flatten', () => {
   test('of a permuted tensor copies in the permuted order; gradcheck', () => {
     const a = iota([2, 3]);
     expect(flat(flatten(permute(a, [1, 0])))).toEqual([0, 3, 1, 4, 2, 5]);
-    check((x) => flatten(permute(x, [2, 0, 1]), 1), [uniform([2, 3, 4], 4)]);
+    check((x) => flatten(permute(x, [2, 0, 1]), 1), [uniformLeaf([2, 3, 4], 4)]);
   });
 });
 
@@ -178,8 +172,8 @@ describe('permute and transpose', () => {
   });
 
   test('permute gradcheck', () => {
-    check((x) => permute(x, [2, 0, 1]), [uniform([2, 3, 4], 5)]);
-    check((x) => permute(x, [1, 0]), [uniform([3, 2], 6)]);
+    check((x) => permute(x, [2, 0, 1]), [uniformLeaf([2, 3, 4], 5)]);
+    check((x) => permute(x, [1, 0]), [uniformLeaf([3, 2], 6)]);
   });
 
   test('transpose: default swaps the last two dims; explicit and negative dims', () => {
@@ -196,8 +190,8 @@ describe('permute and transpose', () => {
   });
 
   test('transpose gradcheck', () => {
-    check((x) => transpose(x), [uniform([2, 3, 4], 7)]);
-    check((x) => transpose(x, 0, 1), [uniform([3, 2], 8)]);
+    check((x) => transpose(x), [uniformLeaf([2, 3, 4], 7)]);
+    check((x) => transpose(x, 0, 1), [uniformLeaf([3, 2], 8)]);
   });
 
   test('errors', () => {
@@ -252,12 +246,12 @@ describe('expand', () => {
   });
 
   test('gradcheck, including an expand of a view and a reshape (copy) of an expand', () => {
-    check((x) => expand(x, [2, 3, 4]), [uniform([3, 1], 9)]);
-    check((x) => expand(x, [5, -1]), [uniform([1, 2], 10)]);
-    check((x) => expand(x, [3, 2]), [uniform([], 11)]);
-    check((x) => expand(transpose(x), [2, 4, 3]), [uniform([3, 1], 12)]);
-    check((x) => reshape(expand(x, [2, 3, 4]), [6, 4]), [uniform([1, 4], 13)]);
-    check((x) => narrow(expand(x, [3, 5]), 1, 1, 3), [uniform([3, 1], 14)]);
+    check((x) => expand(x, [2, 3, 4]), [uniformLeaf([3, 1], 9)]);
+    check((x) => expand(x, [5, -1]), [uniformLeaf([1, 2], 10)]);
+    check((x) => expand(x, [3, 2]), [uniformLeaf([], 11)]);
+    check((x) => expand(transpose(x), [2, 4, 3]), [uniformLeaf([3, 1], 12)]);
+    check((x) => reshape(expand(x, [2, 3, 4]), [6, 4]), [uniformLeaf([1, 4], 13)]);
+    check((x) => narrow(expand(x, [3, 5]), 1, 1, 3), [uniformLeaf([3, 1], 14)]);
   });
 });
 
@@ -279,7 +273,7 @@ describe('narrow', () => {
     const a = tensor([1, 2, 3, 4], { dtype: 'float64', requiresGrad: true });
     sum(mul(narrow(a, 0, 1, 2), tensor([10, 20], { dtype: 'float64' }))).backward();
     expect(a.grad?.toArray()).toEqual([0, 10, 20, 0]);
-    check((x) => narrow(x, 1, 1, 2), [uniform([2, 4], 15)]);
+    check((x) => narrow(x, 1, 1, 2), [uniformLeaf([2, 4], 15)]);
   });
 
   test('errors', () => {
@@ -332,9 +326,9 @@ describe('slice', () => {
   });
 
   test('gradcheck with steps and negative indices', () => {
-    check((x) => slice(x, 1, -4, undefined, 2), [uniform([2, 5], 16)]);
-    check((x) => slice(x, 0, 1, 3), [uniform([3, 2], 17)]);
-    check((x) => slice(slice(x, 0, 0, 5, 2), 0, 1), [uniform([6], 18)]);
+    check((x) => slice(x, 1, -4, undefined, 2), [uniformLeaf([2, 5], 16)]);
+    check((x) => slice(x, 0, 1, 3), [uniformLeaf([3, 2], 17)]);
+    check((x) => slice(slice(x, 0, 0, 5, 2), 0, 1), [uniformLeaf([6], 18)]);
   });
 
   test('a step that is not a positive integer is a ValueError', () => {
@@ -362,8 +356,8 @@ describe('select', () => {
       [5, 0],
       [6, 0],
     ]);
-    check((t) => select(t, 0, -1), [uniform([3, 2], 19)]);
-    check((t) => select(t, 2, 1), [uniform([2, 2, 3], 20)]);
+    check((t) => select(t, 0, -1), [uniformLeaf([3, 2], 19)]);
+    check((t) => select(t, 2, 1), [uniformLeaf([2, 2, 3], 20)]);
   });
 
   test('index out of range', () => {
@@ -416,10 +410,10 @@ describe('squeeze and unsqueeze', () => {
   });
 
   test('gradcheck', () => {
-    check((x) => squeeze(x), [uniform([1, 3, 1], 21)]);
-    check((x) => squeeze(x, [0]), [uniform([1, 3, 1], 22)]);
-    check((x) => unsqueeze(x, 1), [uniform([2, 3], 23)]);
-    check((x) => unsqueeze(transpose(x), -1), [uniform([2, 3], 24)]);
+    check((x) => squeeze(x), [uniformLeaf([1, 3, 1], 21)]);
+    check((x) => squeeze(x, [0]), [uniformLeaf([1, 3, 1], 22)]);
+    check((x) => unsqueeze(x, 1), [uniformLeaf([2, 3], 23)]);
+    check((x) => unsqueeze(transpose(x), -1), [uniformLeaf([2, 3], 24)]);
   });
 });
 
@@ -442,8 +436,8 @@ describe('contiguous', () => {
   });
 
   test('gradcheck', () => {
-    check((x) => contiguous(transpose(x)), [uniform([2, 3], 25)]);
-    check((x) => contiguous(expand(x, [3, 3])), [uniform([1, 3], 26)]);
+    check((x) => contiguous(transpose(x)), [uniformLeaf([2, 3], 25)]);
+    check((x) => contiguous(expand(x, [3, 3])), [uniformLeaf([1, 3], 26)]);
   });
 });
 
@@ -496,10 +490,10 @@ describe('cat', () => {
   });
 
   test('gradcheck along several dims, the same tensor twice', () => {
-    check((x, y) => cat([x, y], 0), [uniform([2, 3], 27), uniform([1, 3], 28)]);
-    check((x, y, z) => cat([x, y, z], 1), [uniform([2, 1, 2], 29), uniform([2, 3, 2], 30), uniform([2, 2, 2], 31)]);
-    check((x, y) => cat([x, y, x], -1), [uniform([2, 2], 32), uniform([2, 1], 33)]);
-    check((x) => cat([transpose(x), x], 0), [uniform([2, 2], 34)]);
+    check((x, y) => cat([x, y], 0), [uniformLeaf([2, 3], 27), uniformLeaf([1, 3], 28)]);
+    check((x, y, z) => cat([x, y, z], 1), [uniformLeaf([2, 1, 2], 29), uniformLeaf([2, 3, 2], 30), uniformLeaf([2, 2, 2], 31)]);
+    check((x, y) => cat([x, y, x], -1), [uniformLeaf([2, 2], 32), uniformLeaf([2, 1], 33)]);
+    check((x) => cat([transpose(x), x], 0), [uniformLeaf([2, 2], 34)]);
   });
 
   test('errors: empty list, mismatched dims, dim out of range, 0-d tensors', () => {
@@ -532,9 +526,9 @@ describe('stack', () => {
   });
 
   test('gradcheck', () => {
-    check((x, y) => stack([x, y], 1), [uniform([2, 3], 35), uniform([2, 3], 36)]);
-    check((x, y) => stack([x, y, x], -1), [uniform([2], 37), uniform([2], 38)]);
-    check((x, y) => stack([x, y]), [uniform([], 39), uniform([], 40)]);
+    check((x, y) => stack([x, y], 1), [uniformLeaf([2, 3], 35), uniformLeaf([2, 3], 36)]);
+    check((x, y) => stack([x, y, x], -1), [uniformLeaf([2], 37), uniformLeaf([2], 38)]);
+    check((x, y) => stack([x, y]), [uniformLeaf([], 39), uniformLeaf([], 40)]);
   });
 
   test('errors', () => {
@@ -556,7 +550,7 @@ describe('views of views', () => {
     const r = reshape(s, [2, 6]); // a copy: s is not contiguous
     expect(r.buffer).not.toBe(a.buffer);
     expect(flat(r)).toEqual(flat(s));
-    check((x) => reshape(slice(transpose(x), 0, 1, 6, 2), [2, 6]), [uniform([4, 6], 41)]);
+    check((x) => reshape(slice(transpose(x), 0, 1, 6, 2), [2, 6]), [uniformLeaf([4, 6], 41)]);
   });
 
   test('permute, select, narrow, unsqueeze, expand chain', () => {
@@ -566,7 +560,7 @@ describe('views of views', () => {
     // narrow dim 0 from 1, length 2 -> k in {1, 2}; unsqueeze + expand -> [3,2,2]
     expect(v.buffer).toBe(a.buffer);
     expect(flat(v)).toEqual(build([3, 2, 2], ([, k, i]) => 12 * i + 8 + (k + 1)));
-    check((x) => expand(unsqueeze(narrow(select(permute(x, [2, 1, 0]), 1, 2), 0, 1, 2), 0), [3, 2, 2]), [uniform([2, 3, 4], 42)]);
+    check((x) => expand(unsqueeze(narrow(select(permute(x, [2, 1, 0]), 1, 2), 0, 1, 2), 0), [3, 2, 2]), [uniformLeaf([2, 3, 4], 42)]);
   });
 
   test('slicing a slice composes offsets and steps', () => {
@@ -594,6 +588,6 @@ describe('views of views', () => {
     sum(e1).add(sum(mul(e2, iota([4, 2])))).backward();
     // from e1: 3 per element; from e2: column sums of iota([4,2]) = [0+2+4+6, 1+3+5+7] = [12, 16]
     expect(a.grad?.toArray()).toEqual([[15], [19]]);
-    check((x) => mul(expand(x, [2, 3]), expand(transpose(x), [3, 2]).transpose(0, 1)), [uniform([2, 1], 43)]);
+    check((x) => mul(expand(x, [2, 3]), expand(transpose(x), [3, 2]).transpose(0, 1)), [uniformLeaf([2, 1], 43)]);
   });
 });

@@ -10,7 +10,7 @@ import { CpuBackend } from '../../../src/kernels/cpu/backend';
 import { GpuBackend } from '../../../src/kernels/gpu/backend';
 import type { DType } from '../../../src/tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../../src/tensor/float16';
-import { expectClose, mulberry32 } from '../../helpers';
+import { expectClose, uniformValues } from '../../helpers';
 
 const TOL = 1e-5;
 const cpu = new CpuBackend();
@@ -20,10 +20,6 @@ afterAll(() => gpus.forEach((g) => g.dispose()));
 
 const values = (be: Backend, buf: BackendBuffer): number[] => Array.from(be.read({ buffer: buf, shape: [buf.length], strides: [1], offset: 0 }));
 
-function uniform(n: number, seed: number): number[] {
-  const rand = mulberry32(seed);
-  return Array.from({ length: n }, () => rand() * 2 - 1);
-}
 
 /** A full shape from the parts a case sets; A and B sized to hold every matrix the shape reads. */
 function shapeOf(p: Partial<MatmulShape> & Pick<MatmulShape, 'm' | 'k' | 'n'>): { s: MatmulShape; aLen: number; bLen: number } {
@@ -37,8 +33,8 @@ function shapeOf(p: Partial<MatmulShape> & Pick<MatmulShape, 'm' | 'k' | 'n'>): 
 /** Runs the case on cpu and gpu from the same float32 inputs; checks dtype, length and values. */
 function compare(gpu: GpuBackend, p: Parameters<typeof shapeOf>[0], outDtype: DType = 'float32', tol = TOL, seed = 1): number[] {
   const { s, aLen, bLen } = shapeOf(p);
-  const a = uniform(aLen, seed);
-  const b = uniform(bLen, seed + 1);
+  const a = uniformValues(aLen, seed);
+  const b = uniformValues(bLen, seed + 1);
   const run = (be: Backend) => be.matmul(be.upload('float32', a), be.upload('float32', b), s, outDtype);
   const c = run(cpu);
   const g = run(gpu);

@@ -10,7 +10,7 @@ import { CpuBackend } from '../../../src/kernels/cpu/backend';
 import { GpuBackend } from '../../../src/kernels/gpu/backend';
 import type { DType } from '../../../src/tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../../src/tensor/float16';
-import { expectClose, mulberry32 } from '../../helpers';
+import { expectClose, mulberry32, uniformValues } from '../../helpers';
 
 const TOL = 1e-5;
 const SIZES: [number, number][] = [[1, 1], [1, 7], [7, 33], [33, 1], [3, 33]];
@@ -23,11 +23,6 @@ afterAll(() => gpus.forEach((g) => g.dispose()));
 /** A buffer's values as numbers (float16 decoded, not re-encoded). */
 const values = (be: Backend, buf: BackendBuffer): number[] => Array.from(be.read({ buffer: buf, shape: [buf.length], strides: [1], offset: 0 }));
 
-/** Uniform values in [lo, hi). */
-function uniform(n: number, seed: number, lo = -3, hi = 3): number[] {
-  const rand = mulberry32(seed);
-  return Array.from({ length: n }, () => lo + (hi - lo) * rand());
-}
 
 /** Runs `f` on both backends from the same inputs; checks the gpu result's dtype and values against the cpu's. */
 function compare(gpu: GpuBackend, inputs: [DType, number[]][], f: (be: Backend, bufs: BackendBuffer[]) => BackendBuffer, tol = TOL): number[] {
@@ -53,7 +48,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
 
   test.each(['sum', 'max', 'min'] as ReduceOp[])('reduceLast %s matches cpu at odd sizes', (op) => {
     for (const [outer, inner] of SIZES) {
-      compare(gpu, [['float32', uniform(outer * inner, outer * 100 + inner)]], (be, [x]) => be.reduceLast(op, x, outer, inner));
+      compare(gpu, [['float32', uniformValues(outer * inner, outer * 100 + inner, -3, 3)]], (be, [x]) => be.reduceLast(op, x, outer, inner));
     }
   });
 
@@ -62,7 +57,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
     expect(values(gpu, gpu.reduceLast('sum', x, 2, 3))).toEqual([6, 1.5]);
     expect(values(gpu, gpu.reduceLast('max', x, 2, 3))).toEqual([3, 5]);
     expect(values(gpu, gpu.reduceLast('min', x, 3, 2))).toEqual([1, -4, 0.5]);
-    const v = uniform(3 * 33, 7);
+    const v = uniformValues(3 * 33, 7, -3, 3);
     const got = compare(gpu, [['float16', v]], (be, [b]) => be.reduceLast('sum', b, 3, 33), 2e-3);
     // every stored value is a float16 value: the kernel rounded it
     expect(Array.from(decodeFloat16(encodeFloat16(got)))).toEqual(got);
@@ -72,10 +67,10 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
 
   test.each(['sum', 'max', 'min'] as ReduceOp[])('reduceMiddle %s matches cpu, mid = 1 included', (op) => {
     for (const [outer, mid, inner] of [[1, 1, 1], [2, 1, 7], [3, 7, 5], [1, 33, 2], [5, 3, 1], [2, 33, 7]]) {
-      compare(gpu, [['float32', uniform(outer * mid * inner, outer * 1000 + mid * 10 + inner)]], (be, [x]) => be.reduceMiddle(op, x, outer, mid, inner));
+      compare(gpu, [['float32', uniformValues(outer * mid * inner, outer * 1000 + mid * 10 + inner, -3, 3)]], (be, [x]) => be.reduceMiddle(op, x, outer, mid, inner));
     }
     // mid = 1 is a copy
-    const v = uniform(14, 3);
+    const v = uniformValues(14, 3, -3, 3);
     expect(values(gpu, gpu.reduceMiddle(op, gpu.upload('float32', v), 2, 1, 7))).toEqual(Array.from(Float32Array.from(v)));
   });
 
@@ -100,7 +95,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
   test('argReduceLast matches cpu, returns int32, ties go to the first index', () => {
     for (const [outer, inner] of SIZES) {
       for (const op of ['max', 'min'] as const) {
-        compare(gpu, [['float32', uniform(outer * inner, outer * 7 + inner)]], (be, [x]) => be.argReduceLast(op, x, outer, inner), 0);
+        compare(gpu, [['float32', uniformValues(outer * inner, outer * 7 + inner, -3, 3)]], (be, [x]) => be.argReduceLast(op, x, outer, inner), 0);
       }
     }
     const x = gpu.upload('float32', [2, 7, 7, 1, 1, 0, 3, 3, 3]);
@@ -112,7 +107,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
 
   test.each([false, true])('softmaxLast (log = %s) matches cpu at odd sizes', (log) => {
     for (const [outer, inner] of SIZES) {
-      compare(gpu, [['float32', uniform(outer * inner, outer * 31 + inner, -10, 10)]], (be, [x]) => be.softmaxLast(x, outer, inner, log));
+      compare(gpu, [['float32', uniformValues(outer * inner, outer * 31 + inner, -10, 10)]], (be, [x]) => be.softmaxLast(x, outer, inner, log));
     }
   });
 
@@ -131,7 +126,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
   test.each(['layer', 'rms'] as const)('normalizeLast %s matches cpu; rstd has one x-dtype value per row', (kind) => {
     for (const [outer, inner] of SIZES) {
       for (const eps of [1e-5, 0.5]) {
-        const v = uniform(outer * inner, outer * 13 + inner, -2, 4); // a nonzero mean, so 'layer' and 'rms' differ
+        const v = uniformValues(outer * inner, outer * 13 + inner, -2, 4); // a nonzero mean, so 'layer' and 'rms' differ
         compare(gpu, [['float32', v]], (be, [x]) => be.normalizeLast(kind, x, outer, inner, eps).normalized, 1e-4);
         compare(gpu, [['float32', v]], (be, [x]) => be.normalizeLast(kind, x, outer, inner, eps).rstd);
       }
@@ -143,7 +138,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
     expectClose(values(gpu, rstd), [kind === 'layer' ? 1 : 1 / Math.sqrt(5)], TOL);
     // float16 in: both outputs float16 and rounded
     for (const part of ['normalized', 'rstd'] as const) {
-      const got = compare(gpu, [['float16', uniform(14, 5)]], (be, [x]) => be.normalizeLast(kind, x, 2, 7, 1e-5)[part], 2e-3);
+      const got = compare(gpu, [['float16', uniformValues(14, 5, -3, 3)]], (be, [x]) => be.normalizeLast(kind, x, 2, 7, 1e-5)[part], 2e-3);
       expect(Array.from(decodeFloat16(encodeFloat16(got)))).toEqual(got);
     }
   });
@@ -157,7 +152,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
   test.each([0, 0.1])('crossEntropyLast matches cpu (label smoothing %s, ignored rows give 0)', (eps) => {
     for (const [outer, classes] of [[1, 1], [1, 7], [7, 33], [33, 2], [4, 5]]) {
       const t = targets(outer, classes, outer + classes);
-      const got = compare(gpu, [['float32', uniform(outer * classes, outer * 17 + classes, -5, 5)], ['int32', t]], (be, [x, tg]) =>
+      const got = compare(gpu, [['float32', uniformValues(outer * classes, outer * 17 + classes, -5, 5)], ['int32', t]], (be, [x, tg]) =>
         be.crossEntropyLast(x, tg, outer, classes, -100, eps),
       );
       t.forEach((ti, r) => ti === -100 && expect(got[r]).toBe(0));
@@ -181,7 +176,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
       const t = targets(outer, classes, outer * 3 + classes);
       const got = compare(
         gpu,
-        [['float32', uniform(outer * classes, outer * 19 + classes, -5, 5)], ['int32', t], ['float32', uniform(outer, outer + 1, 0.5, 2)]],
+        [['float32', uniformValues(outer * classes, outer * 19 + classes, -5, 5)], ['int32', t], ['float32', uniformValues(outer, outer + 1, 0.5, 2)]],
         (be, [x, tg, g]) => be.crossEntropyBackwardLast(x, tg, g, outer, classes, -100, eps),
       );
       t.forEach((ti, r) => ti === -100 && expect(got.slice(r * classes, (r + 1) * classes).every((v) => v === 0)).toBe(true));
@@ -195,7 +190,7 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
     const v = [80, -80, 0, -80, 80, 79];
     const got = compare(gpu, [['float32', v], ['int32', [0, 2]], ['float32', [1, 1]]], (be, [x, tg, g]) => be.crossEntropyBackwardLast(x, tg, g, 2, 3, -100, 0));
     expect(got.every(Number.isFinite)).toBe(true);
-    const half = compare(gpu, [['float16', uniform(10, 9)], ['int32', [1, 3]], ['float16', [1, 0.5]]], (be, [x, tg, gr]) =>
+    const half = compare(gpu, [['float16', uniformValues(10, 9, -3, 3)], ['int32', [1, 3]], ['float16', [1, 0.5]]], (be, [x, tg, gr]) =>
       be.crossEntropyBackwardLast(x, tg, gr, 2, 5, -100, 0.1), 2e-3);
     expect(half.every((v) => v !== 0)).toBe(true);
     expect(Array.from(decodeFloat16(encodeFloat16(half)))).toEqual(half);
