@@ -35,10 +35,10 @@ import {
   blockBackwardFlops,
   designRatio,
   fullBackwardFlops,
+  llamaFlopDims,
   llamaForwardFlops,
   loraBackwardFlops,
   meanBlockBackwardFlops,
-  type LlamaFlopDims,
   type LoraFlopOptions,
 } from './flops';
 
@@ -101,19 +101,6 @@ export const BACKWARD_MODEL: LlamaConfig = {
 export const BACKWARD_INPUT = { batch: 1, seqLen: 64 };
 export const LORA: LoraFlopOptions = { r: 8, targets: ['q_proj', 'v_proj'] };
 
-export function flopDims(config: LlamaConfig, input: { batch: number; seqLen: number }): LlamaFlopDims {
-  return {
-    numHiddenLayers: config.numHiddenLayers,
-    hiddenSize: config.hiddenSize,
-    intermediateSize: config.intermediateSize,
-    numAttentionHeads: config.numAttentionHeads,
-    numKeyValueHeads: config.numKeyValueHeads,
-    headDim: config.headDim,
-    vocabSize: config.vocabSize,
-    batch: input.batch,
-    seqLen: input.seqLen,
-  };
-}
 
 // ------------------------------------------------------------------ results
 
@@ -261,7 +248,7 @@ export async function runBackwardBench(options: BackwardBenchOptions = {}): Prom
   const config = options.config ?? BACKWARD_MODEL;
   const input = options.input ?? BACKWARD_INPUT;
   const maxTime = options.maxTime ?? 2.5;
-  const dims = flopDims(config, input);
+  const dims = llamaFlopDims(config, input);
   const D = config.numHiddenLayers;
   const predicted = llamaForwardFlops(dims);
   const model = new LlamaForCausalLM(config);

@@ -52,6 +52,7 @@
  * carry an adapter downstream; every higher layer computes dX everywhere (as a layer above the
  * active block) plus dW and dX of each adapter. `loraBackwardFlops` spells it out.
  */
+import type { LlamaConfig } from '../src';
 
 /** The dimensions that the FLOP count depends on (a subset of LlamaConfig plus the input shape). */
 export interface LlamaFlopDims {
@@ -66,6 +67,21 @@ export interface LlamaFlopDims {
   vocabSize: number;
   batch: number;
   seqLen: number;
+}
+
+/** The dimensions the formulas need, read off a model config and an input size. */
+export function llamaFlopDims(config: LlamaConfig, input: { batch: number; seqLen: number }): LlamaFlopDims {
+  return {
+    numHiddenLayers: config.numHiddenLayers,
+    hiddenSize: config.hiddenSize,
+    intermediateSize: config.intermediateSize,
+    numAttentionHeads: config.numAttentionHeads,
+    numKeyValueHeads: config.numKeyValueHeads,
+    headDim: config.headDim,
+    vocabSize: config.vocabSize,
+    batch: input.batch,
+    seqLen: input.seqLen,
+  };
 }
 
 /** Forward matmul FLOPs of the pieces of one decoder layer and of the head. */

@@ -9,6 +9,7 @@ import {
   blockBackwardFlops,
   designRatio,
   fullBackwardFlops,
+  llamaFlopDims,
   llamaForwardFlops,
   loraBackwardFlops,
   meanBlockBackwardFlops,
@@ -18,15 +19,7 @@ import {
 const CONFIG: LlamaConfig = { vocabSize: 259, hiddenSize: 32, intermediateSize: 88, numHiddenLayers: 8, numAttentionHeads: 4, seed: 3 };
 const INPUT = { batch: 2, seqLen: 16 };
 
-const dimsOf = (c: LlamaConfig, input = INPUT): LlamaFlopDims => ({
-  numHiddenLayers: c.numHiddenLayers,
-  hiddenSize: c.hiddenSize,
-  intermediateSize: c.intermediateSize,
-  numAttentionHeads: c.numAttentionHeads,
-  numKeyValueHeads: c.numKeyValueHeads,
-  vocabSize: c.vocabSize,
-  ...input,
-});
+const dimsOf = (c: LlamaConfig, input = INPUT): LlamaFlopDims => llamaFlopDims(c, input);
 
 function ids(c: LlamaConfig, input = INPUT): Tensor {
   const n = input.batch * input.seqLen;
