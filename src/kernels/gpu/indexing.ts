@@ -62,8 +62,6 @@ export function indexAdd(gpu: GpuBackend, src: BackendBuffer, index: BackendBuff
   const n = outer * dimSize * inner;
   const srcData = gpu.input('indexAdd', src);
   const idxData = gpu.input('indexAdd', index);
-  // an empty index adds nothing (and gpu.js takes no empty array arguments)
-  if (m === 0) return gpu.zeros(src.dtype, n);
   if (n * m > INDEX_ADD_SCAN_LIMIT) return indexAddByLists(gpu, src, index, outer, dimSize, inner);
   const data = gpu.launch(
     'indexAdd',
@@ -151,7 +149,6 @@ export function scatterAdd(gpu: GpuBackend, src: BackendBuffer, index: BackendBu
   const n = numel(outShape);
   const srcData = gpu.input('scatterAdd', src);
   const idxData = gpu.input('scatterAdd', index);
-  if (numel(indexShape) === 0) return gpu.zeros(src.dtype, n);
   const rank = indexShape.length;
   const idxStrides = contiguousStrides(indexShape);
   const data = gpu.launch(

@@ -16,10 +16,6 @@ import { divmod, isNaNExpr, num, store } from './codegen';
 
 const NEG_INF = num(-Infinity);
 
-/**
- * NaN test that survives GLSL compilers folding `v != v` to false: a NaN is neither below, at
- * nor above zero.
- */
 /** Source folding `v` into `acc` for a reduction; max/min take a NaN and keep it (as on cpu). */
 function foldSource(op: ReduceOp): { init: string; step: string } {
   if (op === 'sum') return { init: '0', step: 'acc += v;' };

@@ -150,6 +150,8 @@ describe.each(MODES)('gpu indexing kernels, gpu.js mode %s', (mode) => {
       const [, ig] = both('int32', []);
       const got = gpu.indexAdd(sg, ig, 2, 3, 4);
       expect(read(gpu, got)).toEqual(new Array(24).fill(0));
+      // scatterAdd from an empty index (size 0 along dim) leaves its output zero too
+      expect(read(gpu, gpu.scatterAdd(sg, ig, [2, 0], 1, [2, 3]))).toEqual(new Array(6).fill(0));
     });
   });
 
