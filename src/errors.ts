@@ -23,6 +23,9 @@ export class AutogradError extends BlockgradError {}
 /** Any other invalid argument (a negative size, a probability outside [0, 1]). */
 export class ValueError extends BlockgradError {}
 
+/** A tensor used after its storage was released: by dispose(), or at the end of its tidy scope. */
+export class DisposedError extends ValueError {}
+
 /** Formats a shape the way messages show it: [2,3]. */
 export function fmtShape(shape: readonly number[]): string {
   return `[${shape.join(',')}]`;

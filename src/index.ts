@@ -12,6 +12,7 @@ export { DTYPES } from './tensor/dtype';
 export * from './tensor/creation';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random';
 export { memory } from './tensor/memory';
+export { tidy, keep, scopeDepth } from './tensor/scope';
 export { setBackend, getBackendName, registerBackend, backendInfo, listBackends, availableGpuModes, GPU_MODES, MEMORY_CATEGORIES } from './kernels';
 export type { Backend, BackendBuffer, BackendInfo, BackendOptions, GpuMode, GpuBackendOptions, MemoryCategory, MemoryStats } from './kernels';
 

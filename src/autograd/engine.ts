@@ -17,6 +17,7 @@ import { Node } from './node';
 import { onBackwardNode, onPruned, profiling } from './profile';
 import { add, cast } from './ops/elementwise';
 import { contiguous } from './ops/shape';
+import { copy_ } from './ops/inplace';
 import { onesLike } from '../tensor/creation';
 
 export interface BackwardOptions {
@@ -234,7 +235,7 @@ function run(opts: RunOptions): Map<Target, Tensor> {
     const needs = node.next.map((e, i) => node.needsInputGrad[i] && edgeActive(e));
     if (g !== null && needs.includes(true)) {
       const start = profiling() ? performance.now() : 0;
-      const saved = node.saved ?? [];
+      const saved = createGraph ? node.savedForGraph(opts.op) : node.saved ?? [];
       const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
       const gradIn = withMode(createGraph, () => fn(g as Tensor, saved, needs));
       if (profiling()) {
@@ -306,9 +307,8 @@ function checkInputGrad(node: Node, i: number, gi: Tensor): Tensor {
 
 /** Refuses to run a backward whose saved tensors were modified in place (or re-pointed) since the forward. */
 function checkSavedVersions(node: Node): void {
-  const saved = node.saved ?? [];
-  saved.forEach((t, k) => {
-    const ledger = node.savedLedgers[k];
+  node.savedLedgers.forEach((ledger, k) => {
+    const t = node.savedSource(k);
     if (t.buffer.ledger !== ledger || ledger.version !== node.savedVersions[k]) {
       throw new AutogradError(
         'backward',
@@ -344,7 +344,16 @@ function finishLeaf(
     const own = canSteal ? g : withMode(createGraph, () => contiguous(g, true));
     escaped.add(own.buffer);
     leaf.grad = own;
+  } else if (!createGraph && !leaf.grad.requiresGrad) {
+    // accumulate in place, as PyTorch does: .grad keeps its identity and no tensor is left behind
+    const prev = leaf.grad;
+    noGrad(() => {
+      const sum = add(prev, g);
+      copy_(prev, sum);
+      sum.dispose();
+    });
   } else {
+    // a gradient with a graph (createGraph) is replaced, not modified; its holder keeps the old one
     const prev = leaf.grad;
     leaf.grad = withMode(createGraph, () => add(prev, g));
   }

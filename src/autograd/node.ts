@@ -7,8 +7,10 @@
  *      told not to compute the others.
  */
 import { Tensor, type GradHook } from '../tensor/tensor';
+import { trackNode, untracked } from '../tensor/scope';
 import { isFloating, type DType } from '../tensor/dtype';
 import { memoryTracker } from '../kernels/memory';
+import { AutogradError } from '../errors';
 import { kernels } from '../kernels/registry';
 import type { BufferLedger } from '../kernels/backend';
 import { isGradEnabled } from './grad-mode';
@@ -23,8 +25,9 @@ export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean
 let nextSeq = 0;
 
 /**
- * A node that is never run (pruned by reachability, or its graph simply dropped) still holds its
- * saved tensors until it is garbage collected; this un-counts them from the memory tracker then.
+ * A node that is never run (pruned by reachability, or its graph dropped outside any tidy scope)
+ * still holds its saved tensors until it is garbage collected; this un-counts them then. Inside a
+ * tidy scope such a node is released when the scope ends instead (tensor/scope.ts).
  */
 const unsaveOnCollect = new FinalizationRegistry<BufferLedger[]>((ledgers) => {
   for (const b of ledgers) memoryTracker.onUnsave(b);
@@ -41,19 +44,53 @@ export class Node {
   retainGradOf: Tensor | null = null;
   released = false;
 
+  /**
+   * What the backward reads: one alias per saved tensor, holding its own reference to the
+   * storage, so that the tensor the forward returned can be disposed (by its user or a tidy
+   * scope) while the graph still needs the data. The aliases are disposed on release().
+   */
+  saved: Tensor[] | null;
+  /** The tensors the forward saved (not their aliases), to detect a re-pointed parameter. */
+  private savedSources: readonly Tensor[];
+
   constructor(
     readonly op: string,
     inputs: readonly (Tensor | null | undefined)[],
     readonly needsInputGrad: readonly boolean[],
-    public saved: Tensor[] | null,
+    save: readonly Tensor[],
     public backwardFn: BackwardFn | null,
   ) {
     this.next = inputs.map((t, i) => (needsInputGrad[i] && t ? (t.gradFn ?? t) : null));
     this.inputShapes = inputs.map((t) => (t ? t.shape : null));
     this.inputDtypes = inputs.map((t) => (t ? t.dtype : null));
     this.inputNames = inputs.map((t) => t?.name);
-    this.savedLedgers = (saved ?? []).map((t) => t.buffer.ledger);
+    this.savedSources = save;
+    this.saved = untracked(() => save.map((t) => (t === placeholder ? t : t.detach())));
+    this.savedLedgers = save.map((t) => t.buffer.ledger);
     this.savedVersions = this.savedLedgers.map((l) => l.version);
+  }
+
+  /** The tensor saved in slot k as the forward saw it (its storage may since have been re-pointed). */
+  savedSource(k: number): Tensor {
+    return this.savedSources[k];
+  }
+
+  /**
+   * What a backward that is itself recorded (createGraph) reads: the saved tensors themselves, not
+   * their aliases, so that the recorded backward connects to their graphs and leaves (an alias is
+   * a detached leaf). They must still be alive.
+   */
+  savedForGraph(op: string): Tensor[] {
+    this.savedSources.forEach((t, k) => {
+      if (t.isDisposed) {
+        throw new AutogradError(
+          op,
+          `createGraph needs the tensors saved by '${this.op}', but saved tensor ${k} (${t}) was disposed (by dispose() or ` +
+            'at the end of its tidy scope); run the higher-order backward inside the scope that made them, or keep() them',
+        );
+      }
+    });
+    return [...this.savedSources];
   }
 
   /** Shape and dtype of each input, so the engine can check and cast what a backward returns. */
@@ -73,8 +110,10 @@ export class Node {
     if (this.saved) {
       unsaveOnCollect.unregister(this);
       for (const ledger of this.savedLedgers) memoryTracker.onUnsave(ledger);
+      for (const alias of this.saved) if (alias !== placeholder) alias.dispose();
     }
     this.saved = null;
+    this.savedSources = [];
     this.backwardFn = null;
     this.released = true;
   }
@@ -87,7 +126,7 @@ let placeholder: Tensor | null = null;
  * y needs a gradient), so that backward functions keep their positional `saved` signature.
  */
 export function notSaved(): Tensor {
-  placeholder ??= new Tensor(kernels().zeros('float32', 0), [0]);
+  placeholder ??= untracked(() => new Tensor(kernels().zeros('float32', 0), [0]));
   return placeholder;
 }
 
@@ -114,6 +153,7 @@ export function record(
   const node = new Node(op, inputs, needs, save, backward);
   if (save.length > 0) unsaveOnCollect.register(node, [...node.savedLedgers], node);
   output.gradFn = node;
+  trackNode(node);
   if (profiling()) {
     const seen = new Set<unknown>();
     let savedBytes = 0;

@@ -3,8 +3,8 @@
  * counted (launches per kernel, matmul FLOPs) so that autograd.profile can report the work a
  * backward did. The counting wrapper is built once per backend, not per call.
  */
-import { KERNEL_NAMES, type Backend, type BackendInfo, type MatmulShape, type View } from './backend';
-import { ValueError } from '../errors';
+import { KERNEL_NAMES, type Backend, type BackendBuffer, type BackendInfo, type MatmulShape, type View } from './backend';
+import { BackendError, DisposedError, ValueError, fmtShape } from '../errors';
 
 export interface KernelCounters {
   /** Kernel launches by kernel name since the process started. */
@@ -15,11 +15,52 @@ export interface KernelCounters {
 
 export const kernelCounters: KernelCounters = { launches: {}, matmulFlops: 0 };
 
+/** The op a kernel call serves, for error messages: the elementwise kernels name it in their first argument. */
+function opName(kernel: string, args: readonly unknown[]): string {
+  return (kernel === 'unary' || kernel === 'binary') && typeof args[0] === 'string' ? args[0] : kernel;
+}
+
+/** The buffer behind a kernel argument (a view or a buffer), or null for other arguments. */
+function bufferOf(arg: unknown): BackendBuffer | null {
+  if (typeof arg !== 'object' || arg === null) return null;
+  if ('ledger' in arg) return arg as BackendBuffer;
+  if ('buffer' in arg && 'strides' in arg) return (arg as View).buffer;
+  return null;
+}
+
+/**
+ * Refuses, with a typed error, an operand whose storage was released (a disposed tensor, or one
+ * disposed by the end of its tidy scope) or that lives on another backend (a gpu tensor after
+ * setBackend('cpu')): the kernels themselves would fail deep inside with an untyped error.
+ */
+function checkOperands(backend: Backend, kernel: string, args: readonly unknown[]): void {
+  for (const arg of args) {
+    const buf = bufferOf(arg);
+    if (buf === null) continue;
+    const shape = 'shape' in (arg as object) ? ` of shape ${fmtShape((arg as View).shape)}` : ` of ${buf.length} elements`;
+    if (buf.released || (arg as { isDisposed?: boolean }).isDisposed === true) {
+      throw new DisposedError(
+        opName(kernel, args),
+        `an operand${shape} (${buf.dtype}) was disposed (by dispose() or at the end of the tidy scope that created it) before this call; ` +
+          'use tensors only while they are alive: keep() one that must outlive its scope, or compute with it before disposing it',
+      );
+    }
+    if (buf.backend !== backend.name) {
+      throw new BackendError(
+        opName(kernel, args),
+        `an operand${shape} lives on backend '${buf.backend}' but the active backend is '${backend.name}'; ` +
+          `compute it on '${buf.backend}' (setBackend('${buf.backend}')) or recreate it on '${backend.name}' (tensor(t.toArray()))`,
+      );
+    }
+  }
+}
+
 function counted(backend: Backend): Backend {
   const wrapper = Object.create(backend) as Record<string, unknown>;
   for (const key of KERNEL_NAMES) {
     const method = backend[key] as (...args: unknown[]) => unknown;
     wrapper[key] = (...args: unknown[]) => {
+      checkOperands(backend, key, args);
       kernelCounters.launches[key] = (kernelCounters.launches[key] ?? 0) + 1;
       // in-place writes make saved copies of the destination stale: bump its version
       if (key === 'assign' || key === 'adamUpdate') (args[0] as View).buffer.ledger.version++;

@@ -10,6 +10,7 @@ import { BlockgradError, ValueError, fmtShape } from '../errors';
 import { isFloating, type DType } from '../tensor/dtype';
 import { sameShape } from '../tensor/shape';
 import { Tensor } from '../tensor/tensor';
+import { keep } from '../tensor/scope';
 import { noGrad } from '../autograd/grad-mode';
 import { cast } from '../autograd/ops/elementwise';
 import { copy_ } from '../autograd/ops/inplace';
@@ -67,6 +68,7 @@ export class Module {
     if (tensor !== null && !(tensor instanceof Tensor)) {
       throw new ValueError('registerBuffer', `'${name}' must be a Tensor or null, got ${typeof tensor}`);
     }
+    if (tensor) keep(tensor); // module state outlives the tidy scope it was made in
     this.buffers.set(name, { tensor, persistent: options.persistent ?? true });
     return tensor;
   }

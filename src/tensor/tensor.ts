@@ -1,7 +1,9 @@
 /**
  * Tensor: a strided view (shape, strides, offset) on a backend buffer, plus the autograd
  * fields (requiresGrad, grad, gradFn, hooks). Views share their base's buffer; the buffer is
- * released when the last tensor holding it is disposed or garbage collected.
+ * released when the last tensor holding it is disposed: by dispose(), by the end of the tidy
+ * scope it was created in (tensor/scope.ts), or, for a tensor created outside any scope and
+ * never disposed, by the garbage collector's finalizer.
  *
  * The math methods (add, matmul, sum, ...) are installed on the prototype by
  * src/autograd/methods.ts, so that this file does not depend on the ops above it.
@@ -15,6 +17,7 @@ import { isFloating, type DType } from './dtype';
 import { bitsToFloat16Array } from './float16';
 import { contiguousStrides, isContiguous, normalizeDim, numel, type Shape } from './shape';
 import type { Node } from '../autograd/node';
+import { keep, trackTensor } from './scope';
 
 /** A gradient hook: may return a replacement gradient. */
 export type GradHook = (grad: Tensor) => Tensor | void;
@@ -40,8 +43,9 @@ export class Tensor implements View {
   readonly strides: readonly number[];
   readonly offset: number;
 
-  /** Accumulated gradient (leaves, and non-leaves that called retainGrad()). */
-  grad: Tensor | null = null;
+  private gradient: Tensor | null = null;
+  /** @internal Set by keep(): no tidy scope disposes this tensor. */
+  kept = false;
   /** The graph node that produced this tensor; null for leaves. */
   gradFn: Node | null = null;
   /** Optional name (nn sets the dotted parameter name); shown in profiles and errors. */
@@ -59,6 +63,19 @@ export class Tensor implements View {
     this.offset = offset;
     buffer.refs++;
     finalizer.register(this, buffer.ledger, this);
+    trackTensor(this);
+  }
+
+  /**
+   * Accumulated gradient (leaves, and non-leaves that called retainGrad()). A gradient belongs
+   * to its tensor, so assigning one keeps it out of every tidy scope (see keep()).
+   */
+  get grad(): Tensor | null {
+    return this.gradient;
+  }
+  set grad(g: Tensor | null) {
+    if (g !== null) keep(g);
+    this.gradient = g;
   }
 
   get dtype(): DType {
@@ -244,8 +261,14 @@ export class Tensor implements View {
     return this.disposed;
   }
 
-  /** Moves this tensor's storage to a memory category (weights, grads, optimizer, ...). */
+  /**
+   * Moves this tensor's storage to a memory category (weights, grads, optimizer, ...). The
+   * categories of owned state (weights, grads, optimizer, master) also keep() the tensor: what is
+   * tagged as a model's or an optimizer's state outlives the tidy scope it was created in, and its
+   * owner disposes it.
+   */
   tagMemory(category: MemoryCategory): this {
+    if (category !== 'other' && category !== 'activations') keep(this);
     const from = this.buffer.category;
     if (from !== category && !this.buffer.released) {
       this.buffer.category = category;
