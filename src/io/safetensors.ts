@@ -50,7 +50,9 @@
  * SafetensorsError that says to pass the bytes instead. `loadSafetensorsFile` and
  * `saveSafetensorsFile` are the asynchronous forms; saving writes a temporary file in the same
  * folder, flushes it and renames it over the target, so a failed save leaves no half-written
- * file (and leaves an existing file at that path untouched).
+ * file (and leaves an existing file at that path untouched). A save killed midway (the process
+ * gone, so nothing could clean up) leaves its temporary file; the next save to the same path
+ * removes it.
  */
 import type * as NodeFs from 'node:fs';
 import { ValueError, fmtShape } from '../errors';
@@ -572,11 +574,51 @@ function serialize(
   return out;
 }
 
+/** Temporary files this process is writing now (a concurrent save to the same path keeps them). */
+const writing = new Set<string>();
+
+/** Whether process `pid` exists (EPERM: it does, but is not ours to signal). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes what saves to `path` killed midway left: the temporary files `<path>.<pid>.<tag>.tmp`
+ * whose process is gone (or is this one, but no save of ours is writing them). Best effort: a file
+ * that cannot be listed or removed is left for a later save.
+ */
+async function removeStaleTemps(fs: FsModule['promises'], path: string): Promise<void> {
+  const cut = Math.max(path.lastIndexOf('/'), process.platform === 'win32' ? path.lastIndexOf('\\') : -1);
+  const folder = path.slice(0, cut + 1); // with its separator, '' for the current folder
+  const name = path.slice(cut + 1);
+  let entries: string[];
+  try {
+    entries = await fs.readdir(folder === '' ? '.' : folder);
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    if (!entry.startsWith(`${name}.`)) continue;
+    const tag = /^(\d+)\.[0-9a-z]+\.tmp$/.exec(entry.slice(name.length + 1));
+    if (!tag) continue;
+    const pid = Number(tag[1]);
+    const file = folder + entry;
+    if (pid === process.pid ? writing.has(file) : processAlive(pid)) continue;
+    await fs.rm(file, { force: true }).catch(() => undefined);
+  }
+}
+
 /**
  * Saves tensors to a safetensors file (Node.js only). The bytes are built and validated first;
  * then they are written to a temporary file beside `path`, flushed, and renamed over `path`, so
  * a failure at any point leaves no partial file (and an existing file at `path` unchanged).
- * Errors from the file system (missing folder, permissions) are Node's own.
+ * Temporary files that earlier saves to `path` left when their process was killed are removed
+ * first. Errors from the file system (missing folder, permissions) are Node's own.
  */
 export async function saveSafetensorsFile(
   path: string,
@@ -588,7 +630,9 @@ export async function saveSafetensorsFile(
   if (typeof path !== 'string' || path === '') throw new SafetensorsError(op, `expected a file path string, got ${describe(path)}`);
   const bytes = serialize(op, tensors, metadata, options);
   const fs = nodeFs(op).promises;
+  await removeStaleTemps(fs, path);
   const tmp = `${path}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`;
+  writing.add(tmp);
   try {
     const handle = await fs.open(tmp, 'wx');
     try {
@@ -601,5 +645,7 @@ export async function saveSafetensorsFile(
   } catch (err) {
     await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw err;
+  } finally {
+    writing.delete(tmp);
   }
 }

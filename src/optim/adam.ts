@@ -18,6 +18,7 @@ import { ValueError, fmtShape } from '../errors';
 import { Tensor } from '../tensor/tensor';
 import { backendByName } from '../kernels/registry';
 import { Optimizer, withDefaults, zeroState, type ParamGroup, type ParamState, type ParamsInput, type StateKind } from './optimizer';
+import { stateValueProblem } from './util';
 
 export interface AdamOptions {
   lr: number;
@@ -69,6 +70,19 @@ export class Adam extends Optimizer<AdamOptions> {
 
   protected stateSpec(): Record<string, StateKind> {
     return { step: 'count', exp_avg: 'tensor', exp_avg_sq: 'tensor', max_exp_avg_sq: 'tensor' };
+  }
+
+  /**
+   * Moments a run can have: exp_avg finite, exp_avg_sq and max_exp_avg_sq finite and >= 0. A
+   * negative second moment would make the next step's sqrt NaN, and the weights with it.
+   */
+  protected override stateValueProblems(state: ParamState, where: string): string[] {
+    const problems: (string | null)[] = [];
+    for (const [key, nonNegative] of [['exp_avg', false], ['exp_avg_sq', true], ['max_exp_avg_sq', true]] as const) {
+      const t = state[key];
+      if (t instanceof Tensor) problems.push(stateValueProblem(`${where}.${key}`, t, nonNegative));
+    }
+    return problems.filter((p): p is string => p !== null);
   }
 
   protected requiredStateKeys(group: AdamOptions): string[] {

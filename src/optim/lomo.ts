@@ -58,6 +58,7 @@ import { sum } from '../autograd/ops/reduce';
 import { copy_ } from '../autograd/ops/inplace';
 import { stateDtype } from './optimizer';
 import { Temporaries, namedParameterList } from './util';
+import { checkClaims, claimParameters } from './ownership';
 
 export interface LOMOOptions {
   /** Learning rate (finite, >= 0). */
@@ -135,6 +136,9 @@ export class LOMO {
       this.index.set(p, i);
       this.removers.push(p.registerPostAccumulateGradHook((param) => this.hook(param)));
     });
+    // LOMO frees the gradients inside backward: an older BlockOptimizer on these parameters would
+    // get none, and one built later would flip their requiresGrad under the hooks (ownership.ts)
+    claimParameters(this, 'LOMO', this.params, names ? trainable.map(([, n]) => n as string) : null);
   }
 
   /** The learning rate (of the one parameter group). */
@@ -161,6 +165,7 @@ export class LOMO {
   fusedBackward(loss: Tensor, options: { retainGraph?: boolean } = {}): void {
     const op = 'LOMO.fusedBackward';
     if (this.disposed) throw new ValueError(op, 'this LOMO was disposed (its hooks are removed); build a new one');
+    checkClaims(op, this, 'LOMO');
     if (!(loss instanceof Tensor)) throw new ValueError(op, `loss must be a Tensor, got ${loss === null ? 'null' : typeof loss}`);
     if (!loss.requiresGrad) throw new AutogradError(op, `the loss (${loss}) does not require grad: no trainable parameter contributed to it`);
     if (this.phase !== 'idle') throw new AutogradError(op, 'fusedBackward is already running (called from inside a hook?)');

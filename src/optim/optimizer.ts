@@ -47,6 +47,12 @@ import { enableGrad, noGrad } from '../autograd/grad-mode';
 import { copy_ } from '../autograd/ops/inplace';
 import { describe, gradProblem } from './util';
 
+/**
+ * Whether `obj` has `key` as its own property. `key in obj` would also find Object.prototype's
+ * names (`toString`, `constructor`), so an option called `toString` would pass as known.
+ */
+const hasOwn = (obj: object, key: string): boolean => Object.prototype.hasOwnProperty.call(obj, key);
+
 /** A value in a parameter's optimizer state: a tensor (moment, buffer) or a number (step). */
 export type StateValue = Tensor | number;
 /** One parameter's optimizer state, e.g. `{ step: 3, exp_avg: Tensor, exp_avg_sq: Tensor }`. */
@@ -180,7 +186,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     }
     const items = Array.from(params as Iterable<unknown>);
     if (items.length === 0) throw new ValueError(op, 'got an empty parameter list');
-    const isGroup = (x: unknown) => isPlainObject(x) && 'params' in x;
+    const isGroup = (x: unknown) => isPlainObject(x) && hasOwn(x, 'params');
     if (items.every(isGroup)) {
       for (const g of items) this.addParamGroup(g as ParamGroupInput<H>);
     } else if (items.some(isGroup)) {
@@ -198,6 +204,14 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   protected abstract stateSpec(): Record<string, StateKind>;
   /** The keys a non-empty state record must have under `group`'s hyperparameters. */
   protected abstract requiredStateKeys(group: H): string[];
+  /**
+   * Problems with the values in a loaded state record whose keys and shapes are fine (read on the
+   * host, by loadStateDict only, never at a step): Adam's second moment must be finite and >= 0,
+   * or the next step writes NaN into the weights. None by default.
+   */
+  protected stateValueProblems(state: ParamState, where: string): string[] {
+    return [];
+  }
   /** Fresh state for a tensor shaped like `target` (see the file comment). */
   abstract initState(target: Tensor, group: ParamGroup<H>): ParamState;
   /** The update itself; runs under noGrad with validated arguments. */
@@ -208,7 +222,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   /** Adds a group `{ params, ...overrides }`; missing hyperparameters come from the defaults. */
   addParamGroup(input: ParamGroupInput<H>): void {
     const op = `${this.constructor.name}.addParamGroup`;
-    if (!isPlainObject(input) || !('params' in input)) throw new ValueError(op, `a group must be an object with params, got ${describe(input)}`);
+    if (!isPlainObject(input) || !hasOwn(input, 'params')) throw new ValueError(op, `a group must be an object with params, got ${describe(input)}`);
     const raw = input.params as unknown;
     if (raw instanceof Tensor) throw new ValueError(op, 'group params must be a list of tensors, got a single Tensor: wrap it in [ ]');
     if (raw === null || typeof raw !== 'object' || typeof (raw as Iterable<unknown>)[Symbol.iterator] !== 'function') {
@@ -245,7 +259,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
       if (k === 'params') continue;
       if (k === 'name') {
         if (typeof v !== 'string') throw new ValueError(op, `group name must be a string, got ${describe(v)}`);
-      } else if (!(k in defaults)) {
+      } else if (!hasOwn(defaults, k)) {
         throw new ValueError(op, `unknown hyperparameter '${k}' for ${this.constructor.name}; known: ${Object.keys(defaults).join(', ')}`);
       } else {
         const problem = hyperProblem(k, v, defaults[k]);
@@ -380,7 +394,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     const spec = this.stateSpec();
     const out: string[] = [];
     for (const [k, v] of Object.entries(state)) {
-      const kind = spec[k];
+      const kind = hasOwn(spec, k) ? spec[k] : undefined;
       if (kind === undefined) out.push(`${where} has unknown key '${k}' (known: ${Object.keys(spec).join(', ') || 'none'})`);
       else if (kind === 'count') {
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) out.push(`${where}.${k} must be an integer >= 0, got ${describe(v)}`);
@@ -392,7 +406,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
       }
     }
     if (Object.keys(state).length > 0) {
-      for (const k of this.requiredStateKeys(group)) if (!(k in state)) out.push(`${where} lacks '${k}'`);
+      for (const k of this.requiredStateKeys(group)) if (!hasOwn(state, k)) out.push(`${where} lacks '${k}'`);
     }
     return out;
   }
@@ -477,7 +491,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
           }
         } else if (k === 'name') {
           if (typeof v !== 'string') problems.push(`group ${gi} name must be a string, got ${describe(v)}`);
-        } else if (!(k in defaults)) {
+        } else if (!hasOwn(defaults, k)) {
           problems.push(`group ${gi} has unknown hyperparameter '${k}' (known: ${Object.keys(defaults).join(', ')})`);
         } else {
           const problem = hyperProblem(k, v, defaults[k]);
@@ -485,7 +499,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
           else hyper[k] = v;
         }
       }
-      for (const k of Object.keys(defaults)) if (!(k in saved)) problems.push(`group ${gi} lacks hyperparameter '${k}'`);
+      for (const k of Object.keys(defaults)) if (!hasOwn(saved, k)) problems.push(`group ${gi} lacks hyperparameter '${k}'`);
       const problem = this.validateHyper(hyper as unknown as H);
       if (problem) problems.push(`group ${gi}: ${problem}`);
     });
@@ -495,7 +509,9 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
         problems.push(`state ${id} belongs to no parameter of the saved groups`);
         continue;
       }
-      problems.push(...this.stateProblems(entry, target.param, merged[target.group] as unknown as H, `state[${id}]`));
+      const structural = this.stateProblems(entry, target.param, merged[target.group] as unknown as H, `state[${id}]`);
+      problems.push(...structural);
+      if (structural.length === 0) problems.push(...this.stateValueProblems(entry as ParamState, `state[${id}]`));
     }
     if (problems.length > 0) throw new ValueError(op, `${problems.join('; ')}. Nothing was loaded`);
 
@@ -528,7 +544,7 @@ export function withDefaults<H extends Hyperparameters>(op: string, base: H, opt
   if (!isPlainObject(options)) throw new ValueError(op, `options must be an object, got ${describe(options)}`);
   for (const [k, v] of Object.entries(options)) {
     if (v === undefined) continue;
-    if (!(k in base)) throw new ValueError(op, `unknown option '${k}'; known: ${Object.keys(base).join(', ')}`);
+    if (!hasOwn(base, k)) throw new ValueError(op, `unknown option '${k}'; known: ${Object.keys(base).join(', ')}`);
     const problem = hyperProblem(k, v, (base as Record<string, unknown>)[k]);
     if (problem) throw new ValueError(op, problem);
     out[k] = copyValue(v);

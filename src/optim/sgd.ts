@@ -16,7 +16,7 @@
 import { Tensor } from '../tensor/tensor';
 import { add, cast, mul, neg, sub } from '../autograd/ops/elementwise';
 import { copy_ } from '../autograd/ops/inplace';
-import { Temporaries } from './util';
+import { Temporaries, stateValueProblem } from './util';
 import { cloneOnto, Optimizer, stateDtype, withDefaults, type ParamGroup, type ParamState, type ParamsInput, type StateKind } from './optimizer';
 
 export interface SGDOptions {
@@ -55,6 +55,13 @@ export class SGD extends Optimizer<SGDOptions> {
 
   protected stateSpec(): Record<string, StateKind> {
     return { momentum_buffer: 'tensor' };
+  }
+
+  /** A momentum buffer is a running sum of gradients: finite in any run that has not diverged. */
+  protected override stateValueProblems(state: ParamState, where: string): string[] {
+    const buf = state.momentum_buffer;
+    const problem = buf instanceof Tensor ? stateValueProblem(`${where}.momentum_buffer`, buf, false) : null;
+    return problem ? [problem] : [];
   }
 
   /** A missing buffer is (re)initialised from the gradient at the next step, as in PyTorch. */

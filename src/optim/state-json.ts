@@ -6,14 +6,25 @@
  * exactly, and `stateFromJSON` rebuilds the tensors. A number outside a tensor that JSON cannot
  * hold is written `{ "$number": 'NaN' | 'Infinity' | '-Infinity' | '-0' }`. Float values
  * round-trip bit for bit (JSON numbers print as the shortest exact decimal; NaN payloads aside).
+ *
+ * Keys are copied as own data properties, never assigned: `out["__proto__"] = x` would set the
+ * object's prototype instead (JSON.parse itself makes "__proto__" an ordinary key), and a state
+ * dict could then answer for keys it does not have. int32 tensors refuse values int32 cannot
+ * hold (3e9, NaN), which a typed array would wrap or zero without a word.
  */
 import { ValueError } from '../errors';
 import { Tensor } from '../tensor/tensor';
 import { isDType } from '../tensor/dtype';
+import { checkInt32Values } from '../tensor/int32';
 import { numel } from '../tensor/shape';
 import { backendByName, kernels } from '../kernels/registry';
 
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+
+/** Defines `key` as an own enumerable data property (safe for "__proto__"). */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
 
 /** A number as JSON keeps it: itself, or a string for NaN, ±Infinity and -0 (JSON prints -0 as 0). */
 const encodeNumber = (x: number): number | string => (Object.is(x, -0) ? '-0' : Number.isFinite(x) ? x : String(x));
@@ -41,7 +52,7 @@ export function stateToJSON(value: unknown): JSONValue {
   if (Array.isArray(value)) return value.map(stateToJSON);
   if (typeof value === 'object') {
     const out: { [key: string]: JSONValue } = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = stateToJSON(v);
+    for (const [k, v] of Object.entries(value)) if (v !== undefined) setOwn(out, k, stateToJSON(v));
     return out;
   }
   throw new ValueError('stateToJSON', `cannot serialise a ${typeof value}`);
@@ -68,9 +79,10 @@ function fromJSON(json: unknown, where: string): unknown {
       throw new ValueError('stateFromJSON', `${where || 'the value'}: shape [${shape.join(',')}] does not match ${t.data.length} values`);
     }
     const values = (t.data as unknown[]).map((x, i) => decodeNumber(x, `${where}.data[${i}]`));
+    if (t.dtype === 'int32') checkInt32Values('stateFromJSON', values, shape, `the int32 $tensor at ${where || 'the top level'}`);
     return new Tensor(kernels().upload(t.dtype, values), shape);
   }
   const out: Record<string, unknown> = {};
-  for (const k of keys) out[k] = fromJSON(obj[k], where ? `${where}.${k}` : k);
+  for (const k of keys) setOwn(out, k, fromJSON(obj[k], where ? `${where}.${k}` : k));
   return out;
 }

@@ -8,6 +8,7 @@ import { Tensor } from '../tensor/tensor';
 import { scalarTensor } from '../tensor/creation';
 import { isFloating, type DType } from '../tensor/dtype';
 import { sameShape } from '../tensor/shape';
+import { backendByName } from '../kernels/registry';
 
 /** A short description of a value for an error message: `null`, `'text'`, `3`, `an array of length 2`, ... */
 export function describe(x: unknown): string {
@@ -30,6 +31,23 @@ export function gradProblem(p: Tensor, g: unknown, label = p.name ? `'${p.name}'
   if (!isFloating(p.dtype) || !isFloating(g.dtype)) return `parameter ${label} (${p.dtype}) and its gradient (${g.dtype}) must be floating`;
   if (!sameShape(p.shape, g.shape)) return `the gradient of parameter ${label} has shape ${fmtShape(g.shape)}, expected ${fmtShape(p.shape)}`;
   if (p.backend !== g.backend) return `parameter ${label} is on ${p.backend} but its gradient is on ${g.backend}`;
+  return null;
+}
+
+/**
+ * The first value of a loaded state tensor that a healthy run cannot have, as a problem naming
+ * `where`, the value and its index (null when all are fine): every value finite, and with
+ * `nonNegative` also >= 0 (second moments are averages of squares). Reads `t` on the host, so
+ * loadStateDict calls it, never a step.
+ */
+export function stateValueProblem(where: string, t: Tensor, nonNegative: boolean): string | null {
+  const values = backendByName(t.backend).read(t);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (Number.isFinite(v) && (!nonNegative || v >= 0)) continue;
+    const rule = nonNegative ? 'finite and >= 0 (an average of squared gradients)' : 'finite';
+    return `${where} holds ${v} at flat index ${i}, but every value must be ${rule}: the next step would write NaN into the weights; the state dict is corrupt`;
+  }
   return null;
 }
 

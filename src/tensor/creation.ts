@@ -5,7 +5,8 @@ import { ValueError, fmtShape } from '../errors';
 import { DEFAULT_DTYPE, isDType, type DType } from './dtype';
 import { float16ArrayToBits } from './float16';
 import { defaultGenerator, type Generator } from './random';
-import { checkShape, numel, type Shape } from './shape';
+import { checkInt32Scalar, checkInt32Values, checkCastToInt32 } from './int32';
+import { checkNumel, checkShape, numel, type Shape } from './shape';
 import { Tensor, type NestedArray } from './tensor';
 
 export interface CreateOptions {
@@ -62,11 +63,13 @@ export function tensor(data: TensorData, options: CreateOptions = {}): Tensor {
   const k = kernels();
   if (data instanceof Tensor) {
     const dtype = resolveDType('tensor', options.dtype, data.dtype);
+    if (dtype === 'int32') checkCastToInt32('tensor', data);
     return finish(new Tensor(k.copy(data, dtype), data.shape), options);
   }
   if (isFloat16Array(data)) {
     const dtype = resolveDType('tensor', options.dtype, 'float16');
     const bits = float16ArrayToBits(data as Float16Array);
+    if (dtype === 'int32') checkInt32Values('tensor', data as unknown as ArrayLike<number>);
     const buf = dtype === 'float16' ? k.uploadFloat16Bits(bits) : k.upload(dtype, data as unknown as ArrayLike<number>);
     return finish(new Tensor(buf, [bits.length]), options);
   }
@@ -81,23 +84,33 @@ export function tensor(data: TensorData, options: CreateOptions = {}): Tensor {
     const arr = data as Float64Array | Float32Array | Int32Array;
     const inferred: DType = arr instanceof Float64Array ? 'float64' : arr instanceof Int32Array ? 'int32' : 'float32';
     const dtype = resolveDType('tensor', options.dtype, inferred);
+    if (dtype === 'int32') checkInt32Values('tensor', arr);
     return finish(new Tensor(k.upload(dtype, arr), [arr.length]), options);
   }
   const dtype = resolveDType('tensor', options.dtype);
-  if (typeof data === 'number') return finish(new Tensor(k.upload(dtype, [data]), []), options);
+  if (typeof data === 'number') {
+    if (dtype === 'int32') checkInt32Scalar('tensor', data);
+    return finish(new Tensor(k.upload(dtype, [data]), []), options);
+  }
   if (!Array.isArray(data)) throw new ValueError('tensor', `cannot make a tensor from ${typeof data}`);
   const { values, shape } = flattenNested('tensor', data);
+  if (dtype === 'int32') checkInt32Values('tensor', values, shape);
   return finish(new Tensor(k.upload(dtype, values), shape), options);
 }
 
-/** A 0-d tensor holding one number (used for the scalar operand of binary ops). */
-export function scalarTensor(value: number, dtype: DType): Tensor {
+/**
+ * A 0-d tensor holding one number (used for the scalar operand of binary ops); `op` names the
+ * op in the error when an int32 tensor cannot hold the number.
+ */
+export function scalarTensor(value: number, dtype: DType, op = 'scalarTensor'): Tensor {
+  if (dtype === 'int32') checkInt32Scalar(op, value);
   return new Tensor(kernels().upload(dtype, [value]), []);
 }
 
 export function full(shape: Shape, value: number, options: CreateOptions = {}): Tensor {
   const s = checkShape('full', shape);
   const dtype = resolveDType('full', options.dtype);
+  if (dtype === 'int32') checkInt32Scalar('full', value, 'the fill value');
   return finish(new Tensor(kernels().full(dtype, numel(s), value), s), options);
 }
 
@@ -143,8 +156,14 @@ export function arange(a: number, b?: number | CreateOptions, c?: number | Creat
   if (step === 0 || !Number.isFinite(step)) throw new ValueError('arange', `step must be finite and non-zero, got ${step}`);
   if (!Number.isFinite(start) || !Number.isFinite(end)) throw new ValueError('arange', `start and end must be finite, got ${start}, ${end}`);
   const n = Math.max(0, Math.ceil((end - start) / step));
+  checkNumel('arange', [n]);
   const allInts = [start, end, step].every(Number.isInteger);
   const dtype = resolveDType('arange', options.dtype, allInts ? 'int32' : DEFAULT_DTYPE);
+  if (dtype === 'int32' && n > 0) {
+    // the values run monotonically from the first to the last: checking both checks them all
+    checkInt32Scalar('arange', start, 'index 0 (start)');
+    checkInt32Scalar('arange', start + (n - 1) * step, `index ${n - 1} (the last value)`);
+  }
   const values = Array.from({ length: n }, (_, i) => start + i * step);
   return finish(new Tensor(kernels().upload(dtype, values), [n]), options);
 }
@@ -152,7 +171,12 @@ export function arange(a: number, b?: number | CreateOptions, c?: number | Creat
 /** `steps` evenly spaced values from start to end inclusive. */
 export function linspace(start: number, end: number, steps: number, options: CreateOptions = {}): Tensor {
   if (!Number.isInteger(steps) || steps < 0) throw new ValueError('linspace', `steps must be a non-negative integer, got ${steps}`);
+  checkNumel('linspace', [steps]);
   const dtype = resolveDType('linspace', options.dtype);
+  if (dtype === 'int32' && steps > 0) {
+    checkInt32Scalar('linspace', start, 'index 0 (start)');
+    checkInt32Scalar('linspace', end, `index ${steps - 1} (end)`);
+  }
   const step = steps > 1 ? (end - start) / (steps - 1) : 0;
   // Fill from both ends, as PyTorch does, so the last value is exactly `end`.
   const half = Math.floor(steps / 2);
@@ -193,6 +217,11 @@ export function randn(shape: Shape, options: RandomOptions = {}): Tensor {
 export function randint(low: number, high: number, shape: Shape, options: RandomOptions = {}): Tensor {
   if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) {
     throw new ValueError('randint', `expected integers low < high, got low=${low}, high=${high}`);
+  }
+  if (resolveDType('randint', options.dtype, 'int32') === 'int32') {
+    // values run from low to high - 1 (PyTorch checks the same two bounds)
+    checkInt32Scalar('randint', low, 'low');
+    checkInt32Scalar('randint', high - 1, 'high - 1');
   }
   return randomTensor('randint', shape, options, (g) => g.randint(low, high), 'int32');
 }

@@ -1,5 +1,6 @@
 /** The public memory API: live and peak bytes by category, over every backend. */
-import { memoryTracker, type MemoryCategory, type MemoryStats } from '../kernels/memory';
+import { memoryTracker, MEMORY_CATEGORIES, type MemoryCategory, type MemoryStats } from '../kernels/memory';
+import { ValueError } from '../errors';
 import type { Tensor } from './tensor';
 
 export const memory = {
@@ -24,8 +25,16 @@ export const memory = {
       await new Promise<void>((resolve) => setTimeout(resolve, 0));
     }
   },
-  /** Moves a tensor's storage to a category (weights, grads, optimizer, activations, other). */
+  /**
+   * Moves a tensor's storage to a category (weights, grads, optimizer, master, activations,
+   * other). An unknown name is refused: it would open a category of its own, which every byte
+   * count reads as NaN.
+   */
   tag(t: Tensor, category: MemoryCategory): Tensor {
+    if (!(MEMORY_CATEGORIES as readonly unknown[]).includes(category)) {
+      const got = typeof category === 'string' ? `'${category}'` : String(category);
+      throw new ValueError('memory.tag', `unknown memory category ${got}; the categories are ${MEMORY_CATEGORIES.map((c) => `'${c}'`).join(', ')}`);
+    }
     return t.tagMemory(category);
   },
 };

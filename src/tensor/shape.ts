@@ -34,13 +34,32 @@ export function sameShape(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-/** Checks that every entry is a non-negative integer; returns a mutable copy. */
+/**
+ * The most elements one tensor may hold: 2^32, the longest typed array V8 (Node.js, Chrome)
+ * allows. Past it, allocating throws a bare RangeError that names neither the op nor the shape;
+ * `checkNumel` refuses first. (A backend may allow less: backendInfo().maxElements.)
+ */
+export const MAX_NUMEL = 2 ** 32;
+
+/** Throws a ValueError naming the op, the shape and its element count when it exceeds MAX_NUMEL. */
+export function checkNumel(op: string, shape: Shape): void {
+  const n = numel(shape);
+  if (n > MAX_NUMEL) {
+    throw new ValueError(
+      op,
+      `shape ${fmtShape(shape)} has ${n} elements, over the limit of ${MAX_NUMEL} (2^32, the longest typed array this JavaScript engine allows); use a smaller shape or split the tensor`,
+    );
+  }
+}
+
+/** Checks that every entry is a non-negative integer and the size fits MAX_NUMEL; returns a mutable copy. */
 export function checkShape(op: string, shape: Shape): number[] {
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
       throw new ValueError(op, `invalid shape ${fmtShape(shape)}: sizes must be non-negative integers`);
     }
   }
+  checkNumel(op, shape);
   return [...shape];
 }
 
@@ -82,6 +101,7 @@ export function broadcastShapes(op: string, a: Shape, b: Shape): number[] {
     }
     out[i] = da === 1 ? db : da;
   }
+  checkNumel(op, out); // [1e5, 1] + [1, 1e5] would allocate 1e10 elements
   return out;
 }
 

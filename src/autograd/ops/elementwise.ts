@@ -10,6 +10,7 @@ import { floatingOf, isFloating, promoteTypes, promoteWithScalar, type DType } f
 import { broadcastShapes, broadcastStrides, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { scalarTensor, zeros } from '../../tensor/creation';
+import { checkCastToInt32 } from '../../tensor/int32';
 import { notSaved, record } from '../node';
 import { isGradEnabled } from '../grad-mode';
 import { sumTo } from './reduce';
@@ -39,7 +40,7 @@ export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Ten
   }
   // The number keeps at least float32 precision (as PyTorch's wrapped numbers do): as a float16
   // tensor, x_f16 / 1e5 would divide by infinity. The result still has the tensor's dtype.
-  const scalar = (v: number, dtype: DType) => scalarTensor(v, dtype === 'float16' ? 'float32' : dtype);
+  const scalar = (v: number, dtype: DType) => scalarTensor(v, dtype === 'float16' ? 'float32' : dtype, op);
   if (a instanceof Tensor) {
     const dtype = promoteWithScalar(a.dtype, b as number);
     return [a, scalar(b as number, dtype), dtype];
@@ -48,7 +49,7 @@ export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Ten
     const dtype = promoteWithScalar(b.dtype, a);
     return [scalar(a, dtype), b, dtype];
   }
-  return [scalarTensor(a, 'float32'), scalarTensor(b, 'float32'), 'float32'];
+  return [scalarTensor(a, 'float32', op), scalarTensor(b, 'float32', op), 'float32'];
 }
 
 function binaryKernel(op: BinaryOp, name: string, a: Tensor, b: Tensor, outDtype: DType): Tensor {
@@ -113,6 +114,14 @@ export function neg(a: Tensor): Tensor {
 /** x ** p for a number p, or elementwise x ** y for a tensor exponent (broadcasting). */
 export function pow(a: TensorLike, p: TensorLike): Tensor {
   if (a instanceof Tensor && typeof p === 'number') {
+    if (a.dtype === 'int32' && Number.isInteger(p) && p < 0) {
+      // 2 ** -1 is 0.5, which int32 would store as 0: PyTorch refuses, and so do we
+      throw new ValueError(
+        'pow',
+        `Integers to negative integer powers are not allowed: an int32 tensor of shape ${fmtShape(a.shape)} to the power ${p}; ` +
+          `cast it to a floating dtype first (.to('float32')), or use a non-integer exponent`,
+      );
+    }
     const out = unaryKernel('powScalar', a, promoteWithScalar(a.dtype, p), [p]);
     // d(xᵖ)/dx = p·xᵖ⁻¹; for p = 0 the gradient is 0 (as PyTorch), not 0·x⁻¹ = NaN at x = 0
     return record('pow', [a], out, [a], (g, [x]) => [p === 0 ? zeros(g.shape, { dtype: g.dtype }) : mul(g, mul(pow(x, p - 1), p))]);
@@ -188,7 +197,9 @@ export function sigmoid(a: Tensor): Tensor {
 
 export function relu(a: Tensor): Tensor {
   const out = unaryKernel('relu', a, a.dtype);
-  return record('relu', [a], out, [out], (g, [y]) => [mul(g, gt(y, 0))]); // 1 where x > 0, else 0
+  // the gradient passes where x > 0 and where x is NaN (relu keeps NaN, as PyTorch's threshold
+  // backward: it zeroes where x <= 0 only)
+  return record('relu', [a], out, [out], (g, [y]) => [where(le(y, 0), 0, g)]);
 }
 
 /** GELU, exact (x·Φ(x)) or with PyTorch's tanh approximation (`approximate: 'tanh'`). */
@@ -301,10 +312,15 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 
 // ------------------------------------------------------------------ dtype
 
-/** Casts to another dtype; the gradient is cast back. Casting to int32 truncates toward zero and is not differentiable. */
+/**
+ * Casts to another dtype; the gradient is cast back. Casting to int32 truncates toward zero and
+ * is not differentiable; a value int32 cannot hold (NaN, ±Infinity, beyond ±2^31) is a
+ * ValueError, where PyTorch's behaviour is undefined (see tensor/int32.ts).
+ */
 export function cast(a: Tensor, dtype: DType): Tensor {
   if (a.dtype === dtype) return a;
   const from = a.dtype;
+  if (dtype === 'int32') checkCastToInt32('to', a);
   const out = new Tensor(kernels().copy(a, dtype), a.shape);
   if (!isFloating(dtype)) return out;
   return record('cast', [a], out, [], (g) => [cast(g, from)]);

@@ -190,7 +190,7 @@ export function maskedFill(a: Tensor, mask: Tensor, value: number): Tensor {
     );
   }
   // where(mask, value, a): d/da = 1 where the mask is 0, else 0
-  return where(mask, scalarTensor(value, a.dtype), a);
+  return where(mask, scalarTensor(value, a.dtype, 'maskedFill'), a);
 }
 
 function triangle(op: 'tril' | 'triu', a: Tensor, diagonal: number): Tensor {

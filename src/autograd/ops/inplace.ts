@@ -8,6 +8,7 @@ import { AutogradError, ShapeError, ValueError, fmtShape } from '../../errors';
 import { broadcastShapes, sameShape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { scalarTensor } from '../../tensor/creation';
+import { checkCastToInt32 } from '../../tensor/int32';
 import { isGradEnabled } from '../grad-mode';
 import { broadcastView } from './elementwise';
 
@@ -32,11 +33,12 @@ export function copy_(dst: Tensor, src: Tensor | number): Tensor {
       `${dst} requires grad and cannot be modified in place while grad mode is on; run the update inside noGrad(() => ...)`,
     );
   }
-  const source = src instanceof Tensor ? src : scalarTensor(src, dst.dtype);
+  const source = src instanceof Tensor ? src : scalarTensor(src, dst.dtype, 'copy_');
   const shape = broadcastShapes('copy_', dst.shape, source.shape);
   if (!sameShape(shape, dst.shape)) {
     throw new ShapeError('copy_', `source of shape ${fmtShape(source.shape)} does not broadcast to the destination's shape ${fmtShape(dst.shape)}`);
   }
+  if (dst.dtype === 'int32') checkCastToInt32('copy_', source); // NaN or 3e9 written into int32 storage
   kernels().assign(dst, broadcastView(source, dst.shape));
   return dst;
 }

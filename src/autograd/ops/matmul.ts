@@ -13,7 +13,7 @@ import type { BackendBuffer, View } from '../../kernels/backend';
 import { kernels } from '../../kernels/registry';
 import { ShapeError, ValueError, fmtShape } from '../../errors';
 import { promoteTypes, type DType } from '../../tensor/dtype';
-import { contiguousStrides, numel, type Shape } from '../../tensor/shape';
+import { checkNumel, contiguousStrides, numel, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { record } from '../node';
 import { cast } from './elementwise';
@@ -189,6 +189,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const batch = broadcastBatch(a.shape, b.shape, batchA, batchB);
   const dtype = promoteTypes(a.dtype, b.dtype);
   const outShape = [...batch, ...(aVec ? [] : [m]), ...(bVec ? [] : [n])];
+  checkNumel('matmul', outShape); // [1e5, 1] @ [1, 1e5] would allocate 1e10 elements
   const out = new Tensor(launchMatmul(av, bv, batch, m, k, n, dtype), outShape);
 
   const aShape = a.shape;
@@ -290,6 +291,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   // Wᵀ as a [in, out] view: a contiguous weight is read with transB, no copy
   const wt: View = { buffer: weight.buffer, shape: [inF, outF], strides: [weight.strides[1], weight.strides[0]], offset: weight.offset };
   const outShape = [...x.shape.slice(0, -1), outF];
+  checkNumel('linear', outShape);
   const k = kernels();
   let out = new Tensor(launchMatmul(xv, wt, batch, m, inF, outF, mmDtype), outShape);
   if (b) {

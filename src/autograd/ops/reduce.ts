@@ -13,7 +13,7 @@ import { Tensor } from '../../tensor/tensor';
 
 import { noGrad } from '../grad-mode';
 import { record } from '../node';
-import { add, cast, div, eq, exp, log, mul, sub, where } from './elementwise';
+import { add, cast, div, eq, exp, log, mul, ne, sub, where } from './elementwise';
 import { expand, permute, reshape, squeeze, unsqueeze, withPacked } from './shape';
 import { scatterAddRaw } from './indexing';
 
@@ -136,13 +136,17 @@ function checkNonEmpty(op: string, a: Tensor, dims: number[]): void {
   }
 }
 
-/** Whole-tensor max/min: the gradient is shared evenly among tied extremes (as torch.max()). */
+/**
+ * Whole-tensor max/min: the gradient is shared evenly among tied extremes (as torch.max()). A NaN
+ * is the extreme, and NaN == NaN is false: the NaNs are the hits then (PyTorch's rule), else the
+ * share would be 0/0 everywhere.
+ */
 function extremeAll(op: 'max' | 'min', a: Tensor): Tensor {
   const dims = a.shape.map((_, i) => i);
   checkNonEmpty(op, a, dims);
   const out = reduceKernel(op, a, dims, false);
   return record(op, [a], out, [a, out], (g, [x, y]) => {
-    const hits = eq(x, y);
+    const hits = add(eq(x, y), mul(ne(x, x), ne(y, y))); // exclusive: with y NaN, eq is 0 everywhere
     return [div(mul(g, hits), sum(hits))];
   });
 }

@@ -70,7 +70,8 @@ export const UNARY: Record<UnaryOp, UnaryFn> = {
   cos: Math.cos,
   tanh: Math.tanh,
   sigmoid,
-  relu: (x) => (x > 0 ? x : 0),
+  // x <= 0 ? 0 : x, not x > 0 ? x : 0: NaN passes through (PyTorch keeps it, so a diverged model shows)
+  relu: (x) => (x <= 0 ? 0 : x),
   // gelu(x) = x·Φ(x);  d/dx = Φ(x) + x·φ(x)
   gelu: (x) => x * normalCdf(x),
   geluGrad: (x) => normalCdf(x) + x * INV_SQRT_2PI * Math.exp(-0.5 * x * x),
@@ -142,7 +143,7 @@ export function unaryRun(op: UnaryOp, x: Arr, ix: number, out: Arr, o: number, n
     case 'relu':
       for (let i = 0; i < n; i++) {
         const v = x[ix + i];
-        out[o + i] = v > 0 ? v : 0;
+        out[o + i] = v <= 0 ? 0 : v; // NaN passes through
       }
       return;
     // the activations: a direct call of one known function, which V8 inlines

@@ -27,7 +27,8 @@ export const UNARY_SOURCE: Record<UnaryOp, string> = {
   cos: 'Math.cos(v)',
   tanh: 'tanhSafe(v)',
   sigmoid: 'sigmoidSafe(v)',
-  relu: '(v > 0 ? v : 0)',
+  // NaN passes through, as on cpu and in PyTorch (written as a NaN test: see clamp)
+  relu: `(${isNaNExpr('v')} || v > 0 ? v : 0)`,
   // x·Φ(x) with Φ(x) = (1 + erf(x/√2)) / 2
   gelu: `0.5 * v * (1 + erfApprox(v * ${INV_SQRT_2}))`,
   // Φ(x) + x·φ(x)

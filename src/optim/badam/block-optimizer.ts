@@ -59,6 +59,10 @@
  * (a failing factory), nothing else has changed and the old block stays active (the next step
  * retries). `release()` frees the masters and the inner optimizer's state at once.
  *
+ * One model, one BlockOptimizer: a second one built on the same parameters (or a LOMO, or a
+ * BlockOptimizerRatio) supersedes this one, whose next step() then throws instead of silently
+ * updating nothing under the other's requiresGrad flags (ownership.ts).
+ *
  * State dict: the base optimizer's `{ state, paramGroups }` for the active block plus `badam`:
  * the partition, mode and K (checked on load), the active block, the block order of the current
  * epoch and the position in it, the step within the block, the global step, the block-epoch, the
@@ -76,7 +80,8 @@ import { enableGrad } from '../../autograd/grad-mode';
 import { Optimizer, clearGrads, type OptimizerStateDict, type ParamGroupInput, type SavedParamGroup, type ParamState } from '../optimizer';
 import { inferBlocks, resolveActiveModules, resolvePartition, type BlockInfo } from './partition';
 import { MasterWeights, stepOptions, type MasterStepOptions } from './master';
-import { describe, isNoDecayParameter, namedParameterList } from '../util';
+import { describe, isNoDecayParameter, namedParameterList, stateValueProblem } from '../util';
+import { checkClaims, claimParameters } from '../ownership';
 
 export type SwitchMode = 'ascending' | 'descending' | 'random' | 'fixed';
 export const SWITCH_MODES: readonly SwitchMode[] = ['ascending', 'descending', 'random', 'fixed'];
@@ -237,7 +242,7 @@ export class BlockOptimizer {
     if (!isObject(options as unknown)) throw new ValueError(op, `options must be an object, got ${describe(options)}`);
     for (const k of Object.keys(options)) {
       if ((OPTION_NAMES as string[]).includes(k)) continue;
-      const ours = REFERENCE_NAMES[k];
+      const ours = Object.prototype.hasOwnProperty.call(REFERENCE_NAMES, k) ? REFERENCE_NAMES[k] : undefined;
       throw new ValueError(op, ours ? `unknown option '${k}': blockgrad calls it '${ours}'` : `unknown option '${k}'; known: ${OPTION_NAMES.join(', ')}`);
     }
 
@@ -294,19 +299,29 @@ export class BlockOptimizer {
     this.base = this.factory ? this.build(this.paramsOf(this.order[0]).map(([, p]) => p)) : (base as Optimizer);
     const lr = this.base.paramGroups[0]?.lr ?? this.base.defaults.lr;
     this.paramGroups = [{ lr, params: [] }];
-
-    if (verbose > 0) {
-      const used = new Set([...this.partition.flatMap((b) => b.names), ...this.activeNames]);
-      const notHalf = this.named.filter(([n, p]) => used.has(n) && p.dtype !== 'float16');
-      if (notHalf.length > 0) {
-        console.warn(
-          `BlockOptimizer: ${notHalf.length} trainable parameters are not float16 (e.g. '${notHalf[0][0]}' is ${notHalf[0][1].dtype}): ` +
-            'they are updated in place without master copies, and BAdam saves no memory over Adam on them. ' +
-            "For the 2 + 16/D bytes per parameter, store the model in float16 (model.to('float16')).",
-        );
-      }
-    }
+    this.warnIfNotHalf();
     this.activate(this.order[0], { prebuilt: this.factory ? this.base : undefined });
+    // the flags are ours now: an older optimizer on these parameters is superseded (ownership.ts)
+    claimParameters(this, 'BlockOptimizer', this.named.map(([, p]) => p), this.named.map(([n]) => n));
+  }
+
+  /** The one-time warning that BAdam's memory saving assumes a float16 model (verbose >= 1). */
+  private warnIfNotHalf(): void {
+    if (this.verbose === 0) return;
+    const used = new Set([...this.partition.flatMap((b) => b.names), ...this.activeNames]);
+    const notHalf = this.named.filter(([n, p]) => used.has(n) && p.dtype !== 'float16');
+    if (notHalf.length > 0) {
+      console.warn(
+        `BlockOptimizer: ${notHalf.length} trainable parameters are not float16 (e.g. '${notHalf[0][0]}' is ${notHalf[0][1].dtype}): ` +
+          'they are updated in place without master copies, and BAdam saves no memory over Adam on them. ' +
+          "For the 2 + 16/D bytes per parameter, store the model in float16 (model.to('float16')).",
+      );
+    }
+  }
+
+  /** Throws if an optimizer built later took the model's parameters (its flags, not ours, hold now). */
+  private checkOwnership(op: string): void {
+    checkClaims(op, this, 'BlockOptimizer');
   }
 
   // ------------------------------------------------------------------ introspection
@@ -371,6 +386,7 @@ export class BlockOptimizer {
   step<L = unknown>(arg?: (() => L) | MasterStepOptions<L>): L | undefined {
     const op = 'BlockOptimizer.step';
     const options = stepOptions(op, arg);
+    this.checkOwnership(op); // superseded by a newer BlockOptimizer: an error, not a step that updates nothing
     const lr = this.paramGroups[0].lr;
     if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new ValueError(op, `paramGroups[0].lr is ${describe(lr)}; expected a finite lr >= 0`);
     const loss = options.closure ? enableGrad(options.closure) : undefined;
@@ -448,6 +464,7 @@ export class BlockOptimizer {
     const fail: (msg: string) => never = (msg) => {
       throw new ValueError(op, `${msg}. Nothing was loaded`);
     };
+    this.checkOwnership(op);
     if (!isObject(sd) || !isObject(sd.badam) || !isObject(sd.state) || !Array.isArray(sd.paramGroups)) {
       fail('expected { state, paramGroups, badam } as returned by BlockOptimizer.stateDict()');
     }
@@ -495,11 +512,13 @@ export class BlockOptimizer {
     const params = this.paramsOf(block as number);
     const halfs = params.filter(([, p]) => p.dtype === 'float16');
     for (const [n, p] of halfs) {
-      const m = (masters as Record<string, unknown>)[n];
+      const m = Object.prototype.hasOwnProperty.call(masters, n) ? (masters as Record<string, unknown>)[n] : undefined; // own keys only
       if (!(m instanceof Tensor)) fail(`masters lacks '${n}' (a float16 parameter of block ${block})`);
       const t = m as Tensor;
       if (t.isDisposed || t.buffer.released || !isFloating(t.dtype)) fail(`masters['${n}'] must be a live floating tensor`);
       if (!sameShape(t.shape, p.shape)) fail(`masters['${n}'] has shape [${t.shape.join(',')}] but the parameter [${p.shape.join(',')}]`);
+      const bad = stateValueProblem(`masters['${n}']`, t, false); // a NaN master becomes a NaN weight
+      if (bad) fail(bad);
     }
     const halfNames = new Set(halfs.map(([n]) => n));
     for (const k of Object.keys(masters as object)) if (!halfNames.has(k)) fail(`masters['${k}'] is not a float16 parameter of block ${block}`);
@@ -623,7 +642,7 @@ export class BlockOptimizer {
 
   /** Replaces opt's groups with the decay / no-decay split of `params` (restoring them on error). */
   private setGroups(opt: Optimizer, params: [string, Tensor][]): void {
-    const hasDecay = 'weightDecay' in (opt.defaults as unknown as Record<string, unknown>);
+    const hasDecay = Object.prototype.hasOwnProperty.call(opt.defaults, 'weightDecay');
     const decay: [string, Tensor][] = [];
     const noDecay: [string, Tensor][] = [];
     for (const [n, p] of params) (this.decayAllParameters || !hasDecay || !isNoDecayParameter(n, p) ? decay : noDecay).push([n, p]);

@@ -36,6 +36,7 @@ import { enableGrad, noGrad } from '../../autograd/grad-mode';
 import { cast } from '../../autograd/ops/elementwise';
 import { copy_ } from '../../autograd/ops/inplace';
 import { cloneOnto, type Hyperparameters, type Optimizer, type OptimizerStateDict } from '../optimizer';
+import { stateValueProblem } from '../util';
 
 /** Options of a mixed-precision step. */
 export interface MasterStepOptions<L = unknown> {
@@ -230,6 +231,10 @@ export class MixedPrecisionOptimizer<H extends Hyperparameters = Hyperparameters
       if (!(m instanceof Tensor)) problems.push(`masters[${i}] is missing`);
       else if (m.isDisposed || m.buffer.released || !isFloating(m.dtype)) problems.push(`masters[${i}] must be a live floating Tensor`);
       else if (!sameShape(m.shape, p.shape)) problems.push(`masters[${i}] has shape ${fmtShape(m.shape)} but its parameter ${fmtShape(p.shape)}`);
+      else {
+        const bad = stateValueProblem(`masters[${i}]`, m, false); // a NaN master becomes a NaN weight
+        if (bad) problems.push(bad);
+      }
     }
     const expected = new Set(halfs.map(([i]) => String(i)));
     for (const k of Object.keys(sd.masters)) if (!expected.has(k)) problems.push(`masters[${k}] belongs to no float16 parameter`);

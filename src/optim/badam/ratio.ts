@@ -72,7 +72,8 @@ import type { BackendBuffer, View } from '../../kernels/backend';
 import { backendByName } from '../../kernels/registry';
 import { enableGrad, noGrad } from '../../autograd/grad-mode';
 import { clearGrads, cloneOnto, stateDtype } from '../optimizer';
-import { describe, gradProblem, isNoDecayParameter, namedParameterList } from '../util';
+import { describe, gradProblem, isNoDecayParameter, namedParameterList, stateValueProblem } from '../util';
+import { checkClaims, claimParameters } from '../ownership';
 
 export type MaskMode = 'adjacent' | 'scatter';
 
@@ -267,7 +268,8 @@ export class BlockOptimizerRatio {
     if (options === null || typeof options !== 'object') throw new ValueError(op, `options must be an object, got ${describe(options)}`);
     for (const key of Object.keys(options)) {
       if (OPTION_KEYS.includes(key)) continue;
-      const hint = REFERENCE_NAMES[key] ? ` (the reference's name; blockgrad calls it '${REFERENCE_NAMES[key]}')` : '';
+      const ours = Object.prototype.hasOwnProperty.call(REFERENCE_NAMES, key) ? REFERENCE_NAMES[key] : undefined;
+      const hint = ours ? ` (the reference's name; blockgrad calls it '${ours}')` : '';
       throw new ValueError(op, `unknown option '${key}'${hint}; known: ${OPTION_KEYS.join(', ')}`);
     }
     const named = namedParams(op, model);
@@ -346,7 +348,8 @@ export class BlockOptimizerRatio {
 
     const decayAllParameters = options.decayAllParameters ?? false;
 
-    // everything is valid: now change the model and build the masks
+    // everything is valid: claim the trainable parameters (ownership.ts), change the model, build the masks
+    claimParameters(this, 'BlockOptimizerRatio', trainable.map(([, p]) => p), trainable.map(([n]) => n));
     for (const name of frozen) named.find(([n]) => n === name)?.[1].requiresGrad_(false);
     const seeds = new Generator(seed);
     for (const [name, p] of trainable) {
@@ -447,6 +450,8 @@ export class BlockOptimizerRatio {
    */
   step<L = unknown>(closure?: () => L): L | undefined {
     const op = 'BlockOptimizerRatio.step';
+    // an optimizer built later on these parameters: an error, not a step on flags it set (ownership.ts)
+    checkClaims(op, this, 'BlockOptimizerRatio');
     const loss = closure ? enableGrad(closure) : undefined;
     const group = this.paramGroups[0];
     const problem = hyperProblem(group);
@@ -681,7 +686,7 @@ export class BlockOptimizerRatio {
     const names = new Set(this.entries.map((e) => e.name));
     for (const name of Object.keys(sd.state)) if (!names.has(name)) problems.push(`state for '${name}', which is not a trainable parameter here`);
     for (const e of this.entries) {
-      const s = sd.state[e.name] as unknown;
+      const s = Object.prototype.hasOwnProperty.call(sd.state, e.name) ? (sd.state[e.name] as unknown) : undefined; // own keys only
       if (!isObj(s)) {
         problems.push(`no state for '${e.name}'`);
         continue;
@@ -702,6 +707,10 @@ export class BlockOptimizerRatio {
           if (m.isDisposed || m.buffer.released) problems.push(`${where} holds a disposed moment`);
           else if (!isFloating(m.dtype)) problems.push(`${where} holds a ${m.dtype} moment, expected floating`);
           else if (m.numel !== e.k) problems.push(`${where} holds a moment of ${m.numel} entries, expected k = ${e.k}`);
+          else {
+            const bad = stateValueProblem(m === s.exp_avg ? `${where}.exp_avg` : `${where}.exp_avg_sq`, m, m === s.exp_avg_sq);
+            if (bad) problems.push(bad);
+          }
         }
       }
       const master = s.master;
@@ -710,6 +719,10 @@ export class BlockOptimizerRatio {
         else if (!(master instanceof Tensor) || master.isDisposed || master.buffer.released || !isFloating(master.dtype)) {
           problems.push(`${where}.master must be a live floating Tensor`);
         } else if (master.numel !== e.k) problems.push(`${where}.master has ${master.numel} entries, expected k = ${e.k}`);
+        else {
+          const bad = stateValueProblem(`${where}.master`, master, false);
+          if (bad) problems.push(bad);
+        }
       }
     }
     if (problems.length) throw new ValueError(op, `${problems.join('; ')}. Nothing was loaded`);
