@@ -8,4 +8,6 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
   testTimeout: 60000,
+  // the suites run on the cpu backend unless they choose another (see the file)
+  setupFiles: ['<rootDir>/test/setup-backend.ts'],
 };

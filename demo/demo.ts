@@ -26,6 +26,7 @@ import {
   memoryReport,
   parseSafetensors,
   saveSafetensorsFile,
+  tidy,
   type AlpacaExample,
   type BlockSwitchEvent,
   type CollatedBatch,
@@ -435,7 +436,8 @@ export async function runDemo(options: DemoOptions, io: DemoIO): Promise<DemoSum
     for (let step = 1; step <= options.steps; step++) {
       const batch = batches.next().value as CollatedBatch & { tokens: number };
       const active = trainer.activeBlock(); // the block this step trains (a switch may follow it)
-      const out = trainer.step(batch);
+      // tidy: everything the step makes is released when it returns (numbers only come out)
+      const out = tidy(() => trainer.step(batch));
       disposeBatch(batch);
       if (!Number.isFinite(out.loss)) {
         bar.close();

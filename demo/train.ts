@@ -20,6 +20,7 @@ import {
   applyLora,
   profile,
   tensor,
+  tidy,
   type BlockSwitchEvent,
   type ByteTokenizer,
   type CollatedBatch,
@@ -206,13 +207,14 @@ export function answers(model: LlamaForCausalLM, tokenizer: ByteTokenizer, promp
   const wasTraining = model.training;
   model.eval();
   try {
-    return prompts.map((ids) => {
-      const out = model.generate(tensor([ids], { dtype: 'int32' }), { maxNewTokens, temperature: 0, eosTokenId: tokenizer.eosId });
-      const row = Array.from(out.toTypedArray() as Int32Array).slice(ids.length);
-      out.dispose();
-      const end = row.indexOf(tokenizer.eosId);
-      return tokenizer.decode(end >= 0 ? row.slice(0, end) : row);
-    });
+    return prompts.map((ids) =>
+      tidy(() => {
+        const out = model.generate(tensor([ids], { dtype: 'int32' }), { maxNewTokens, temperature: 0, eosTokenId: tokenizer.eosId });
+        const row = Array.from(out.toTypedArray() as Int32Array).slice(ids.length);
+        const end = row.indexOf(tokenizer.eosId);
+        return tokenizer.decode(end >= 0 ? row.slice(0, end) : row);
+      }),
+    );
   } finally {
     model.train(wasTraining);
   }
@@ -240,11 +242,13 @@ export function pretrain(config: LlamaConfig, batches: () => Iterator<CollatedBa
     const next = it.next();
     if (next.done) throw new Error('pretrain: the batch iterator ended early');
     const batch = next.value;
-    opt.zeroGrad();
-    const { loss } = model.forward(batch.inputIds, { labels: batch.labels, attentionMask: batch.attentionMask });
-    const value = (loss as Tensor).item();
-    (loss as Tensor).backward();
-    opt.step();
+    const value = tidy(() => {
+      opt.zeroGrad();
+      const { loss } = model.forward(batch.inputIds, { labels: batch.labels, attentionMask: batch.attentionMask });
+      (loss as Tensor).backward();
+      opt.step();
+      return (loss as Tensor).item();
+    });
     options.onStep?.(step, value, batch.tokens);
   }
   opt.resetState();

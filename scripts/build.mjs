@@ -104,6 +104,19 @@ async function bundle(label, options, check) {
   }
 }
 
+// 0. The wasm kernels (scripts/build-wasm.mjs), first: the type checks and bundles below import
+//    the module it generates, src/kernels/wasm/binary.generated.ts.
+{
+  const { buildWasm } = await import('./build-wasm.mjs');
+  const wasm = await buildWasm();
+  console.log(`${wasm.ok ? 'ok  ' : 'FAIL'} asc wasm/asconfig.json -> wasm/build/kernels.wasm + src/kernels/wasm/binary.generated.ts (${(wasm.ms / 1000).toFixed(1)} s)`);
+  if (wasm.output) console[wasm.ok ? 'log' : 'error'](wasm.output.replace(/^/gm, '     '));
+  if (!wasm.ok) {
+    console.error('build failed: the wasm kernels did not compile (see above)');
+    process.exit(1);
+  }
+}
+
 const steps = await Promise.all([
   tsc('tsc -p tsconfig.build.json (declarations -> dist/types)', ['-p', 'tsconfig.build.json', '--pretty', 'false']),
   tsc('tsc -p tsconfig.json --noEmit (src, test, bench, examples)', [

@@ -13,8 +13,8 @@ export * from './tensor/creation';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random';
 export { memory } from './tensor/memory';
 export { tidy, keep, scopeDepth } from './tensor/scope';
-export { setBackend, getBackendName, registerBackend, backendInfo, listBackends, availableGpuModes, GPU_MODES, MEMORY_CATEGORIES } from './kernels';
-export type { Backend, BackendBuffer, BackendInfo, BackendOptions, GpuMode, GpuBackendOptions, MemoryCategory, MemoryStats } from './kernels';
+export { setBackend, getBackendName, registerBackend, backendInfo, listBackends, availableGpuModes, GPU_MODES, MEMORY_CATEGORIES, prepareWasm, simdSupported } from './kernels';
+export type { Backend, BackendBuffer, BackendInfo, BackendOptions, GpuMode, GpuBackendOptions, WasmBackendOptions, MemoryCategory, MemoryStats } from './kernels';
 
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/grad-mode';
 export { backward, grad, type BackwardOptions, type GradOptions } from './autograd/engine';

@@ -1,5 +1,7 @@
 /**
- * blockgrad in a browser: on load, select the gpu backend (gpu.js picks WebGL2 here), build a
+ * blockgrad in a browser: on load, select the gpu backend (gpu.js picks WebGL2 here) or the wasm
+ * backend (`?backend=wasm`: WebAssembly SIMD, on worker threads since the page is served
+ * cross-origin isolated), build a
  * tiny Llama-style model over the byte tokenizer's ids, and train it with BAdam
  * (`BlockOptimizer`, Adam inside) on a short embedded text. The loss curve is drawn live on a
  * canvas, shaded by the block that was trainable at each step.
@@ -9,12 +11,13 @@
  * (what really runs, not what was asked for), `losses` grows by one per step, and `done` turns
  * true at the end, with `error` set if anything threw.
  *
- * Query parameters: `?steps=40` (optimizer steps), `?mode=webgl2|webgl|webasm|cpu` (force a gpu.js
- * mode instead of letting it choose).
+ * Query parameters: `?steps=40` (optimizer steps), `?backend=gpu|wasm` (default gpu),
+ * `?mode=webgl2|webgl|webasm|cpu` (force a gpu.js mode instead of letting it choose), `?threads=N`
+ * (wasm: threads, default all cores).
  *
  * Built and served by `npm run example:browser` (scripts/serve-browser-example.mjs).
  */
-import { backendInfo, setBackend, type BackendInfo, type GpuMode } from '../../src';
+import { backendInfo, prepareWasm, setBackend, type BackendInfo, type GpuMode } from '../../src';
 import { DEFAULT_STEPS, tinyLlamaRun } from './train';
 
 interface Status {
@@ -36,6 +39,8 @@ interface Status {
 const params = new URLSearchParams(location.search);
 const steps = Math.max(1, Math.min(500, Number(params.get('steps') ?? DEFAULT_STEPS) || DEFAULT_STEPS));
 const forcedMode = (params.get('mode') ?? undefined) as GpuMode | undefined;
+const backendName = params.get('backend') ?? 'gpu';
+const threads = params.get('threads') ? Number(params.get('threads')) : undefined;
 
 const status: Status = {
   done: false,
@@ -141,7 +146,11 @@ const nextFrame = (): Promise<void> => new Promise((resolve) => setTimeout(resol
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  setBackend('gpu', forcedMode ? { mode: forcedMode } : undefined);
+  if (backendName === 'wasm') {
+    // a browser compiles WebAssembly of this size only asynchronously
+    await prepareWasm();
+    setBackend('wasm', threads ? { threads } : undefined);
+  } else setBackend('gpu', forcedMode ? { mode: forcedMode } : undefined);
   const info = backendInfo();
   status.info = info;
   status.backend = info.backend;

@@ -1,11 +1,11 @@
 /**
  * The browser example's training run, without the page: a tiny Llama-style model over the byte
  * tokenizer's ids, trained with BAdam (`BlockOptimizer`, Adam inside) on a short embedded text.
- * The page (main.ts) runs it on the gpu backend and draws it; test/browser/browser.test.ts runs
+ * The page (main.ts) runs it on the gpu or the wasm backend and draws it; test/browser/browser.test.ts runs
  * the same steps on the cpu backend in Node and compares the losses the browser reported.
  * Deterministic: the model is seeded and the batches are fixed.
  */
-import { Adam, BlockOptimizer, ByteTokenizer, LlamaForCausalLM, tensor } from '../../src';
+import { Adam, BlockOptimizer, ByteTokenizer, LlamaForCausalLM, tensor, tidy } from '../../src';
 
 // Small enough to finish in seconds under software WebGL, large enough to show the loss fall.
 export const TEXT =
@@ -65,16 +65,17 @@ export function tinyLlamaRun(steps: number): Run {
   function* run(): Generator<StepResult, void, void> {
     for (let step = 0; step < steps; step++) {
       const batch = Array.from({ length: BATCH }, (_, k) => windows[(step * BATCH + k) % windows.length]);
-      const inputIds = tensor(batch, { dtype: 'int32' });
       // read before opt.step(), which switches to the next block after the K-th step
       const block = blockNames[opt.currentBlock];
-      opt.zeroGrad();
-      const { loss } = model.forward(inputIds, { labels: inputIds });
-      loss!.backward();
-      opt.step();
-      const value = loss!.item();
-      loss!.dispose();
-      inputIds.dispose();
+      // tidy releases everything the step made (wasm and GPU memory have no garbage collector)
+      const value = tidy(() => {
+        const inputIds = tensor(batch, { dtype: 'int32' });
+        opt.zeroGrad();
+        const { loss } = model.forward(inputIds, { labels: inputIds });
+        loss!.backward();
+        opt.step();
+        return loss!.item();
+      });
       yield { step, loss: value, block };
     }
   }

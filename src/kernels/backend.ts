@@ -97,6 +97,17 @@ export interface BackendInfo {
   maxElements: number | null;
   /** Compiled kernels cached (gpu), else 0. */
   kernelsCompiled: number;
+  /** wasm: whether the kernels use 128-bit SIMD. */
+  simd?: boolean;
+  /** wasm: threads the kernels run on (the calling one included), those asked for, and why fewer. */
+  threads?: number;
+  threadsRequested?: number;
+  threadsReason?: string;
+  /** wasm: whether the memory is shared with worker threads. */
+  sharedMemory?: boolean;
+  /** wasm: the memory's size, and the bytes of it in live blocks. */
+  memoryBytes?: number;
+  memoryInUseBytes?: number;
 }
 
 export interface Backend {

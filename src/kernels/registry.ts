@@ -49,7 +49,7 @@ function checkOperands(backend: Backend, kernel: string, args: readonly unknown[
       throw new BackendError(
         opName(kernel, args),
         `an operand${shape} lives on backend '${buf.backend}' but the active backend is '${backend.name}'; ` +
-          `compute it on '${buf.backend}' (setBackend('${buf.backend}')) or recreate it on '${backend.name}' (tensor(t.toArray()))`,
+          `create tensors after setBackend('${backend.name}') (tensor(t.toArray()) copies one over), or compute on '${buf.backend}' with setBackend('${buf.backend}')`,
       );
     }
   }
@@ -135,14 +135,35 @@ export function backendInfo(name?: string): BackendInfo {
   return instance(name ?? getBackendName()).raw.info();
 }
 
+/** The backends to try, in order, when nothing was selected; the first that starts becomes active. */
+let defaultCandidates: () => string[] = () => ['cpu'];
+
+/** Sets the order of backends tried when no setBackend call came first (see kernels/index.ts). */
+export function setDefaultBackends(candidates: () => string[]): void {
+  defaultCandidates = candidates;
+}
+
+/** Activates the first default candidate that starts (a candidate failing with a BackendError is skipped). */
+function activateDefault(): void {
+  const names = defaultCandidates();
+  for (const [i, name] of names.entries()) {
+    try {
+      setBackend(name);
+      return;
+    } catch (e) {
+      if (!(e instanceof BackendError) || i === names.length - 1) throw e;
+    }
+  }
+}
+
 export function getBackendName(): string {
-  if (!active) setBackend('cpu');
+  if (!active) activateDefault();
   return activeName;
 }
 
 /** The active backend, with kernel counting. */
 export function kernels(): Backend {
-  if (!active) setBackend('cpu');
+  if (!active) activateDefault();
   return active as Backend;
 }
 

@@ -248,13 +248,18 @@ export class Tensor implements View {
     return this;
   }
 
-  /** Releases this tensor's hold on its storage now instead of at garbage collection. */
+  /**
+   * Releases this tensor's hold on its storage now instead of at garbage collection, and its
+   * gradient with it (a gradient belongs to its tensor: see the grad setter).
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
     finalizer.unregister(this);
     dropRef(this.buffer.ledger);
-    this.grad = null;
+    const g = this.gradient;
+    this.gradient = null;
+    g?.dispose();
   }
 
   get isDisposed(): boolean {

@@ -1,9 +1,10 @@
 /**
  * One suite, run unchanged on every backend (as TensorFlow.js runs its op tests per environment):
  * cpu, gpu.js's cpu and webasm modes, and headlessgl where there is a display (jest under
- * `xvfb-run -a`). Each case runs forward and backward in float32 on the backend under test; the
- * expected values are the same computation in float64 on the cpu backend. Float64 gradchecks
- * stay in the cpu suites (test/autograd/ops): the gpu backend computes in float32 only. Beside
+ * `xvfb-run -a`), and the wasm backend on one and two threads. Each case runs forward and
+ * backward in float32 on the backend under test; the expected values are the same computation in
+ * float64 on the cpu backend. On the backends that compute in float64 (cpu, wasm) every
+ * differentiable case also passes a float64 gradcheck; the gpu backend computes in float32 only. Beside
  * the table: Adam/AdamW steps (the adamUpdate kernel), dropout's mask rate and scale, and on gpu
  * the refusal of float64.
  *
@@ -38,6 +39,7 @@ import {
   gelu,
   getBackendName,
   grad,
+  gradcheck,
   gt,
   indexSelect,
   layerNorm,
@@ -139,6 +141,8 @@ const pos = (...shape: number[]): Input => ({ shape, kind: 'float', lo: 0.5, hi:
 const fixed = (...shape: number[]): Input => ({ shape, kind: 'float', grad: false });
 /** Float input with many ties: values from {-1, -0.5, 0, 0.5, 1} (ties resolve to the first index; shared gradients). */
 const ties = (shape: number[], values: number[]): Input => ({ shape, kind: 'float', values });
+/** Float input with NaNs among fixed values: NaN must propagate as in PyTorch (without gradients unless `grad`). */
+const nans = (shape: number[], values: number[], grad = false): Input => ({ shape, kind: 'float', values, grad });
 /** int32 input with the given values (indices, targets, masks). */
 const ints = (shape: number[], values: number[]): Input => ({ shape, kind: 'int', values });
 
@@ -151,7 +155,12 @@ interface OpCase {
   fn: (x: Tensor[], dtype: DType) => Out;
   /** A looser tolerance, with the reason beside the case. */
   tol?: Tolerance;
+  /** Why finite differences cannot check this case in float64 (the float32 comparison still runs). */
+  noGradcheck?: string;
 }
+
+/** Marks a case that a float64 gradcheck cannot check, and why. */
+const noGradcheck = (cs: OpCase, why: string): OpCase => ({ ...cs, noGradcheck: why });
 
 const c = (name: string, inputs: Input[], fn: OpCase['fn'], tol?: Tolerance): OpCase => ({ name, inputs, fn, tol });
 
@@ -184,6 +193,26 @@ const CASES: OpCase[] = [
   c('pow(x, -1.5)', [pos(3, 4)], ([a]) => pow(a, -1.5)),
   c('pow(x, tensor exponent)', [pos(3, 4), f(3, 4)], ([a, p]) => pow(a, p)),
   c('unary on a transposed view', [f(4, 3)], ([a]) => exp(transpose(a))),
+  // ---- NaN propagates (PyTorch's rules), it is never turned into a number
+  noGradcheck(
+    c('relu keeps NaN; its gradient passes there', [nans([2, 3], [NaN, -1, 0, 0.5, -0.5, NaN], true)], ([a]) => relu(a)),
+    'finite differences of NaN are NaN, and relu has a kink at the 0 input',
+  ),
+  c(
+    'maximum, minimum and clamp propagate NaN',
+    [nans([2, 3], [NaN, 1, -1, 0.5, NaN, 2]), nans([2, 3], [0, NaN, -2, 1, 3, NaN])],
+    ([a, b]) => [maximum(a, b), minimum(a, b), clamp(a, -0.5, 0.75)],
+  ),
+  c('max and min over all elements with a NaN are NaN', [nans([2, 3], [1, NaN, 2, -1, 0, 0.5])], ([a]) => [max(a), min(a)]),
+  c(
+    'max and min along a dim with NaN: NaN at the NaN\'s index (last and middle axes)',
+    [nans([3, 4], [1, NaN, 2, 3, -1, -2, -3, NaN, 0, 0.5, 1, -1])],
+    ([a]) => {
+      const [r, s, t] = [max(a, 1), min(a, 1), max(a, 0)];
+      return [r.values, r.indices, s.values, s.indices, t.values, t.indices];
+    },
+  ),
+  c('argmax and argmin return the first NaN\'s index', [nans([3, 4], [1, NaN, 2, NaN, -1, -2, -3, NaN, 0, 0.5, 1, -1])], ([a]) => [argmax(a, 1), argmin(a, 1), argmax(a)]),
 
   // ---- elementwise binary, broadcast shapes included
   c('add', [f(3, 4), f(3, 4)], ([a, b]) => add(a, b)),
@@ -226,15 +255,21 @@ const CASES: OpCase[] = [
   c('mean dim -1 keepDim', [f(2, 3, 4)], ([a]) => mean(a, { dim: -1, keepDim: true })),
   c('mean dims [0,1]', [f(2, 3, 4)], ([a]) => mean(a, { dim: [0, 1] })),
   c('max all', [f(3, 4)], ([a]) => max(a)),
-  c('max all with tied maxima (gradient shared)', [ties([2, 3], [1, 0.5, 1, -1, 1, 0])], ([a]) => max(a)),
+  noGradcheck(
+    c('max all with tied maxima (gradient shared)', [ties([2, 3], [1, 0.5, 1, -1, 1, 0])], ([a]) => max(a)),
+    'max is not differentiable at a tie: a nudge of one tied entry moves the max one-sidedly',
+  ),
   c('max dim 1 (values, indices)', [f(3, 5)], ([a]) => { const r = max(a, 1); return [r.values, r.indices]; }),
   c('max dim 0 keepDim', [f(4, 3)], ([a]) => { const r = max(a, 0, true); return [r.values, r.indices]; }),
   c('min dim -1 of [2,3,4]', [f(2, 3, 4)], ([a]) => { const r = min(a, -1); return [r.values, r.indices]; }),
   c('min dim 1 keepDim of [2,3,4] (a middle axis)', [f(2, 3, 4)], ([a]) => { const r = min(a, 1, true); return [r.values, r.indices]; }),
-  c(
-    'max dim 1 with ties: the first index wins',
-    [ties([3, 4], [0.5, 1, 1, 0, -1, -1, -1, -1, 0, 0.5, 0, 0.5])],
-    ([a]) => { const r = max(a, 1); return [r.values, r.indices]; },
+  noGradcheck(
+    c(
+      'max dim 1 with ties: the first index wins',
+      [ties([3, 4], [0.5, 1, 1, 0, -1, -1, -1, -1, 0, 0.5, 0, 0.5])],
+      ([a]) => { const r = max(a, 1); return [r.values, r.indices]; },
+    ),
+    'max is not differentiable at a tie',
   ),
   c('min all', [f(3, 4)], ([a]) => min(a)),
   c('argmax dim 0', [f(4, 3)], ([a]) => argmax(a, 0)),
@@ -308,7 +343,10 @@ const CASES: OpCase[] = [
   c('indexSelect dim 0 with repeats', [f(5, 3), ints([4], [4, 0, 4, 2])], ([x, i]) => indexSelect(x, 0, i)),
   c('indexSelect dim 1 of [3,5,2]', [f(3, 5, 2), ints([3], [1, 1, 3])], ([x, i]) => indexSelect(x, 1, i)),
   c('embedding [2,3] ids into [6,4]', [ints([2, 3], [5, 0, 2, 2, 5, 1]), f(6, 4)], ([i, w]) => embedding(i, w)),
-  c('embedding with paddingIdx 0', [ints([2, 3], [0, 3, 1, 0, 3, 2]), f(4, 3)], ([i, w]) => embedding(i, w, { paddingIdx: 0 })),
+  noGradcheck(
+    c('embedding with paddingIdx 0', [ints([2, 3], [0, 3, 1, 0, 3, 2]), f(4, 3)], ([i, w]) => embedding(i, w, { paddingIdx: 0 })),
+    "the padding row's gradient is zero by definition (PyTorch's paddingIdx), not the derivative",
+  ),
   c('gather dim 1 (backward: scatterAdd)', [f(3, 4), ints([3, 2], [3, 0, 1, 1, 2, 3])], ([x, i]) => gather(x, 1, i)),
   c('gather dim 0 with repeats', [f(4, 3), ints([2, 3], [3, 0, 3, 3, 1, 0])], ([x, i]) => gather(x, 0, i)),
   c(
@@ -343,8 +381,11 @@ const CASES: OpCase[] = [
   }, F16),
 
   // ---- dtype casts
-  c('cast to float16', [f(3, 4)], ([a]) => cast(a, 'float16'), F16),
-  c('float16 arithmetic, cast back', [f(3, 4), f(3, 4)], ([a, b]) => cast(mul(cast(a, 'float16'), cast(b, 'float16')), 'float32'), F16),
+  noGradcheck(c('cast to float16', [f(3, 4)], ([a]) => cast(a, 'float16'), F16), 'float16 rounding is far coarser than a finite difference'),
+  noGradcheck(
+    c('float16 arithmetic, cast back', [f(3, 4), f(3, 4)], ([a, b]) => cast(mul(cast(a, 'float16'), cast(b, 'float16')), 'float32'), F16),
+    'float16 rounding is far coarser than a finite difference',
+  ),
   c('cast to int32 truncates toward zero', [f(3, 4)], ([a]) => cast(mul(a, 3), 'int32')),
 ];
 
@@ -377,13 +418,43 @@ function inputValues(cs: OpCase, k: number): number[] {
 const read = (t: Tensor): Values => ({ dtype: t.dtype, shape: [...t.shape], values: valuesOf(t) });
 
 /** Runs a case on the active backend with floating inputs of `dtype`; backward with seeded cotangents. */
-function runCase(cs: OpCase, dtype: 'float32' | 'float64'): CaseResult {
-  const inputs = cs.inputs.map((spec, k) => {
+/** The case's inputs on the active backend, floating ones in `dtype`. */
+function caseInputs(cs: OpCase, dtype: 'float32' | 'float64'): Tensor[] {
+  return cs.inputs.map((spec, k) => {
     const values = inputValues(cs, k);
     if (spec.kind === 'int') return intTensor(values, spec.shape);
     const t = reshape(tensor(Float64Array.from(values), { dtype }), spec.shape).detach();
     return t.requiresGrad_(spec.grad ?? true);
   });
+}
+
+/**
+ * A float64 gradcheck of the case on the active backend: the scalar Σ_k <cotangent_k, output_k>
+ * over its differentiable outputs, so that every output's gradient is checked at once. Returns
+ * false when no output is differentiable (comparisons, argmax: int32 outputs).
+ */
+function gradcheckCase(cs: OpCase): boolean {
+  const inputs = caseInputs(cs, 'float64');
+  const all = (x: Tensor[]) => {
+    const r = cs.fn(x, 'float64');
+    return Array.isArray(r) ? r : [r];
+  };
+  // which outputs carry a gradient is decided once, in grad mode (gradcheck's own evaluations run without it)
+  const which = all(inputs).flatMap((o, k) => (o.requiresGrad ? [k] : []));
+  const outs = (x: Tensor[]) => {
+    const r = all(x);
+    return which.map((k) => r[k]);
+  };
+  const cotangents = outs(inputs).map((o, k) =>
+    reshape(tensor(Float64Array.from(uniform(o.numel, seedOf(`${cs.name}/cotangent${k}`), -1, 1)), { dtype: 'float64' }), o.shape),
+  );
+  if (cotangents.length === 0) return false;
+  const result = gradcheck((...x) => outs(x).map((o, k) => sum(mul(o, cotangents[k]))).reduce((a, b) => add(a, b)), inputs);
+  return result.ok;
+}
+
+function runCase(cs: OpCase, dtype: 'float32' | 'float64'): CaseResult {
+  const inputs = caseInputs(cs, dtype);
   const result = cs.fn(inputs, dtype);
   const outputs = Array.isArray(result) ? result : [result];
   const wanted = inputs.filter((t) => t.requiresGrad);
@@ -452,8 +523,20 @@ describe.each(backendsUnderTest())('$label', ({ name, options }) => {
   afterAll(() => setBackend('cpu'));
 
   test('runs on the mode asked for (no silent fallback)', () => {
-    expect(backendInfo()).toMatchObject({ backend: name, mode: options?.mode ?? 'cpu' });
+    if (name === 'wasm') expect(backendInfo()).toMatchObject({ backend: 'wasm', mode: 'simd', simd: true, threads: options?.threads });
+    else expect(backendInfo()).toMatchObject({ backend: name, mode: options?.mode ?? 'cpu' });
   });
+
+  // float64 computes in float64 on cpu and wasm (gpu refuses it, tested below)
+  if (name !== 'gpu') {
+    const differentiable = CASES.filter((cs) => !cs.noGradcheck && cs.inputs.some((spec) => spec.kind !== 'int' && (spec.grad ?? true)));
+    test.each(differentiable)('$name: float64 gradcheck on this backend', (cs) => {
+      expect(getBackendName()).toBe(name);
+      const checked = gradcheckCase(cs);
+      // a case whose outputs carry no gradient must say so by their dtype (comparisons, arg-reductions)
+      if (!checked) expect(cs.fn(caseInputs(cs, 'float64'), 'float64')).toBeDefined();
+    });
+  }
 
   test.each(CASES)('$name', (cs) => {
     const want = reference(cs);

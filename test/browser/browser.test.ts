@@ -37,7 +37,7 @@ interface PageStatus {
   error: string | null;
   backend: string | null;
   mode: string | null;
-  info: { kernelsCompiled: number; precision: string } | null;
+  info: { kernelsCompiled: number; precision: string; threads?: number; simd?: boolean; sharedMemory?: boolean } | null;
   steps: number;
   losses: number[];
   blocks: string[];
@@ -175,6 +175,41 @@ if (!existsSync(CHROMIUM)) {
         const expected = reference[i].loss;
         if (Math.abs(loss - expected) > 2e-2 * Math.abs(expected)) {
           throw new Error(`step ${i}: browser loss ${loss}, cpu backend ${expected} (relative tolerance 2e-2)`);
+        }
+      });
+    }, 180_000);
+
+    it('trains the same run on the wasm backend with two threads (Web Workers over shared memory), losses as on the cpu backend', async () => {
+      const { page, errors } = await openPage(browser!);
+      const t0 = Date.now();
+      await page.goto(`${url}?backend=wasm&threads=2`);
+      await page.waitForFunction("JSON.parse(document.getElementById('status').textContent || '{}').done === true", null, {
+        timeout: 150_000,
+        polling: 250,
+      });
+      const status = JSON.parse((await page.textContent('#status'))!) as PageStatus;
+      console.log(
+        `browser example: ${status.losses.length} steps in ${(status.elapsedMs / 1000).toFixed(1)} s on ${status.backend}/${status.mode} ` +
+          `with ${status.info?.threads} threads (page total ${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+      );
+      const isolated = await page.evaluate('globalThis.crossOriginIsolated');
+      await page.close();
+
+      expect(status.error).toBeNull();
+      expect(errors).toEqual([]);
+      expect(isolated).toBe(true); // the example server's COOP/COEP headers
+      expect(status.backend).toBe('wasm');
+      expect(status.info).toMatchObject({ simd: true, sharedMemory: true, threads: 2, precision: 'double' });
+      expect(status.losses).toHaveLength(DEFAULT_STEPS);
+
+      // wasm matmul sums in float32 lanes, the cpu backend in doubles: the runs agree to float32 rounding
+      setBackend('cpu');
+      const reference = [...tinyLlamaRun(DEFAULT_STEPS).steps];
+      expect(status.blocks).toEqual(reference.map((r) => r.block));
+      status.losses.forEach((loss, i) => {
+        const expected = reference[i].loss;
+        if (Math.abs(loss - expected) > 1e-3 * Math.abs(expected)) {
+          throw new Error(`step ${i}: browser wasm loss ${loss}, cpu backend ${expected} (relative tolerance 1e-3)`);
         }
       });
     }, 180_000);

@@ -74,8 +74,8 @@ export interface CpuBackendOptions {
 }
 
 export class CpuBackend implements Backend {
-  readonly name = 'cpu';
-  private readonly reference: boolean;
+  readonly name: string = 'cpu';
+  protected readonly reference: boolean;
 
   constructor(options: CpuBackendOptions = {}) {
     this.reference = options.reference ?? false;
@@ -87,8 +87,11 @@ export class CpuBackend implements Backend {
 
   // ---------------------------------------------------------------- storage
 
-  /** Wraps a storage array as a counted buffer (takes ownership of `data`). */
-  private wrap(dtype: DType, data: StorageArray): CpuBuffer {
+  /**
+   * Wraps a storage array as a counted buffer (takes ownership of `data`). Every buffer the
+   * kernels make goes through here, so a backend that keeps storage elsewhere (wasm) overrides it.
+   */
+  protected wrap(dtype: DType, data: StorageArray): BackendBuffer {
     const ledger: BufferLedger = {
       id: nextId++,
       backend: this.name,
@@ -103,7 +106,7 @@ export class CpuBackend implements Backend {
   }
 
   /** Stores compute values (float16: round to bits) as a new buffer. */
-  private fromCompute(dtype: DType, values: ComputeArray): CpuBuffer {
+  protected fromCompute(dtype: DType, values: ComputeArray): BackendBuffer {
     if (dtype === 'float16') return this.wrap(dtype, encodeFloat16(values));
     if (values instanceof storageCtor(dtype)) return this.wrap(dtype, values as StorageArray);
     const data = storageFor(dtype, values.length);
@@ -112,7 +115,7 @@ export class CpuBackend implements Backend {
   }
 
   /** The buffer's values as numbers to compute on (float16 decoded; others shared, not copied). */
-  private compute(buf: BackendBuffer): ComputeArray {
+  protected compute(buf: BackendBuffer): ComputeArray {
     const data = (buf as CpuBuffer).data;
     if (buf.released) throw new Error(`cpu: buffer ${buf.id} was used after release`);
     return buf.dtype === 'float16' ? decodeFloat16(data as Uint16Array) : (data as ComputeArray);

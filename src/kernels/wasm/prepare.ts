@@ -1,0 +1,71 @@
+/**
+ * Compiling the wasm backend's kernel module, and what this engine supports. Node compiles the
+ * module synchronously on first use; browsers refuse to compile a module of this size
+ * synchronously on the main thread, so a page awaits `prepareWasm()` before `setBackend('wasm')`.
+ *
+ * This file's public functions have no WebAssembly types in their signatures, so the package's
+ * type declarations do not need the DOM library (which declares WebAssembly) to be loaded.
+ */
+import { BackendError } from '../../errors';
+import { wasmKernelBytes } from './binary';
+
+let compiled: WebAssembly.Module | null = null;
+let compiling: Promise<WebAssembly.Module> | null = null;
+
+/** Whether this engine runs WebAssembly with 128-bit SIMD (checked by validating a tiny SIMD module). */
+export function simdSupported(): boolean {
+  if (typeof WebAssembly !== 'object') return false;
+  // (module (func (result v128) v128.const i32x4 0 0 0 0))
+  const bytes = new Uint8Array([
+    0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 22, 1, 20, 0, 253, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 11,
+  ]);
+  try {
+    return WebAssembly.validate(bytes);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a shared WebAssembly memory can be made here (Node; cross-origin-isolated pages). */
+export function sharedMemorySupported(): boolean {
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Compiles the kernel module asynchronously (what a browser page must do before
+ * setBackend('wasm'); harmless in Node). Resolves once the module is ready.
+ */
+export async function prepareWasm(): Promise<void> {
+  if (compiled) return;
+  compiling ??= WebAssembly.compile(wasmKernelBytes());
+  compiled = await compiling;
+}
+
+/** Whether the module is compiled, or can be compiled synchronously here. */
+export function wasmReady(): boolean {
+  return compiled !== null || !isBrowserMainThread();
+}
+
+function isBrowserMainThread(): boolean {
+  const g = globalThis as { window?: unknown; document?: unknown };
+  return typeof g.window === 'object' && typeof g.document === 'object';
+}
+
+/** @internal The compiled kernel module (compiled now, synchronously, where that is allowed). */
+export function kernelModule(): WebAssembly.Module {
+  if (compiled) return compiled;
+  if (isBrowserMainThread()) {
+    throw new BackendError(
+      'setBackend',
+      "the wasm kernels are not compiled yet: a browser compiles them only asynchronously; run `await prepareWasm()` before setBackend('wasm')",
+    );
+  }
+  compiled = new WebAssembly.Module(wasmKernelBytes());
+  return compiled;
+}
+
