@@ -13,7 +13,7 @@
  * allocator takes blocks back onto free lists by size, so a steady training loop reuses the same
  * blocks step after step. The memory ledger counts every block, as on the other backends.
  */
-import type { BackendBuffer, BackendInfo, BufferLedger, MatmulShape } from '../backend';
+import type { AdamHyper, BackendBuffer, BackendInfo, BinaryOp, BufferLedger, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { CpuBackend } from '../cpu/backend';
 import { LedgerBuffer } from '../ledger-buffer';
 import { memoryTracker } from '../memory';
@@ -24,6 +24,17 @@ import { createRuntime, defaultThreads, type WasmRuntime } from './runtime';
 import type { WasmBackendOptions } from './options';
 import type { WasmAllocator } from './allocator';
 import { matmulInto } from './matmul';
+import { binaryInto, binaryOutDtype, unaryInto, type WasmOperand } from './elementwise';
+import { adamInto } from './adam';
+import {
+  crossEntropyBackwardRowsInto,
+  crossEntropyRowsInto,
+  normalizeRowsInto,
+  reduceMiddleInto,
+  reduceRowsInto,
+  softmaxRowsInto,
+} from './rows';
+import { isContiguous, numel } from '../../tensor/shape';
 
 /**
  * A ledger that remembers its block and the allocator it came from, so that a finalizer holding
@@ -167,6 +178,143 @@ export class WasmBackend extends CpuBackend {
     if (ledger.released) return;
     super.release(ledger);
     ledger.allocator.release(ledger.address);
+  }
+
+  // ---------------------------------------------------------------- which buffers the wasm kernels take
+
+  /** `buf` as a block of this instance's memory holding `dtype`, else null (the TypeScript kernel runs instead). */
+  private local(buf: BackendBuffer, dtype: DType = 'float32'): WasmBuffer | null {
+    return buf instanceof WasmBuffer && buf.rt === this.rt && buf.dtype === dtype ? buf : null;
+  }
+
+  /** A float32 view of this instance's memory as a wasm kernel operand, else null. */
+  private operand(view: View): WasmOperand | null {
+    const buf = this.local(view.buffer);
+    return buf ? { address: buf.address, shape: view.shape, strides: view.strides, offset: view.offset } : null;
+  }
+
+  /** The byte address of a contiguous float32 view's first element, else null. */
+  private contiguousAddress(view: View): number | null {
+    const buf = this.local(view.buffer);
+    return buf && isContiguous(view.shape, view.strides) ? buf.address + view.offset * 4 : null;
+  }
+
+  /**
+   * Runs a wasm kernel into a new float32 (or int32) block; when the kernel declines (an op,
+   * dtype or layout it does not handle) the block is freed and `fallback`, the TypeScript kernel, runs.
+   */
+  private tryKernel(dtype: DType, length: number, kernel: (out: number) => boolean, fallback: () => BackendBuffer): BackendBuffer {
+    const out = this.allocate(dtype, length);
+    let done = false;
+    try {
+      done = kernel(out.address);
+    } finally {
+      if (!done) this.release(out);
+    }
+    return done ? out : fallback();
+  }
+
+  // ---------------------------------------------------------------- elementwise
+
+  override unary(op: UnaryOp, x: View, outDtype: DType, params: readonly number[] = []): BackendBuffer {
+    const xv = this.operand(x);
+    if (!xv || outDtype !== 'float32') return super.unary(op, x, outDtype, params);
+    return this.tryKernel('float32', numel(x.shape), (out) => unaryInto(this.rt.pool, op, xv, out, params), () => super.unary(op, x, outDtype, params));
+  }
+
+  override binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer {
+    const av = this.operand(a);
+    const bv = this.operand(b);
+    // the kernels write int32 for comparisons and float32 otherwise
+    if (!av || !bv || outDtype !== binaryOutDtype(op)) return super.binary(op, a, b, outDtype);
+    return this.tryKernel(outDtype, numel(a.shape), (out) => binaryInto(this.rt.pool, op, av, bv, out), () => super.binary(op, a, b, outDtype));
+  }
+
+  // ---------------------------------------------------------------- reductions and rows
+
+  override reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
+    const xb = this.local(x);
+    if (!xb) return super.reduceLast(op, x, outer, inner);
+    return this.tryKernel('float32', outer, (out) => reduceRowsInto(this.rt.pool, op, xb.address, out, outer, inner), () => super.reduceLast(op, x, outer, inner));
+  }
+
+  override reduceMiddle(op: ReduceOp, x: BackendBuffer, outer: number, mid: number, inner: number): BackendBuffer {
+    const xb = this.local(x);
+    if (!xb) return super.reduceMiddle(op, x, outer, mid, inner);
+    return this.tryKernel(
+      'float32',
+      outer * inner,
+      (out) => reduceMiddleInto(this.rt.pool, op, xb.address, out, outer, mid, inner),
+      () => super.reduceMiddle(op, x, outer, mid, inner),
+    );
+  }
+
+  override softmaxLast(x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
+    const xb = this.local(x);
+    if (!xb) return super.softmaxLast(x, outer, inner, log);
+    return this.tryKernel(
+      'float32',
+      outer * inner,
+      (out) => softmaxRowsInto(this.rt.pool, xb.address, out, outer, inner, log),
+      () => super.softmaxLast(x, outer, inner, log),
+    );
+  }
+
+  override normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {
+    const xb = this.local(x);
+    if (!xb) return super.normalizeLast(kind, x, outer, inner, eps);
+    const normalized = this.allocate('float32', outer * inner);
+    const rstd = this.allocate('float32', outer);
+    if (normalizeRowsInto(this.rt.pool, kind, xb.address, normalized.address, rstd.address, outer, inner, eps)) return { normalized, rstd };
+    this.release(normalized);
+    this.release(rstd);
+    return super.normalizeLast(kind, x, outer, inner, eps);
+  }
+
+  override crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, outer: number, classes: number, ignoreIndex: number, labelSmoothing: number): BackendBuffer {
+    const lb = this.local(logits);
+    const tb = this.local(target, 'int32');
+    const fallback = () => super.crossEntropyLast(logits, target, outer, classes, ignoreIndex, labelSmoothing);
+    if (!lb || !tb) return fallback();
+    return this.tryKernel('float32', outer, (out) => crossEntropyRowsInto(this.rt.pool, lb.address, tb.address, out, outer, classes, ignoreIndex, labelSmoothing), fallback);
+  }
+
+  override crossEntropyBackwardLast(
+    logits: BackendBuffer,
+    target: BackendBuffer,
+    gradRow: BackendBuffer,
+    outer: number,
+    classes: number,
+    ignoreIndex: number,
+    labelSmoothing: number,
+  ): BackendBuffer {
+    const lb = this.local(logits);
+    const tb = this.local(target, 'int32');
+    const gb = this.local(gradRow);
+    const fallback = () => super.crossEntropyBackwardLast(logits, target, gradRow, outer, classes, ignoreIndex, labelSmoothing);
+    if (!lb || !tb || !gb) return fallback();
+    return this.tryKernel(
+      'float32',
+      outer * classes,
+      (out) => crossEntropyBackwardRowsInto(this.rt.pool, lb.address, tb.address, gb.address, out, outer, classes, ignoreIndex, labelSmoothing),
+      fallback,
+    );
+  }
+
+  // ---------------------------------------------------------------- optimizer
+
+  override adamUpdate(param: View, grad: View, expAvg: BackendBuffer, expAvgSq: BackendBuffer, maxExpAvgSq: BackendBuffer | null, h: AdamHyper): void {
+    const p = this.contiguousAddress(param);
+    const g = this.contiguousAddress(grad);
+    const m = this.local(expAvg);
+    const v = this.local(expAvgSq);
+    const vmax = maxExpAvgSq ? this.local(maxExpAvgSq) : null;
+    const n = numel(param.shape);
+    const sizesMatch = numel(grad.shape) === n && expAvg.length === n && expAvgSq.length === n && (!maxExpAvgSq || maxExpAvgSq.length === n);
+    if (p !== null && g !== null && m && v && (vmax || !maxExpAvgSq) && sizesMatch) {
+      if (adamInto(this.rt.pool, p, g, m.address, v.address, vmax ? vmax.address : null, n, h)) return;
+    }
+    super.adamUpdate(param, grad, expAvg, expAvgSq, maxExpAvgSq, h);
   }
 
   // ---------------------------------------------------------------- matmul
