@@ -24,7 +24,7 @@ import { createRuntime, defaultThreads, type WasmRuntime } from './runtime';
 import type { WasmBackendOptions } from './options';
 import type { WasmAllocator } from './allocator';
 import { matmulInto } from './matmul';
-import { binaryInto, binaryOutDtype, unaryInto, type WasmOperand } from './elementwise';
+import { binaryInto, binaryOutDtype, copyInto, unaryInto, type WasmOperand } from './elementwise';
 import { adamInto } from './adam';
 import {
   crossEntropyBackwardRowsInto,
@@ -95,6 +95,15 @@ class WasmBuffer extends LedgerBuffer {
   }
 }
 
+
+/**
+ * Whether dst and src can be written through without reading a value already overwritten: they
+ * use different buffers, or the same elements in the same order (an exact alias).
+ */
+function overlapsNot(dst: View, src: View): boolean {
+  if (dst.buffer !== src.buffer) return true;
+  return dst.offset === src.offset && dst.shape.every((s, i) => s === src.shape[i] && (s === 1 || dst.strides[i] === src.strides[i]));
+}
 
 export class WasmBackend extends CpuBackend {
   override readonly name = 'wasm';
@@ -212,6 +221,22 @@ export class WasmBackend extends CpuBackend {
       if (!done) this.release(out);
     }
     return done ? out : fallback();
+  }
+
+  // ---------------------------------------------------------------- layout
+
+  override copy(x: View, dtype: DType): BackendBuffer {
+    const xv = this.operand(x);
+    if (!xv || dtype !== 'float32') return super.copy(x, dtype);
+    return this.tryKernel('float32', numel(x.shape), (out) => copyInto(this.rt.pool, xv, out), () => super.copy(x, dtype));
+  }
+
+  /** In place; a contiguous float32 destination is a copy of the (broadcast) source into it. */
+  override assign(dst: View, src: View): void {
+    const target = this.contiguousAddress(dst);
+    const sv = this.operand(src);
+    if (target !== null && sv && overlapsNot(dst, src) && copyInto(this.rt.pool, sv, target)) return;
+    super.assign(dst, src);
   }
 
   // ---------------------------------------------------------------- elementwise

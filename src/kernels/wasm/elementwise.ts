@@ -204,3 +204,12 @@ export function binaryInto(rt: WasmKernelRunner, op: BinaryOp, a: WasmOperand, b
   launch(rt, `binary_${op}_f32`, p, out, a, b, 0, 0);
   return true;
 }
+
+/**
+ * out = x gathered into row-major order (a strided view made contiguous, float32). The identity
+ * kernel (x¹, powScalar's exponent 1) is exactly this walk. Returns false for a layout of more
+ * than 4 dims after coalescing.
+ */
+export function copyInto(rt: WasmKernelRunner, x: WasmOperand, out: number): boolean {
+  return unaryInto(rt, 'powScalar', x, out, [1]);
+}
