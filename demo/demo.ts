@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import {
   Batcher,
   ByteTokenizer,
+  backendInfo,
   ValueError,
   encodeDataset,
   encodeExample,
@@ -312,6 +313,8 @@ export async function runDemo(options: DemoOptions, io: DemoIO): Promise<DemoSum
       `lr ${SETTINGS.lr}, seed ${options.seed}` +
       (optimizers.includes('badam') ? `; BAdam switches block every ${switchEvery} step${switchEvery === 1 ? '' : 's'} (ascending)` : ''),
   );
+  const info = backendInfo();
+  say(`  backend: ${info.backend}${info.backend === 'wasm' ? ` (WebAssembly SIMD, ${info.threads} thread${info.threads === 1 ? '' : 's'})` : ''}`);
   say();
 
   // ---------------------------------------------------------------- the pretrained checkpoint
