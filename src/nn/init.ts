@@ -8,6 +8,7 @@ import { copy_ } from '../autograd/ops/inplace';
 import { reshape } from '../autograd/ops/shape';
 import { defaultGenerator, type Generator } from '../tensor/random';
 import { tensor } from '../tensor/creation';
+import { tidy } from '../tensor/scope';
 import type { Tensor } from '../tensor/tensor';
 
 function fill(t: Tensor, draw: () => number): Tensor {
@@ -15,7 +16,9 @@ function fill(t: Tensor, draw: () => number): Tensor {
   for (let i = 0; i < values.length; i++) values[i] = draw();
   // drawn in double precision and rounded once, straight to the tensor's own dtype (a float64
   // temporary would round the same way, but a float32-only backend such as gpu cannot hold it)
-  return noGrad(() => copy_(t, reshape(tensor(values, { dtype: t.dtype }), t.shape)));
+  // tidy: the temporary (and its reshaped view) is released now, not at garbage collection
+  tidy(() => noGrad(() => void copy_(t, reshape(tensor(values, { dtype: t.dtype }), t.shape))));
+  return t;
 }
 
 /** U(a, b): every element drawn from [a, b). */
@@ -35,7 +38,8 @@ export function normal_(t: Tensor, mean = 0, std = 1, generator: Generator = def
 }
 
 export function constant_(t: Tensor, value: number): Tensor {
-  return noGrad(() => copy_(t, value));
+  tidy(() => noGrad(() => void copy_(t, value)));
+  return t;
 }
 
 export const zeros_ = (t: Tensor) => constant_(t, 0);

@@ -39,6 +39,10 @@ export function copy_(dst: Tensor, src: Tensor | number): Tensor {
     throw new ShapeError('copy_', `source of shape ${fmtShape(source.shape)} does not broadcast to the destination's shape ${fmtShape(dst.shape)}`);
   }
   if (dst.dtype === 'int32') checkCastToInt32('copy_', source); // NaN or 3e9 written into int32 storage
-  kernels().assign(dst, broadcastView(source, dst.shape));
+  try {
+    kernels().assign(dst, broadcastView(source, dst.shape));
+  } finally {
+    if (source !== src) source.dispose(); // the scalar made here
+  }
   return dst;
 }
