@@ -79,8 +79,9 @@ export function measure(name: string, fn: () => void, options: MeasureOptions = 
 
 /** True when this file is the program being run (`node scripts/run-ts.mjs bench/<name>.ts`), not bundled into index. */
 export function isEntry(name: string): boolean {
-  const arg = process.argv[1] ?? '';
-  return arg.endsWith(`${name}.cjs`) || arg.endsWith(`${name}.ts`) || arg.endsWith(`${name}.js`);
+  // the whole file name, not a suffix: wasm-matmul.bench.cjs must not count as matmul.bench
+  const file = (process.argv[1] ?? '').split(/[\\/]/).pop() ?? '';
+  return [`${name}.cjs`, `${name}.ts`, `${name}.js`].includes(file);
 }
 
 // ------------------------------------------------------------------ the model
@@ -166,7 +167,7 @@ export interface BackwardBenchResult {
 
 // ------------------------------------------------------------------ measurement
 
-function tokenIds(batch: number, seqLen: number, vocab: number): Tensor {
+export function tokenIds(batch: number, seqLen: number, vocab: number): Tensor {
   // a fixed pseudo-random sequence (the cost does not depend on the values)
   const ids = Int32Array.from({ length: batch * seqLen }, (_, i) => (i * 7919 + 13) % vocab);
   return reshape(tensor(ids, { dtype: 'int32' }), [batch, seqLen]);

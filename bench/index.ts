@@ -4,7 +4,8 @@
  * every row) and latest.md (one markdown table per suite, quoted by the README). Each suite reports
  * ratios against a baseline measured in the same run.
  *
- *   npm run bench                          all suites (matmul, backward, ops, gpu, peers): ~4-6 minutes on 2 cores
+ *   npm run bench                          all suites (matmul, backward, ops, gpu, peers, wasm): ~8-10 minutes on 2 cores
+ *   npm run bench -- --only wasm           the wasm backend against cpu, tfjs and PyTorch: ~3-4 minutes
  *   npm run bench -- --only backward       some suites (comma-separated or repeated --only); the
  *                                          results then go to bench/results/only-<suites>.{json,md},
  *                                          so a partial run never replaces the full table
@@ -20,8 +21,10 @@ import { backwardMarkdown, runBackwardBench, type BackwardBenchResult } from './
 import { opsMarkdown, runOpsBench, type OpsBenchResult } from './ops.bench';
 import { peersMarkdown, runPeersBench, type PeersBenchResult } from './peers.bench';
 import { gpuMarkdown, runGpuBench, type GpuBenchResult } from './gpu.bench';
+import { runWasmBench, wasmMarkdown, type WasmBenchResult } from './wasm.bench';
 
-const SUITES = ['matmul', 'backward', 'ops', 'gpu', 'peers'] as const;
+// wasm last: the wasm backends it starts keep their worker threads until the process exits
+const SUITES = ['matmul', 'backward', 'ops', 'gpu', 'peers', 'wasm'] as const;
 type Suite = (typeof SUITES)[number];
 
 interface Results {
@@ -30,6 +33,7 @@ interface Results {
   ops?: OpsBenchResult;
   peers?: PeersBenchResult;
   gpu?: GpuBenchResult;
+  wasm?: WasmBenchResult;
 }
 
 function machine() {
@@ -89,7 +93,8 @@ function markdown(info: ReturnType<typeof machine>, wallSeconds: number, results
     '',
     `${info.date} · ${info.cpu} · ${info.cores} cores · ${info.memoryGiB} GiB · Node ${info.node} · ` +
       `load average at start ${info.loadAverage.join(' / ')} · whole run ${wallSeconds.toFixed(0)} s. ` +
-      'Times are benchmark.js means with their relative margin of error; ratios compare numbers measured in this run.',
+      'Times are benchmark.js means with their relative margin of error (the wasm suite: medians of interleaved rounds); ' +
+      'ratios compare numbers measured in this run.',
   ];
   if (results.matmul) {
     sections.push('', '## CPU matmul kernels, float32, square, single thread', '', matmulTable(results.matmul));
@@ -105,6 +110,9 @@ function markdown(info: ReturnType<typeof machine>, wallSeconds: number, results
   }
   if (results.peers) {
     sections.push('', '## Peers: TensorFlow.js', '', peersMarkdown(results.peers));
+  }
+  if (results.wasm) {
+    sections.push('', '## The wasm backend against cpu, TensorFlow.js and PyTorch', '', wasmMarkdown(results.wasm));
   }
   return sections.join('\n') + '\n';
 }
@@ -123,6 +131,7 @@ async function main(): Promise<void> {
     else if (suite === 'backward') results.backward = await runBackwardBench();
     else if (suite === 'ops') results.ops = await runOpsBench();
     else if (suite === 'gpu') results.gpu = await runGpuBench();
+    else if (suite === 'wasm') results.wasm = await runWasmBench();
     else results.peers = await runPeersBench();
     seconds[suite] = (performance.now() - t0) / 1e3;
     console.log(`(${suite}: ${seconds[suite]?.toFixed(0)} s)`);

@@ -77,7 +77,7 @@ let gradientsRegistered = false;
  * internals shares the engine and the gradient registry with the main copy (both live on the
  * global object, and tfjs Tensors define Symbol.hasInstance for exactly this case).
  */
-function registerTfGradients(): void {
+export function registerTfGradients(): void {
   if (gradientsRegistered) return;
   const outDir = join(process.cwd(), '.tmp', 'run');
   mkdirSync(outDir, { recursive: true });
@@ -95,7 +95,7 @@ function registerTfGradients(): void {
 }
 
 /** Starts a tfjs backend; the wasm binaries are read from node_modules (setWasmPaths needs a trailing slash). */
-async function startTfBackend(name: PeerBackend): Promise<void> {
+export async function startTfBackend(name: PeerBackend): Promise<void> {
   if (name === 'wasm' && !wasmPathsSet) {
     setWasmPaths(join(process.cwd(), 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist') + '/');
     wasmPathsSet = true;
