@@ -53,26 +53,8 @@ import {
   zeros,
   Generator,
 } from '../src';
+import { expectError } from './helpers';
 
-type ErrorClass = new (...args: never[]) => Error;
-
-/** Runs fn, expects an error of class cls whose message starts with `op: ` and contains every part. */
-function expectError(fn: () => unknown, cls: ErrorClass, op: string, ...parts: string[]): Error {
-  let caught: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(cls);
-  expect(caught).toBeInstanceOf(BlockgradError);
-  const err = caught as BlockgradError;
-  expect(err.op).toBe(op);
-  expect(err.message.startsWith(`${op}: `)).toBe(true);
-  expect(err.name).toBe(cls.name);
-  for (const p of parts) expect(err.message).toContain(p);
-  return err;
-}
 
 const a23 = () => randn([2, 3], { dtype: 'float64', generator: new Generator(1) });
 const a4 = () => randn([4], { dtype: 'float64', generator: new Generator(2) });

@@ -1,5 +1,31 @@
 /** Small assertions shared by the test suites. */
-import { Generator, tensor, type Tensor } from '../src';
+import { BlockgradError, Generator, tensor, type Tensor } from '../src';
+
+type ErrorClass = new (...args: never[]) => Error;
+
+/**
+ * Runs fn and expects an error of class cls (a BlockgradError) raised by `op`: its message starts
+ * with `op: ` and contains every part (a string) or matches it (a RegExp). Returns the error.
+ */
+export function expectError(fn: () => unknown, cls: ErrorClass, op: string, ...parts: (string | RegExp)[]): Error {
+  let caught: unknown = null;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught).toBeInstanceOf(cls);
+  expect(caught).toBeInstanceOf(BlockgradError);
+  const err = caught as BlockgradError;
+  expect(err.op).toBe(op);
+  expect(err.message.startsWith(`${op}: `)).toBe(true);
+  expect(err.name).toBe(cls.name);
+  for (const p of parts) {
+    if (typeof p === 'string') expect(err.message).toContain(p);
+    else expect(err.message).toMatch(p);
+  }
+  return err;
+}
 
 /** Element-wise |actual - expected| <= tol·max(1, |expected|), naming the first element that is off. */
 export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12): void {

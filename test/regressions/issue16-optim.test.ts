@@ -10,7 +10,6 @@ import {
   Adam,
   BlockOptimizer,
   BlockOptimizerRatio,
-  BlockgradError,
   LOMO,
   SGD,
   ValueError,
@@ -23,24 +22,9 @@ import {
   type OptimizerStateDict,
   type Tensor,
 } from '../../src';
-import { flat } from '../helpers';
+import { expectError, flat } from '../helpers';
 import { TinyNet, snapshot } from '../optim/badam/helpers';
 
-type ErrorClass = new (...args: never[]) => Error;
-
-/** Runs fn, expects a `cls` (a BlockgradError) from `op` whose message contains every part. */
-function expectError(fn: () => unknown, cls: ErrorClass, op: string, ...parts: (string | RegExp)[]): void {
-  let caught: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(cls);
-  expect(caught).toBeInstanceOf(BlockgradError);
-  expect((caught as BlockgradError).op).toBe(op);
-  for (const p of parts) expect((caught as Error).message).toMatch(p);
-}
 
 const leaf = (values: number[]) => tensor(values, { dtype: 'float64', requiresGrad: true });
 

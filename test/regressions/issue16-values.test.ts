@@ -6,7 +6,6 @@
  * test/backends/ops.test.ts (they must match the cpu answers asserted here).
  */
 import {
-  BlockgradError,
   ValueError,
   add,
   arange,
@@ -32,23 +31,8 @@ import {
   zeros,
   type Tensor,
 } from '../../src';
-import { flat } from '../helpers';
+import { expectError, flat } from '../helpers';
 
-type ErrorClass = new (...args: never[]) => Error;
-
-/** Runs fn, expects a `cls` (a BlockgradError) from `op` whose message contains every part. */
-function expectError(fn: () => unknown, cls: ErrorClass, op: string, ...parts: (string | RegExp)[]): void {
-  let caught: unknown = null;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(cls);
-  expect(caught).toBeInstanceOf(BlockgradError);
-  expect((caught as BlockgradError).op).toBe(op);
-  for (const p of parts) expect((caught as Error).message).toMatch(p);
-}
 
 const ints = (values: number[]): Tensor => tensor(Int32Array.from(values));
 
