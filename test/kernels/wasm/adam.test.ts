@@ -17,7 +17,7 @@ import { CpuBackend } from '../../../src/kernels/cpu/backend';
 import { ADAM_CHUNK, adamInto } from '../../../src/kernels/wasm/adam';
 import type { WasmKernelRunner } from '../../../src/kernels/wasm/runner';
 import { mulberry32 } from '../../helpers';
-import { createWasmEnv, type WasmTestEnv } from './helpers';
+import { createWasmEnv, reversedRunner, type WasmTestEnv } from './helpers';
 
 const env: WasmTestEnv = createWasmEnv();
 afterEach(() => env.reset());
@@ -147,7 +147,7 @@ describe('adamInto', () => {
     const h: AdamHyper = { ...hypers()[31], step: 2 }; // amsgrad, maximize, AdamW, β1 0.3
     const inOrder = wasmStep(s, g, h);
     env.reset();
-    const reversed = wasmStep(s, g, h, reversedRunner());
+    const reversed = wasmStep(s, g, h, reversedRunner(env));
     env.reset();
     expectSameBits(reversed, inOrder);
     const slice = (st: State, a: number, b: number): State => ({ p: st.p.slice(a, b), m: st.m.slice(a, b), v: st.v.slice(a, b), vmax: st.vmax.slice(a, b) });
@@ -175,16 +175,3 @@ function expectSameBits(a: State, b: State): void {
   }
 }
 
-/** A runner that runs the tasks in reverse order. */
-function reversedRunner(): WasmKernelRunner {
-  const base = env.runner;
-  return {
-    exports: base.exports,
-    memory: base.memory,
-    descPtr: base.descPtr,
-    run(fn, desc, tasks) {
-      const kernel = base.exports[fn] as (d: number, t: number, s: number) => void;
-      for (let t = tasks - 1; t >= 0; t--) kernel(desc, t, 4096);
-    },
-  };
-}

@@ -77,3 +77,25 @@ export function createWasmEnv(initialPages = 64): WasmTestEnv {
     },
   };
 }
+
+/**
+ * A runner over env's instance that runs a kernel's tasks in the order `order(tasks)` gives, or
+ * only the tasks it lists. Tasks are independent, so any order must give the same bits.
+ */
+export function orderedRunner(env: WasmTestEnv, order: (tasks: number) => number[]): WasmKernelRunner {
+  const base = env.runner;
+  return {
+    exports: base.exports,
+    memory: base.memory,
+    descPtr: base.descPtr,
+    run(fn, desc, tasks) {
+      const kernel = base.exports[fn] as (d: number, t: number, s: number) => void;
+      for (const t of order(tasks)) kernel(desc, t, SCRATCH_PTR);
+    },
+  };
+}
+
+/** A runner over env's instance that runs the tasks last to first. */
+export function reversedRunner(env: WasmTestEnv): WasmKernelRunner {
+  return orderedRunner(env, (tasks) => Array.from({ length: tasks }, (_, i) => tasks - 1 - i));
+}

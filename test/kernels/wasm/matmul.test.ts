@@ -5,7 +5,7 @@ import { wasmKernelBytes } from '../../../src/kernels/wasm/binary';
 import { matmulInto, matmulTasks, type WasmMatmulDType } from '../../../src/kernels/wasm/matmul';
 import { SCRATCH_BYTES, type WasmKernelRunner } from '../../../src/kernels/wasm/runner';
 import { mulberry32 } from '../../helpers';
-import { createWasmEnv, kernelModule, type WasmTestEnv } from './helpers';
+import { createWasmEnv, kernelModule, orderedRunner, type WasmTestEnv } from './helpers';
 
 const env: WasmTestEnv = createWasmEnv();
 afterEach(() => env.reset());
@@ -98,20 +98,6 @@ function check(dtype: WasmMatmulDType, s: MatmulShape, seed: number): void {
   env.reset();
 }
 
-/** A runner that runs the tasks in a shuffled (seeded) order, or only the listed ones. */
-function orderedRunner(order: (tasks: number) => number[]): WasmKernelRunner {
-  const base = env.runner;
-  const scratch = 4096; // the test env's scratch area (see helpers.ts)
-  return {
-    exports: base.exports,
-    memory: base.memory,
-    descPtr: base.descPtr,
-    run(fn, desc, tasks) {
-      const kernel = base.exports[fn] as (d: number, t: number, s: number) => void;
-      for (const t of order(tasks)) kernel(desc, t, scratch);
-    },
-  };
-}
 
 function shuffled(tasks: number, seed: number): number[] {
   const rand = mulberry32(seed);
@@ -243,7 +229,7 @@ describe('tasks', () => {
     const { a, b } = operands(dtype, s, 31);
     const writes = new Uint8Array(s.batch * s.m * s.n);
     for (let t = 0; t < plan.tasks; t++) {
-      const c = runWasm(dtype, s, a, b, orderedRunner(() => [t]));
+      const c = runWasm(dtype, s, a, b, orderedRunner(env, () => [t]));
       c.forEach((x, i) => {
         if (!Number.isNaN(x)) writes[i]++;
       });
@@ -258,8 +244,8 @@ describe('tasks', () => {
       const inOrder = runWasm(dtype, s, a, b);
       const tasks = matmulTasks(s, dtype).tasks;
       expect(tasks).toBeGreaterThan(1);
-      const reversed = runWasm(dtype, s, a, b, orderedRunner((n) => Array.from({ length: n }, (_, i) => n - 1 - i)));
-      const random = runWasm(dtype, s, a, b, orderedRunner((n) => shuffled(n, 5)));
+      const reversed = runWasm(dtype, s, a, b, orderedRunner(env, (n) => Array.from({ length: n }, (_, i) => n - 1 - i)));
+      const random = runWasm(dtype, s, a, b, orderedRunner(env, (n) => shuffled(n, 5)));
       expect(Array.from(reversed)).toEqual(Array.from(inOrder));
       expect(Array.from(random)).toEqual(Array.from(inOrder));
       expectNear(inOrder, reference(a, b, s), s.k, dtype, 'in order');

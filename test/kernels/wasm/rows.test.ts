@@ -20,7 +20,6 @@
  */
 import { BackendError } from '../../../src/errors';
 import * as cpu from '../../../src/kernels/cpu/rows';
-import type { WasmKernelRunner } from '../../../src/kernels/wasm/runner';
 import {
   crossEntropyBackwardRowsInto,
   crossEntropyRowsInto,
@@ -31,7 +30,7 @@ import {
   softmaxRowsInto,
 } from '../../../src/kernels/wasm/rows';
 import { mulberry32 } from '../../helpers';
-import { createWasmEnv, type WasmTestEnv } from './helpers';
+import { createWasmEnv, reversedRunner, type WasmTestEnv } from './helpers';
 
 const env: WasmTestEnv = createWasmEnv();
 afterEach(() => env.reset());
@@ -118,19 +117,6 @@ function softmaxTerms(x: Float32Array, outer: number, inner: number): { d: Float
 /** The softmax tolerance over u: (|d| + W + 6)·p, 0 where p is 0. */
 const probErr = (d: number, w: number, p: number): number => (p === 0 ? 0 : (Math.abs(d) + w + 6) * p);
 
-/** A runner that runs the tasks in reverse order (any order must give the same bits). */
-function reversedRunner(): WasmKernelRunner {
-  const base = env.runner;
-  return {
-    exports: base.exports,
-    memory: base.memory,
-    descPtr: base.descPtr,
-    run(fn, desc, tasks) {
-      const kernel = base.exports[fn] as (d: number, t: number, s: number) => void;
-      for (let t = tasks - 1; t >= 0; t--) kernel(desc, t, 4096); // the env's scratch (helpers.ts)
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -171,7 +157,7 @@ describe('softmaxRowsInto', () => {
 
   it('tasks in any order give the bits of one row at a time', () => {
     const x = randomRows(300, 259, 5);
-    const all = runSoftmax(x, 300, 259, false, reversedRunner());
+    const all = runSoftmax(x, 300, 259, false, reversedRunner(env));
     for (const r of [0, 126, 127, 299]) {
       expect(Array.from(runSoftmax(x.subarray(r * 259, (r + 1) * 259), 1, 259, false))).toEqual(Array.from(all.subarray(r * 259, (r + 1) * 259)));
     }
@@ -213,7 +199,7 @@ describe('normalizeRowsInto', () => {
 
   it('tasks in any order give the bits of one row at a time', () => {
     const x = randomRows(600, 256, 6, 2);
-    const all = checkNormalize('rms', x, 600, 256, 1e-6, 'split', reversedRunner());
+    const all = checkNormalize('rms', x, 600, 256, 1e-6, 'split', reversedRunner(env));
     for (const r of [0, 255, 256, 599]) {
       const one = checkNormalize('rms', x.subarray(r * 256, (r + 1) * 256), 1, 256, 1e-6, 'row');
       expect(Array.from(one)).toEqual(Array.from(all.subarray(r * 256, (r + 1) * 256)));
@@ -284,7 +270,7 @@ describe('crossEntropyRowsInto and crossEntropyBackwardRowsInto', () => {
 
   it('tasks in any order give the bits of one row at a time', () => {
     const c = ceCase(randomRows(300, 259, 8), 300, 259, 9, 0.1);
-    const all = checkCrossEntropy(c, 'split', reversedRunner());
+    const all = checkCrossEntropy(c, 'split', reversedRunner(env));
     for (const r of [0, 126, 127, 299]) {
       const row = { ...c, x: c.x.subarray(r * 259, (r + 1) * 259), target: c.target.subarray(r, r + 1), grad: c.grad.subarray(r, r + 1), outer: 1 };
       const one = checkCrossEntropy(row, 'row');
@@ -354,10 +340,10 @@ describe('reduceRowsInto and reduceMiddleInto', () => {
 
   it('tasks in any order: reduce rows and middle are the same bits', () => {
     const x = randomRows(1024, 259, 51);
-    const sums = checkReduceRows('sum', x, 1024, 259, 'split', reversedRunner());
+    const sums = checkReduceRows('sum', x, 1024, 259, 'split', reversedRunner(env));
     expect(sums[700]).toBe(checkReduceRows('sum', x.subarray(700 * 259, 701 * 259), 1, 259, 'row')[0]);
     expect(reduceMiddleTasks(1, 1024, 688).tasks).toBeGreaterThan(1);
-    checkReduceMiddle('sum', randomRows(1024, 688, 52), 1, 1024, 688, 'split', reversedRunner());
+    checkReduceMiddle('sum', randomRows(1024, 688, 52), 1, 1024, 688, 'split', reversedRunner(env));
   });
 
   it('reduceMiddleTasks: column tiles of whole cache lines that cover every column once; small slices share a task', () => {
