@@ -7,7 +7,7 @@
 // The compiler flags live in wasm/asconfig.json (SIMD, imported shared memory, stub runtime, -O3).
 // Run on its own (`node scripts/build-wasm.mjs`) or from scripts/build.mjs, which runs it first:
 // the type checks and bundles import the generated module. Both outputs are git-ignored.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -46,6 +46,29 @@ export async function buildWasm() {
   try { previous = readFileSync(generatedFile, 'utf8'); } catch { /* first build */ }
   if (previous !== text) writeFileSync(generatedFile, text);
   return { ok: true, output: output.trim(), ms, bytes: bytes.length };
+}
+
+/** Newest modification time (ms) of the kernel sources and the compiler flags. */
+function newestSource() {
+  const dir = join(root, 'wasm', 'assembly');
+  const files = [join(root, 'wasm', 'asconfig.json'), ...readdirSync(dir).map((f) => join(dir, f))];
+  return Math.max(...files.map((f) => statSync(f).mtimeMs));
+}
+
+/**
+ * Builds the kernels only when the generated module is missing or older than a kernel source:
+ * for the commands that run the TypeScript sources without `npm run build` (scripts/run-ts.mjs:
+ * the demo, the examples, the benchmarks), so that `npm ci && npm run demo` works on a fresh clone.
+ */
+export async function ensureWasmBuilt() {
+  let built = 0;
+  try {
+    built = statSync(generatedFile).mtimeMs;
+  } catch {
+    // never built
+  }
+  if (built >= newestSource()) return { ok: true, output: '', ms: 0, bytes: 0, skipped: true };
+  return buildWasm();
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
