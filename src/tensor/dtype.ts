@@ -66,3 +66,22 @@ export function promoteWithScalar(dtype: DType, scalar: number): DType {
 export function floatingOf(dtype: DType): DType {
   return isFloating(dtype) ? dtype : DEFAULT_DTYPE;
 }
+
+/**
+ * The most negative finite value of a dtype: torch.finfo(dtype).min for the floating dtypes
+ * (−65504 for float16, −(2 − 2⁻²³)·2¹²⁷ for float32, −Number.MAX_VALUE for float64) and
+ * torch.iinfo(int32).min for int32. Attention fills masked scores with it instead of −∞, so that
+ * a row whose every key is masked soft-maxes to uniform weights rather than NaN.
+ */
+export function finfoMin(dtype: DType): number {
+  switch (dtype) {
+    case 'float64':
+      return -Number.MAX_VALUE;
+    case 'float32':
+      return -3.4028234663852886e38;
+    case 'float16':
+      return -65504;
+    case 'int32':
+      return -2147483648;
+  }
+}

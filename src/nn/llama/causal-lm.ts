@@ -1,0 +1,138 @@
+/**
+ * LlamaForCausalLM, Llama with its language-model head: the logits (optionally for the last few
+ * positions only), HF's shifted causal-LM loss, the tied head (TiedLinear) and the entry point
+ * of generation (whose loop is in generate.ts).
+ */
+import { DTypeError, ShapeError, ValueError, fmtShape } from '../../errors';
+import { Tensor } from '../../tensor/tensor';
+import { Generator } from '../../tensor/random';
+import { cast } from '../../autograd/ops/elementwise';
+import { linear } from '../../autograd/ops/matmul';
+import { crossEntropy } from '../../autograd/ops/loss';
+import { reshape, slice } from '../../autograd/ops/shape';
+import { Module } from '../module';
+import { Embedding, Linear } from '../layers';
+import * as init from '../init';
+import { resolveLlamaConfig, type LlamaConfig, type ResolvedLlamaConfig } from './config';
+import type { KVCache } from './kv-cache';
+import type { LayerOptions } from './layers';
+import { LlamaModel, type LlamaModelOptions } from './model';
+import { generateTokens, type GenerateOptions } from './generate';
+
+/**
+ * lm_head when tieWordEmbeddings is set: a bias-free linear layer whose weight IS the embedding
+ * matrix (one tensor registered under two names, as PyTorch's `lm_head.weight = embed.weight`).
+ * It is not a `Linear` because Linear always allocates and registers its own weight, and Module
+ * has no way to replace a registered parameter.
+ */
+export class TiedLinear extends Module {
+  readonly bias = null;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+
+  constructor(readonly weight: Tensor) {
+    super();
+    this.registerParameter('weight', weight);
+    [this.outFeatures, this.inFeatures] = weight.shape;
+  }
+
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight);
+  }
+}
+
+export interface LlamaForwardOptions extends LlamaModelOptions {
+  /** int32 [B, T] targets; the loss compares logits[:, t] with labels[:, t + 1], ignoring −100. */
+  labels?: Tensor;
+  /** Compute logits for the last n positions only (0, the default: all), as HF's logits_to_keep. */
+  logitsToKeep?: number;
+}
+
+export interface CausalLMOutput {
+  /** [B, T, vocab] (or [B, logitsToKeep, vocab]) in the model's dtype. */
+  logits: Tensor;
+  /** Mean cross-entropy over the non-ignored shifted labels (0-d, float32 for float16 models). */
+  loss?: Tensor;
+  pastKeyValues?: KVCache;
+}
+
+/** Llama with the language-model head: ids [B, T] -> logits [B, T, vocab], loss, generation. */
+export class LlamaForCausalLM extends Module {
+  readonly config: ResolvedLlamaConfig;
+  readonly model: LlamaModel;
+  readonly lmHead: Linear | TiedLinear;
+
+  constructor(config: LlamaConfig) {
+    super();
+    this.config = resolveLlamaConfig(config);
+    const cfg = this.config;
+    // the layers' own default initialisations draw from a scratch generator (leaving the global
+    // one untouched) and are then overwritten by HF's: N(0, initializerRange), norms 1
+    const options: LayerOptions = { dtype: cfg.dtype, generator: new Generator(0) };
+    this.model = this.registerModule('model', new LlamaModel(cfg, options));
+    this.lmHead = this.registerModule(
+      'lm_head',
+      cfg.tieWordEmbeddings
+        ? new TiedLinear(this.model.embedTokens.weight)
+        : new Linear(cfg.hiddenSize, cfg.vocabSize, { bias: false, ...options }),
+    );
+    const generator = new Generator(cfg.seed);
+    for (const [, m] of this.namedModules()) {
+      if (m instanceof Linear || m instanceof Embedding) init.normal_(m.weight, 0, cfg.initializerRange, generator);
+    }
+    this.nameParameters();
+  }
+
+  forward(inputIds: Tensor, options: LlamaForwardOptions = {}): CausalLMOutput {
+    const op = 'LlamaForCausalLM.forward';
+    const keep = options.logitsToKeep ?? 0;
+    if (!Number.isInteger(keep) || keep < 0) throw new ValueError(op, `logitsToKeep must be a non-negative integer, got ${keep}`);
+    if (options.labels !== undefined) {
+      checkLabels(op, options.labels, inputIds);
+      if (keep !== 0) throw new ValueError(op, 'labels need the logits of every position; leave logitsToKeep at 0 when computing the loss');
+      if (options.labels.shape[1] < 2) {
+        throw new ValueError(op, `the causal-LM loss needs at least 2 positions (position t predicts token t + 1), got labels of shape ${fmtShape(options.labels.shape)}`);
+      }
+    }
+    const { lastHiddenState, pastKeyValues } = this.model.forward(inputIds, options);
+    const t = lastHiddenState.shape[1];
+    const hidden = keep > 0 && keep < t ? slice(lastHiddenState, 1, t - keep) : lastHiddenState;
+    const logits = this.lmHead.forward(hidden);
+    const out: CausalLMOutput = { logits };
+    if (pastKeyValues) out.pastKeyValues = pastKeyValues;
+    if (options.labels !== undefined) out.loss = causalLMLoss(logits, options.labels);
+    return out;
+  }
+
+  /**
+   * Autoregressive generation under noGrad: the prompt runs once, then each step feeds only the
+   * new token with the key/value cache. Returns int32 [B, T + n] (prompt included), n <=
+   * maxNewTokens (fewer when every sequence has produced eosTokenId). Train/eval mode is left as
+   * it is: call model.eval() first if that matters.
+   */
+  generate(inputIds: Tensor, options: GenerateOptions): Tensor {
+    return generateTokens(this, inputIds, options);
+  }
+}
+
+/** Checks that labels are int32 token ids with the input ids' shape. */
+function checkLabels(op: string, labels: Tensor, inputIds: Tensor): void {
+  if (!(labels instanceof Tensor) || labels.dtype !== 'int32') {
+    throw new DTypeError(op, `labels must be an int32 tensor, got ${labels instanceof Tensor ? labels.dtype : typeof labels}`);
+  }
+  if (inputIds instanceof Tensor && (labels.ndim !== inputIds.ndim || labels.shape.some((d, i) => d !== inputIds.shape[i]))) {
+    throw new ShapeError(op, `labels of shape ${fmtShape(labels.shape)} must have the input ids' shape ${fmtShape(inputIds.shape)}`);
+  }
+}
+
+/**
+ * HF's causal-LM loss: position t predicts token t + 1, so logits[:, :-1] are scored against
+ * labels[:, 1:] with cross-entropy, ignoring −100, averaged over the tokens not ignored.
+ * float16 logits are upcast to float32 first.
+ */
+function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
+  const [b, t, v] = logits.shape;
+  const shifted = reshape(slice(logits, 1, 0, t - 1), [b * (t - 1), v]);
+  const targets = reshape(slice(labels, 1, 1), [b * (t - 1)]);
+  return crossEntropy(shifted.dtype === 'float16' ? cast(shifted, 'float32') : shifted, targets, { ignoreIndex: -100 });
+}

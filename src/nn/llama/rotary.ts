@@ -1,0 +1,50 @@
+/**
+ * Rotary position embeddings (RoPE) in Hugging Face's rotate_half layout: the cos/sin tables,
+ * computed in float64 on the host and cast to the model's dtype, and their application to the
+ * query and key heads.
+ */
+import type { DType } from '../../tensor/dtype';
+import type { Tensor } from '../../tensor/tensor';
+import { tensor } from '../../tensor/creation';
+import { add, mul, neg } from '../../autograd/ops/elementwise';
+import { cat, reshape, slice } from '../../autograd/ops/shape';
+
+/** cos and sin tables for rotary embeddings. */
+export interface RotaryTables {
+  /** [T, D] shared by the batch, or [B, 1, T, D] per sequence; broadcasts against [B, H, T, D]. */
+  cos: Tensor;
+  sin: Tensor;
+}
+
+/**
+ * cos(p·invFreq) and sin(p·invFreq) for each position p, in HF's rotate_half layout:
+ * invFreq[j] = θ^(−2j/D) for j < D/2, and the D/2 angles are repeated (cat(freqs, freqs)), so
+ * column j and column j + D/2 rotate together. `shape` is the tables' shape without the trailing
+ * D ([T] or [B, 1, T]). Computed in float64, returned in `dtype`.
+ */
+export function rotaryTables(positions: ArrayLike<number>, headDim: number, theta: number, dtype: DType, shape: readonly number[] = [positions.length]): RotaryTables {
+  const half = headDim / 2;
+  const invFreq = Array.from({ length: half }, (_, j) => 1 / Math.pow(theta, (2 * j) / headDim));
+  const cos = new Float64Array(positions.length * headDim);
+  const sin = new Float64Array(positions.length * headDim);
+  for (let p = 0; p < positions.length; p++) {
+    for (let j = 0; j < half; j++) {
+      const angle = positions[p] * invFreq[j];
+      cos[p * headDim + j] = cos[p * headDim + j + half] = Math.cos(angle);
+      sin[p * headDim + j] = sin[p * headDim + j + half] = Math.sin(angle);
+    }
+  }
+  const table = (v: Float64Array) => reshape(tensor(v, { dtype }), [...shape, headDim]);
+  return { cos: table(cos), sin: table(sin) };
+}
+
+/** HF's rotate_half: cat(−x[..., D/2:], x[..., :D/2]) along the last dim. */
+export function rotateHalf(x: Tensor): Tensor {
+  const half = x.shape[x.ndim - 1] / 2;
+  return cat([neg(slice(x, -1, half)), slice(x, -1, 0, half)], -1);
+}
+
+/** x·cos + rotate_half(x)·sin: rotates each pair (x_j, x_{j+D/2}) by its position's angle. */
+export function applyRotary(x: Tensor, rope: RotaryTables): Tensor {
+  return add(mul(x, rope.cos), mul(rotateHalf(x), rope.sin));
+}
