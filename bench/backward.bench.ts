@@ -158,7 +158,7 @@ export interface BackwardBenchResult {
     withinFivePercent: boolean;
     meanBlockFlopRatio: number;
     predictedFlopRatio: number;
-    /** DESIGN.md's coarse (D+1)/(4D). */
+    /** The coarse (D+1)/(4D) of docs/design.md. */
     designRatio: number;
     meanBlockSeconds: number;
     meanBlockTimeRatio: number;
@@ -324,7 +324,7 @@ export async function runBackwardBench(options: BackwardBenchOptions = {}): Prom
   };
   console.log(
     `mean over blocks: FLOPs x${summary.meanBlockFlopRatio.toFixed(3)} of full (predicted x${summary.predictedFlopRatio.toFixed(3)}, ` +
-      `error ${(100 * meanFlopError).toFixed(2)}%, DESIGN.md's (D+1)/4D x${summary.designRatio.toFixed(3)}); time x${summary.meanBlockTimeRatio.toFixed(3)}`,
+      `error ${(100 * meanFlopError).toFixed(2)}%, coarse (D+1)/4D x${summary.designRatio.toFixed(3)}); time x${summary.meanBlockTimeRatio.toFixed(3)}`,
   );
   if (!summary.withinFivePercent) console.error('backward bench: the mean BAdam backward FLOPs are NOT within 5% of the prediction');
 
@@ -378,7 +378,7 @@ export function backwardMarkdown(r: BackwardBenchResult): string {
     ...r.blocks.map(row),
     row(r.lora),
     '',
-    '| mean over the D blocks | measured | predicted (bench/flops.ts) | DESIGN.md (D+1)/(4D) |',
+    '| mean over the D blocks | measured | predicted (bench/flops.ts) | coarse (D+1)/(4D) |',
     '| :--- | ---: | ---: | ---: |',
     `| matmul FLOPs / full backward | ${s.meanBlockFlopRatio.toFixed(3)} | ${s.predictedFlopRatio.toFixed(3)} (error ${(100 * s.meanFlopError).toFixed(2)}%, ${s.withinFivePercent ? 'within 5%' : '**NOT within 5%**'}) | ${s.designRatio.toFixed(3)} |`,
     `| time / full backward | ${s.meanBlockTimeRatio.toFixed(3)} | | |`,
@@ -387,7 +387,7 @@ export function backwardMarkdown(r: BackwardBenchResult): string {
       'and F_head those of lm_head: full = 2·(D·F_layer + F_head); block i = 2·F_layer + (D−1−i)·(F_lin + 2·F_attn) + F_head ' +
       '(block i computes dW and dX everywhere, since its input_layernorm weight makes the input of q/k/v require grad; ' +
       'the layers above compute dX of their linears and both operand gradients of the attention products; lm_head dX only). ' +
-      'DESIGN.md\'s estimate counts block i as one forward instead of two and ignores the head, hence its lower ratio.',
+      'The coarse estimate (docs/design.md) counts block i as one forward instead of two and ignores the head, hence its lower ratio.',
   ].join('\n');
 }
 

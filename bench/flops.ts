@@ -1,6 +1,6 @@
 /**
  * Analytic matmul FLOPs of a Llama-style model's forward and of its backward under the three
- * pruning mechanisms (DESIGN.md, "The chain-rule saving"), in terms of the model's dimensions.
+ * pruning mechanisms (docs/design.md, "The chain-rule saving"), in terms of the model's dimensions.
  * bench/backward.bench.ts prints these beside the FLOPs the kernels counted
  * (profile().report.matmulFlops), and test/bench/backward-flops.test.ts asserts they agree.
  *
@@ -41,7 +41,7 @@
  *   block(i) = 2·F_layer [− F_qkv] + (D−1−i)·(F_lin + 2·F_attn) + F_head
  *   mean over i = 2·F_layer [− F_qkv] + (D−1)/2·(F_lin + 2·F_attn) + F_head.
  *
- * DESIGN.md's coarse estimate (all per-layer costs equal, no head, block i costing 1 forward)
+ * The coarse estimate of docs/design.md (all per-layer costs equal, no head, block i costing 1 forward)
  * gives mean/full = (D+1)/2 / 2D = (D+1)/(4D); `designRatio` returns it for comparison. It
  * undercounts block i (which costs ~2 forwards, not 1) and the attention products above i (2x,
  * not 1x), so for D = 8 it says 0.281 where the exact count is ~0.35.
@@ -152,7 +152,7 @@ export function meanBlockBackwardFlops(m: LlamaFlopDims, options: BlockFlopOptio
   return s / D;
 }
 
-/** DESIGN.md's coarse ratio of the mean BAdam backward to the full backward: (D+1)/2 / 2D. */
+/** The coarse ratio (docs/design.md) of the mean BAdam backward to the full backward: (D+1)/2 / 2D. */
 export function designRatio(numLayers: number): number {
   return (numLayers + 1) / (4 * numLayers);
 }

@@ -3,7 +3,7 @@
  *
  *  1. Collect the graph below the roots and, when `inputs` are given, mark the nodes that lie on
  *     a path to one of them (PyTorch's exec_info). Nodes off every such path are pruned:
- *     mechanism 3 of DESIGN.md. Their saved tensors are left untouched.
+ *     mechanism 3 of docs/design.md. Their saved tensors are left untouched.
  *  2. Count, for each marked node and leaf, the edges that will bring it a gradient.
  *  3. Run nodes whose count reached zero (all consumers done, so the incoming gradient is
  *     complete), sum what each sends into its inputs' buffers, and repeat. A leaf's turn comes

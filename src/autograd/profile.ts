@@ -1,6 +1,6 @@
 /**
  * What a forward and backward did, counted: nodes recorded and not recorded, nodes run, and the
- * work avoided by each of the three pruning mechanisms (DESIGN.md):
+ * work avoided by each of the three pruning mechanisms (docs/design.md):
  *   1. forward-time propagation: ops whose inputs need no grad record no node (`notRecorded`);
  *   2. per-input masks: a node computes no gradient for inputs that need none (`gradsSkippedByMask`);
  *   3. reachability: backward({ inputs }) runs only nodes on a path to the inputs

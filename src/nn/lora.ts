@@ -7,7 +7,7 @@
  * with A initialised kaiming_uniform(a = √5) and B zero, so the adapted model starts equal to
  * the base model. Every parameter that existed before is frozen, so backward computes only
  * what A and B need: the frozen W gets no weight-gradient matmul (the linear node's needs mask
- * skips dW), and layers below the first adapter record nothing (DESIGN.md, mechanisms 1 and 2).
+ * skips dW), and layers below the first adapter record nothing (docs/design.md, mechanisms 1 and 2).
  *
  * The adapters are child modules of the Linear they adapt, named as PEFT names them in adapter
  * files: `...q_proj.lora_A.weight` and `...q_proj.lora_B.weight` (PEFT's in-memory names carry

@@ -78,7 +78,7 @@ describe('backward FLOPs of a Llama under BAdam: measured against bench/flops.ts
     expect(relErr(mean, predicted)).toBeLessThan(0.05);
     // and the per-block formula is exact, block by block
     blocks.forEach((b, i) => expect([i, b.backward]).toEqual([i, blockBackwardFlops(dims, i)]));
-    // the ratio to the full backward is well above DESIGN.md's coarse (D+1)/(4D) for this model
+    // the ratio to the full backward is well above the coarse (D+1)/(4D) estimate (docs/design.md) for this model
     expect(mean / full.backward).toBeGreaterThan(designRatio(D));
   });
 
