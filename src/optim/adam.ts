@@ -17,8 +17,11 @@
 import { ValueError, fmtShape } from '../errors';
 import { Tensor } from '../tensor/tensor';
 import { backendByName } from '../kernels/registry';
-import { Optimizer, withDefaults, zeroState, type ParamGroup, type ParamState, type ParamsInput, type StateKind } from './optimizer';
-import { stateValueProblem } from './util';
+import { Optimizer } from './optimizer';
+import { withDefaults } from './hyperparameters';
+import type { ParamGroup, ParamsInput } from './param-groups';
+import type { ParamState, StateKind } from './state-dict';
+import { stateValueProblem, zeroState } from './state-tensors';
 
 export interface AdamOptions {
   lr: number;

@@ -8,7 +8,7 @@ import { noGrad } from '../autograd/grad-mode';
 import { abs, cast, clamp, mul, pow } from '../autograd/ops/elementwise';
 import { max, sum } from '../autograd/ops/reduce';
 import { copy_ } from '../autograd/ops/inplace';
-import { Temporaries } from './util';
+import { Temporaries } from './temporaries';
 
 export interface ClipGradNormOptions {
   /** Throw when the total norm is NaN or infinite instead of scaling by it (PyTorch's error_if_nonfinite). */

@@ -1,18 +1,9 @@
 /** Optimizers, learning-rate schedulers and gradient clipping (torch.optim counterparts). */
-export {
-  Optimizer,
-  stateDtype,
-  type Hyperparameters,
-  type ParamGroup,
-  type ParamGroupInput,
-  type ParamsInput,
-  type NamedParams,
-  type ParamState,
-  type StateValue,
-  type StateKind,
-  type OptimizerStateDict,
-  type SavedParamGroup,
-} from './optimizer';
+export { Optimizer } from './optimizer';
+export { stateDtype } from './state-tensors';
+export type { Hyperparameters } from './hyperparameters';
+export type { ParamGroup, ParamGroupInput, ParamsInput, NamedParams } from './param-groups';
+export type { ParamState, StateValue, StateKind, OptimizerStateDict, SavedParamGroup } from './state-dict';
 export { SGD, SGD_DEFAULTS, type SGDOptions } from './sgd';
 export { Adam, AdamW, ADAM_DEFAULTS, type AdamOptions } from './adam';
 export { clipGradNorm, clipGradValue, type ClipGradNormOptions } from './clip';

@@ -53,11 +53,13 @@ import { Tensor } from '../tensor/tensor';
 import { memoryTracker } from '../kernels/memory';
 import { noGrad } from '../autograd/grad-mode';
 import { backward } from '../autograd/engine';
-import { add, cast, clamp, mul, sub } from '../autograd/ops/elementwise';
+import { cast, clamp, mul } from '../autograd/ops/elementwise';
 import { sum } from '../autograd/ops/reduce';
-import { copy_ } from '../autograd/ops/inplace';
-import { stateDtype } from './optimizer';
-import { Temporaries, namedParameterList } from './util';
+import { isPlainObject } from '../util/objects';
+import { Temporaries } from './temporaries';
+import { namedParameterList } from './parameters';
+import { sgdUpdate } from './sgd';
+import { LoadProblems, refuseLoad } from './load-contract';
 import { checkClaims, claimParameters } from './ownership';
 
 export interface LOMOOptions {
@@ -106,7 +108,8 @@ export class LOMO {
 
   constructor(model: { namedParameters(): [string, Tensor][] } | Iterable<[string, Tensor]> | Iterable<Tensor>, options: LOMOOptions) {
     const op = 'LOMO';
-    const { params, names } = collectParams(op, model);
+    // LOMO updates the parameters that require grad; the frozen ones may be anything
+    const { params, names } = namedParameterList(op, model, { allowTensors: true, trainable: 'requiresGrad' });
     if (options === null || typeof options !== 'object') throw new ValueError(op, 'options must be an object with at least { lr }');
     for (const k of Object.keys(options)) {
       if (!KNOWN_OPTIONS.includes(k)) throw new ValueError(op, `unknown option '${k}'; known: ${KNOWN_OPTIONS.join(', ')}`);
@@ -231,17 +234,19 @@ export class LOMO {
     return { paramGroups: [{ lr: this.paramGroups[0].lr, weightDecay: this.paramGroups[0].weightDecay }] };
   }
 
+  /** Restores the lr and weightDecay; everything is checked first (load-contract.ts). */
   loadStateDict(sd: { paramGroups: { lr: number; weightDecay: number }[] }): void {
     const op = 'LOMO.loadStateDict';
     const g = sd?.paramGroups?.[0];
-    if (!Array.isArray(sd?.paramGroups) || sd.paramGroups.length !== 1 || g === null || typeof g !== 'object') {
-      throw new ValueError(op, 'expected { paramGroups: [{ lr, weightDecay }] } as returned by stateDict(). Nothing was loaded');
+    if (!Array.isArray(sd?.paramGroups) || sd.paramGroups.length !== 1 || !isPlainObject(g)) {
+      refuseLoad(op, 'expected { paramGroups: [{ lr, weightDecay }] } as returned by stateDict()');
     }
-    const lrProblem = checkLr(g.lr);
-    if (lrProblem) throw new ValueError(op, `${lrProblem}. Nothing was loaded`);
+    const problems = new LoadProblems(op);
+    problems.add(checkLr(g.lr));
     if (typeof g.weightDecay !== 'number' || !(g.weightDecay >= 0) || !Number.isFinite(g.weightDecay)) {
-      throw new ValueError(op, `invalid weightDecay ${String(g.weightDecay)}. Nothing was loaded`);
+      problems.add(`invalid weightDecay ${String(g.weightDecay)}`);
     }
+    problems.throwIfAny();
     this.paramGroups[0].lr = g.lr;
     this.paramGroups[0].weightDecay = g.weightDecay;
   }
@@ -275,29 +280,17 @@ export class LOMO {
     const { lr, weightDecay } = group;
     const clipValue = this.clipGradValue;
     const coef = this.clipCoef;
-    noGrad(() => {
-      // SGD's update (src/optim/sgd.ts), op for op, so the results agree bit for bit; every
-      // intermediate is disposed right after use, so the hook leaves nothing for the GC
-      const dtype = stateDtype(p);
-      const t = new Temporaries([p, grad]);
-      try {
-        const x = t.own(cast(p, dtype));
-        let g = t.own(cast(grad, dtype));
-        if (clipValue !== null) g = t.swap(g, clamp(g, -clipValue, clipValue));
-        if (coef < 1) g = t.swap(g, mul(g, t.scalar(coef, dtype)));
-        if (weightDecay !== 0) {
-          const decay = t.own(mul(x, t.scalar(weightDecay, dtype)));
-          g = t.swap(g, add(g, decay));
-          t.free(decay);
-        }
-        const scaled = t.own(mul(g, t.scalar(lr, dtype)));
-        const next = t.own(sub(x, scaled));
-        t.free(scaled, g, x);
-        copy_(p, next);
-      } finally {
-        t.freeAll();
-      }
-    });
+    // SGD's update (sgd.ts), op for op, so the results agree bit for bit, with LOMO's clipping as
+    // the step before weight decay (the reference's order: value first, then the global norm)
+    noGrad(() =>
+      sgdUpdate(p, grad, lr, weightDecay, {
+        beforeDecay: (g, t, dtype) => {
+          if (clipValue !== null) g = t.swap(g, clamp(g, -clipValue, clipValue));
+          if (coef < 1) g = t.swap(g, mul(g, t.scalar(coef, dtype)));
+          return g;
+        },
+      }),
+    );
     this.updatedCount++;
     this.freeGrad(p);
   }
@@ -312,15 +305,4 @@ export class LOMO {
 function checkLr(lr: unknown): string | null {
   if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) return `invalid learning rate ${String(lr)}: expected a finite lr >= 0`;
   return null;
-}
-
-/** A Module, namedParameters() pairs or a list of tensors, as parameters (and names when known), checked. */
-function collectParams(op: string, model: unknown): { params: Tensor[]; names: string[] | null } {
-  const { params, names } = namedParameterList(op, model, { allowTensors: true });
-  params.forEach((p, i) => {
-    const label = names ? `'${names[i]}'` : `#${i}`;
-    if (p.isDisposed || p.buffer.released) throw new ValueError(op, `parameter ${label} was disposed`);
-    if (p.requiresGrad && !p.isLeaf) throw new ValueError(op, `parameter ${label} is not a leaf: LOMO updates leaves`);
-  });
-  return { params, names };
 }

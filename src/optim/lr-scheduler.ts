@@ -9,6 +9,8 @@
  * stateDict, so restore both (PyTorch's convention).
  */
 import { ValueError } from '../errors';
+import { isPlainObject } from '../util/objects';
+import { LoadProblems, refuseLoad } from './load-contract';
 
 /** Anything with parameter groups that have a learning rate. */
 export interface HasParamGroups {
@@ -78,30 +80,35 @@ export abstract class LRScheduler {
     return { lastEpoch: this.lastEpoch, baseLrs: [...this.baseLrs], lastLr: [...this.lastLr] };
   }
 
-  /** Restores the counters (checked first; a bad state dict changes nothing). Does not set group.lr. */
+  /**
+   * Restores the counters. Everything is checked first: a bad state dict throws one ValueError
+   * listing every problem and changes nothing (load-contract.ts). Does not set group.lr.
+   */
   loadStateDict(sd: LRSchedulerStateDict): void {
     const op = `${this.constructor.name}.loadStateDict`;
-    const n = this.optimizer.paramGroups.length;
-    const numbers = (x: unknown, what: string) => {
-      if (!Array.isArray(x) || x.length !== n || !x.every((v) => typeof v === 'number' && Number.isFinite(v))) {
-        throw new ValueError(op, `${what} must be ${n} finite numbers (one per parameter group). Nothing was loaded`);
-      }
-    };
-    if (sd === null || typeof sd !== 'object') throw new ValueError(op, 'expected an object from stateDict()');
+    if (!isPlainObject(sd)) refuseLoad(op, 'expected an object from stateDict()');
+    const problems = new LoadProblems(op);
     if (typeof sd.lastEpoch !== 'number' || !Number.isInteger(sd.lastEpoch) || sd.lastEpoch < -1) {
-      throw new ValueError(op, `lastEpoch must be an integer >= -1, got ${String(sd.lastEpoch)}. Nothing was loaded`);
+      problems.add(`lastEpoch must be an integer >= -1, got ${String(sd.lastEpoch)}`);
     }
-    numbers(sd.baseLrs, 'baseLrs');
-    numbers(sd.lastLr, 'lastLr');
-    this.checkExtraState(sd, op);
+    const n = this.optimizer.paramGroups.length;
+    for (const [what, x] of [['baseLrs', sd.baseLrs], ['lastLr', sd.lastLr]] as const) {
+      if (!Array.isArray(x) || x.length !== n || !x.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+        problems.add(`${what} must be ${n} finite numbers (one per parameter group)`);
+      }
+    }
+    problems.add(...this.extraStateProblems(sd));
+    problems.throwIfAny();
     this.lastEpoch = sd.lastEpoch;
     this.baseLrs = [...sd.baseLrs];
     this.lastLr = [...sd.lastLr];
     this.loadExtraState(sd);
   }
 
-  /** Subclasses with more state check it here (throw a ValueError) ... */
-  protected checkExtraState(_sd: LRSchedulerStateDict, _op: string): void {}
+  /** Subclasses with more state list its problems here (checked with the rest, load-contract.ts) ... */
+  protected extraStateProblems(_sd: LRSchedulerStateDict): string[] {
+    return [];
+  }
   /** ... and load it here. */
   protected loadExtraState(_sd: LRSchedulerStateDict): void {}
 }
@@ -150,9 +157,11 @@ export class StepLR extends LRScheduler {
     return { ...super.stateDict(), stepSize: this.stepSize, gamma: this.gamma };
   }
 
-  protected override checkExtraState(sd: LRSchedulerStateDict, op: string): void {
-    if (sd.stepSize !== undefined && sd.stepSize !== this.stepSize) throw new ValueError(op, `stepSize is ${String(sd.stepSize)} in the state dict but ${this.stepSize} here. Nothing was loaded`);
-    if (sd.gamma !== undefined && sd.gamma !== this.gamma) throw new ValueError(op, `gamma is ${String(sd.gamma)} in the state dict but ${this.gamma} here. Nothing was loaded`);
+  protected override extraStateProblems(sd: LRSchedulerStateDict): string[] {
+    const problems: string[] = [];
+    if (sd.stepSize !== undefined && sd.stepSize !== this.stepSize) problems.push(`stepSize is ${String(sd.stepSize)} in the state dict but ${this.stepSize} here`);
+    if (sd.gamma !== undefined && sd.gamma !== this.gamma) problems.push(`gamma is ${String(sd.gamma)} in the state dict but ${this.gamma} here`);
+    return problems;
   }
 }
 

@@ -10,17 +10,17 @@
  *   at a parameter's first update, so building an optimizer allocates nothing and is cheap.
  * - A parameter whose `.grad` is null is skipped. Parameters are written in place under noGrad:
  *   the Tensor objects keep their identity, so modules and wrappers keep valid references.
- * - `stateDict()` has PyTorch's layout: parameters are numbered by their position across the
- *   groups, `{ state: { 0: { step, exp_avg, ... } }, paramGroups: [{ lr, ..., params: [0, 1] }] }`.
+ * - `stateDict()` has PyTorch's layout (state-dict.ts): parameters are numbered by their position
+ *   across the groups, `{ state: { 0: { step, exp_avg, ... } }, paramGroups: [{ lr, ..., params: [0, 1] }] }`.
  *   State keys keep PyTorch's snake_case names (`exp_avg`, `momentum_buffer`); hyperparameters use
  *   blockgrad's camelCase (`weightDecay`). `stateToJSON` / `stateFromJSON` turn a state dict into
  *   plain JSON and back.
  *
  * Differences from PyTorch, on purpose: duplicate parameters (within or across groups), unknown
  * hyperparameter keys (`weight_decay` for `weightDecay`) and an empty parameter list are errors;
- * loadStateDict checks everything before it changes anything; state for a float16 parameter is
- * kept in float32 (PyTorch keeps it in the parameter's dtype, where Adam's second moment
- * underflows).
+ * loadStateDict checks everything before it changes anything (load-contract.ts); state for a
+ * float16 parameter is kept in float32 (PyTorch keeps it in the parameter's dtype, where Adam's
+ * second moment underflows).
  *
  * ## Hooks for wrappers (BAdam, mixed precision)
  * Each optimizer exposes its per-parameter update:
@@ -38,130 +38,14 @@
  * unknown option names) and implement `validateHyper`, `stateSpec`, `requiredStateKeys`,
  * `initState` and `update`.
  */
-import { DTypeError, ValueError, fmtShape } from '../errors';
+import { ValueError } from '../errors';
 import { Tensor } from '../tensor/tensor';
-import { isFloating, type DType } from '../tensor/dtype';
-import { sameShape } from '../tensor/shape';
-import { backendByName } from '../kernels/registry';
 import { enableGrad, noGrad } from '../autograd/grad-mode';
-import { copy_ } from '../autograd/ops/inplace';
-import { describe, gradProblem } from './util';
-
-/**
- * Whether `obj` has `key` as its own property. `key in obj` would also find Object.prototype's
- * names (`toString`, `constructor`), so an option called `toString` would pass as known.
- */
-const hasOwn = (obj: object, key: string): boolean => Object.prototype.hasOwnProperty.call(obj, key);
-
-/** A value in a parameter's optimizer state: a tensor (moment, buffer) or a number (step). */
-export type StateValue = Tensor | number;
-/** One parameter's optimizer state, e.g. `{ step: 3, exp_avg: Tensor, exp_avg_sq: Tensor }`. */
-export type ParamState = Record<string, StateValue>;
-
-/**
- * Hyperparameters: numbers, booleans, or fixed-length tuples of numbers (`betas`). Every
- * optimizer has `lr`.
- */
-export interface Hyperparameters {
-  lr: number;
-}
-
-/** A parameter group: the parameters and the hyperparameters that update them. */
-export type ParamGroup<H extends Hyperparameters = Hyperparameters> = H & {
-  params: Tensor[];
-  /** The dotted names, when the group was built from `namedParameters()` pairs. */
-  paramNames?: string[];
-  /** An optional label, e.g. 'no_decay'. */
-  name?: string;
-};
-
-/** `model.namedParameters()`. */
-export type NamedParams = [string, Tensor][];
-
-/** What a group passed to a constructor or to addParamGroup looks like: params plus overrides. */
-export type ParamGroupInput<H extends Hyperparameters = Hyperparameters> = Partial<H> & {
-  params: Iterable<Tensor> | Iterable<[string, Tensor]>;
-  name?: string;
-};
-
-/** Parameters as a list, as `namedParameters()` pairs, or as a list of groups. */
-export type ParamsInput<H extends Hyperparameters = Hyperparameters> =
-  | Iterable<Tensor>
-  | Iterable<[string, Tensor]>
-  | Iterable<ParamGroupInput<H>>;
-
-/** A saved group: hyperparameters and the parameters' indices (plus their names, if known). */
-export type SavedParamGroup = Record<string, unknown> & { params: number[]; paramNames?: string[] };
-
-/** PyTorch's optimizer state dict layout. Tensors are the optimizer's own (see stateDict). */
-export interface OptimizerStateDict {
-  state: Record<number, ParamState>;
-  paramGroups: SavedParamGroup[];
-}
-
-/** How a state key is checked on load: a tensor shaped like its parameter, or a count (integer >= 0). */
-export type StateKind = 'tensor' | 'count';
-
-/** The dtype optimizer state is kept in for a parameter: float32 for float16, else the parameter's own. */
-export function stateDtype(param: Tensor): DType {
-  return param.dtype === 'float16' ? 'float32' : param.dtype;
-}
-
-/** A fresh contiguous copy of `src` (from any backend) on `like`'s backend, as `dtype`. */
-export function cloneOnto(src: Tensor, like: Tensor, dtype: DType): Tensor {
-  const backend = backendByName(like.backend);
-  const buf = src.backend === like.backend ? backend.copy(src, dtype) : backend.upload(dtype, backendByName(src.backend).read(src));
-  return new Tensor(buf, src.shape);
-}
-
-/** A zero tensor shaped like `like`, in optimizer state's dtype for it, tagged 'optimizer'. */
-export function zeroState(like: Tensor): Tensor {
-  const dtype = stateDtype(like);
-  return new Tensor(backendByName(like.backend).zeros(dtype, like.numel), like.shape).tagMemory('optimizer');
-}
-
-
-/**
- * Clears the gradients of `params` (the zeroGrad of every optimizer): with `setToNone`, `.grad`
- * becomes null and the gradient tensor is disposed (each tensor once, even if shared); otherwise
- * the gradient is zeroed in place (a gradient built with createGraph is first cut from its graph).
- */
-export function clearGrads(params: Iterable<Tensor>, setToNone: boolean): void {
-  for (const p of params) {
-    const g = p.grad;
-    if (g === null) continue;
-    if (setToNone) {
-      p.grad = null;
-      g.dispose();
-    } else {
-      if (!g.isLeaf) p.grad = g.detach();
-      const z = p.grad as Tensor;
-      noGrad(() => copy_(z, 0));
-    }
-  }
-}
-
-function isPlainObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Tensor);
-}
-
-/** Copies a hyperparameter value (tuples are copied so groups never share an array). */
-function copyValue<T>(v: T): T {
-  return (Array.isArray(v) ? [...v] : v) as T;
-}
-
-/** Checks `value` against the kind of the default `def`; returns a problem or null. */
-function hyperProblem(key: string, value: unknown, def: unknown): string | null {
-  if (typeof def === 'number') {
-    return typeof value === 'number' && !Number.isNaN(value) ? null : `${key} must be a number, got ${describe(value)}`;
-  }
-  if (typeof def === 'boolean') return typeof value === 'boolean' ? null : `${key} must be a boolean, got ${describe(value)}`;
-  if (Array.isArray(def)) {
-    const ok = Array.isArray(value) && value.length === def.length && value.every((x) => typeof x === 'number' && !Number.isNaN(x));
-    return ok ? null : `${key} must be an array of ${def.length} numbers, got ${describe(value)}`;
-  }
-  return null;
-}
+import { hyperProblem, type Hyperparameters } from './hyperparameters';
+import { groupInputs, makeParamGroup, type ParamGroup, type ParamGroupInput, type ParamsInput } from './param-groups';
+import { checkStateDict, saveStateDict, stateRecordProblems, type LoadTarget, type OptimizerStateDict, type ParamState, type StateKind } from './state-dict';
+import { LoadProblems } from './load-contract';
+import { clearGrads, gradProblem } from './gradients';
 
 export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   /** The hyperparameters that groups without overrides get. */
@@ -175,25 +59,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     this.defaults = Object.freeze({ ...defaults });
     const problem = this.validateHyper(this.defaults);
     if (problem) throw new ValueError(op, problem);
-    if (params instanceof Tensor) {
-      throw new ValueError(op, 'params must be a list of tensors, namedParameters() pairs or groups, got a single Tensor: wrap it in [ ]');
-    }
-    if (isPlainObject(params) && typeof (params as { parameters?: unknown }).parameters === 'function') {
-      throw new ValueError(op, 'got a Module: pass model.parameters() or model.namedParameters()');
-    }
-    if (params === null || typeof params !== 'object' || typeof (params as Iterable<unknown>)[Symbol.iterator] !== 'function') {
-      throw new ValueError(op, `params must be an iterable of tensors, [name, tensor] pairs or groups, got ${describe(params)}`);
-    }
-    const items = Array.from(params as Iterable<unknown>);
-    if (items.length === 0) throw new ValueError(op, 'got an empty parameter list');
-    const isGroup = (x: unknown) => isPlainObject(x) && hasOwn(x, 'params');
-    if (items.every(isGroup)) {
-      for (const g of items) this.addParamGroup(g as ParamGroupInput<H>);
-    } else if (items.some(isGroup)) {
-      throw new ValueError(op, 'params mixes groups ({ params, ... }) with tensors: pass either a list of groups or a list of tensors');
-    } else {
-      this.addParamGroup({ params: items } as unknown as ParamGroupInput<H>);
-    }
+    for (const g of groupInputs(op, params)) this.addParamGroup(g);
   }
 
   // ------------------------------------------------------------------ subclass interface
@@ -221,57 +87,8 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
 
   /** Adds a group `{ params, ...overrides }`; missing hyperparameters come from the defaults. */
   addParamGroup(input: ParamGroupInput<H>): void {
-    const op = `${this.constructor.name}.addParamGroup`;
-    if (!isPlainObject(input) || !hasOwn(input, 'params')) throw new ValueError(op, `a group must be an object with params, got ${describe(input)}`);
-    const raw = input.params as unknown;
-    if (raw instanceof Tensor) throw new ValueError(op, 'group params must be a list of tensors, got a single Tensor: wrap it in [ ]');
-    if (raw === null || typeof raw !== 'object' || typeof (raw as Iterable<unknown>)[Symbol.iterator] !== 'function') {
-      throw new ValueError(op, `group params must be an iterable of tensors or [name, tensor] pairs, got ${describe(raw)}`);
-    }
-    const items = Array.from(raw as Iterable<unknown>);
-    if (items.length === 0) throw new ValueError(op, 'a parameter group has an empty parameter list');
-    const isPair = (x: unknown) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string' && x[1] instanceof Tensor;
-    const named = items.every(isPair);
-    if (!named && items.some(isPair)) throw new ValueError(op, 'group params mix tensors and [name, tensor] pairs');
-    const params = named ? items.map((x) => (x as [string, Tensor])[1]) : (items as Tensor[]);
-    const names = named ? items.map((x) => (x as [string, Tensor])[0]) : undefined;
-
-    const existing = new Set(this.paramGroups.flatMap((g) => g.params));
-    const seen = new Set<Tensor>();
-    params.forEach((p, i) => {
-      const label = names ? `'${names[i]}'` : p.name ? `'${p.name}'` : `#${i}`;
-      if (!(p instanceof Tensor)) throw new ValueError(op, `parameter ${label} is ${describe(p)}, not a Tensor`);
-      if (p.isDisposed || p.buffer.released) throw new ValueError(op, `parameter ${label} was disposed`);
-      if (!isFloating(p.dtype)) throw new DTypeError(op, `parameter ${label} is ${p.dtype}: only floating tensors can be optimized`);
-      if (!p.isLeaf) throw new ValueError(op, `parameter ${label} is not a leaf (it was computed by ${p.gradFn?.op ?? 'an op'}): optimize leaves, e.g. x.detach().requiresGrad_()`);
-      if (seen.has(p)) throw new ValueError(op, `parameter ${label} appears twice in the group`);
-      if (existing.has(p)) throw new ValueError(op, `parameter ${label} is already in another parameter group: a parameter may belong to one group only`);
-      seen.add(p);
-    });
-    if (this.paramGroups.length > 0 && (this.paramGroups[0].paramNames !== undefined) !== named) {
-      throw new ValueError(op, 'all parameter groups must be named (namedParameters() pairs) or all unnamed');
-    }
-
-    const defaults = this.defaults as unknown as Record<string, unknown>;
-    const group: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(defaults)) group[k] = copyValue(v);
-    for (const [k, v] of Object.entries(input)) {
-      if (k === 'params') continue;
-      if (k === 'name') {
-        if (typeof v !== 'string') throw new ValueError(op, `group name must be a string, got ${describe(v)}`);
-      } else if (!hasOwn(defaults, k)) {
-        throw new ValueError(op, `unknown hyperparameter '${k}' for ${this.constructor.name}; known: ${Object.keys(defaults).join(', ')}`);
-      } else {
-        const problem = hyperProblem(k, v, defaults[k]);
-        if (problem) throw new ValueError(op, problem);
-      }
-      group[k] = copyValue(v);
-    }
-    const problem = this.validateHyper(group as unknown as H);
-    if (problem) throw new ValueError(op, problem);
-    group.params = [...params];
-    if (names) group.paramNames = names;
-    this.paramGroups.push(group as unknown as ParamGroup<H>);
+    const kind = this.constructor.name;
+    this.paramGroups.push(makeParamGroup(`${kind}.addParamGroup`, kind, this.defaults, input, this.paramGroups, (h) => this.validateHyper(h)));
   }
 
   /** Every parameter, in group order. */
@@ -359,7 +176,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   updateProblem(target: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<H>): string | null {
     const problem = gradProblem(target, grad);
     if (problem) return problem;
-    const stateProblems = this.stateProblems(state, target, group);
+    const stateProblems = stateRecordProblems(this.loadTarget(), state, target, group);
     return stateProblems.length ? stateProblems.join('; ') : null;
   }
 
@@ -388,29 +205,6 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     return this.validateHyper(group);
   }
 
-  /** Problems with one state record for `param` under `group`'s hyperparameters. */
-  private stateProblems(state: unknown, param: Tensor, group: H, where = 'state'): string[] {
-    if (!isPlainObject(state)) return [`${where} must be an object, got ${describe(state)}`];
-    const spec = this.stateSpec();
-    const out: string[] = [];
-    for (const [k, v] of Object.entries(state)) {
-      const kind = hasOwn(spec, k) ? spec[k] : undefined;
-      if (kind === undefined) out.push(`${where} has unknown key '${k}' (known: ${Object.keys(spec).join(', ') || 'none'})`);
-      else if (kind === 'count') {
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) out.push(`${where}.${k} must be an integer >= 0, got ${describe(v)}`);
-      } else if (!(v instanceof Tensor)) out.push(`${where}.${k} must be a Tensor, got ${describe(v)}`);
-      else if (v.isDisposed || v.buffer.released) out.push(`${where}.${k} was disposed`);
-      else if (!isFloating(v.dtype)) out.push(`${where}.${k} is ${v.dtype}, expected a floating tensor`);
-      else if (!sameShape(v.shape, param.shape)) {
-        out.push(`${where}.${k} has shape ${fmtShape(v.shape)} but its parameter has shape ${fmtShape(param.shape)}`);
-      }
-    }
-    if (Object.keys(state).length > 0) {
-      for (const k of this.requiredStateKeys(group)) if (!hasOwn(state, k)) out.push(`${where} lacks '${k}'`);
-    }
-    return out;
-  }
-
   // ------------------------------------------------------------------ state dicts
 
   /**
@@ -421,133 +215,44 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
    * the storage alive even if resetState() disposes the optimizer's own handles.
    */
   stateDict(): OptimizerStateDict {
-    const state: Record<number, ParamState> = {};
-    let index = 0;
-    const paramGroups = this.paramGroups.map((g) => {
-      const saved: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(g)) if (k !== 'params') saved[k] = copyValue(v);
-      const ids: number[] = [];
-      for (const p of g.params) {
-        const s = this.state.get(p);
-        if (s && Object.keys(s).length > 0) {
-          const entry: ParamState = {};
-          for (const [k, v] of Object.entries(s)) entry[k] = v instanceof Tensor ? v.detach() : v;
-          state[index] = entry;
-        }
-        ids.push(index++);
-      }
-      saved.params = ids;
-      return saved as SavedParamGroup;
-    });
-    return { state, paramGroups };
+    return saveStateDict(this.paramGroups, this.state);
   }
 
   /**
    * Restores hyperparameters and state from `stateDict()` output (or its JSON round trip). The
    * number of groups and their sizes, every hyperparameter's type and value, every state key,
    * type and tensor shape are checked first; any problem throws one ValueError listing them all
-   * and nothing changes. State tensors are copied in (cast to the state dtype for their parameter).
+   * and nothing changes (load-contract.ts). State tensors are copied in (cast to the state dtype
+   * for their parameter).
    */
   loadStateDict(sd: OptimizerStateDict): void {
-    const op = `${this.constructor.name}.loadStateDict`;
-    if (!isPlainObject(sd) || !isPlainObject(sd.state) || !Array.isArray(sd.paramGroups)) {
-      throw new ValueError(op, 'expected an object { state, paramGroups } as returned by stateDict(). Nothing was loaded');
-    }
-    if (sd.paramGroups.length !== this.paramGroups.length) {
-      throw new ValueError(op, `the state dict has ${sd.paramGroups.length} parameter groups but the optimizer has ${this.paramGroups.length}. Nothing was loaded`);
-    }
-    const defaults = this.defaults as unknown as Record<string, unknown>;
-    const problems: string[] = [];
-    const idToParam = new Map<string, { param: Tensor; group: number }>();
-    const merged: Record<string, unknown>[] = [];
-    sd.paramGroups.forEach((saved: unknown, gi) => {
-      const current = this.paramGroups[gi] as unknown as Record<string, unknown> & ParamGroup<H>;
-      const hyper: Record<string, unknown> = {};
-      for (const k of Object.keys(defaults)) hyper[k] = current[k];
-      merged.push(hyper);
-      if (!isPlainObject(saved)) {
-        problems.push(`group ${gi} is ${describe(saved)}, not an object`);
-        return;
-      }
-      const ids = saved.params;
-      if (!Array.isArray(ids)) problems.push(`group ${gi} has no params list`);
-      else if (ids.length !== current.params.length) {
-        problems.push(`group ${gi} has ${ids.length} parameters in the state dict but ${current.params.length} in the optimizer`);
-      } else {
-        ids.forEach((id, j) => {
-          if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) problems.push(`group ${gi} params[${j}] is ${describe(id)}, not an index`);
-          else if (idToParam.has(String(id))) problems.push(`parameter index ${id} appears twice`);
-          else idToParam.set(String(id), { param: current.params[j], group: gi });
-        });
-      }
-      for (const [k, v] of Object.entries(saved)) {
-        if (k === 'params') continue;
-        if (k === 'paramNames') {
-          const ok = Array.isArray(v) && v.length === current.params.length && v.every((x) => typeof x === 'string');
-          if (!ok) problems.push(`group ${gi} paramNames must be ${current.params.length} strings`);
-          else if (current.paramNames && v.some((x, j) => x !== current.paramNames?.[j])) {
-            const j = v.findIndex((x, i) => x !== current.paramNames?.[i]);
-            problems.push(`group ${gi} parameter ${j} is '${v[j]}' in the state dict but '${current.paramNames[j]}' in the optimizer`);
-          }
-        } else if (k === 'name') {
-          if (typeof v !== 'string') problems.push(`group ${gi} name must be a string, got ${describe(v)}`);
-        } else if (!hasOwn(defaults, k)) {
-          problems.push(`group ${gi} has unknown hyperparameter '${k}' (known: ${Object.keys(defaults).join(', ')})`);
-        } else {
-          const problem = hyperProblem(k, v, defaults[k]);
-          if (problem) problems.push(`group ${gi}: ${problem}`);
-          else hyper[k] = v;
-        }
-      }
-      for (const k of Object.keys(defaults)) if (!hasOwn(saved, k)) problems.push(`group ${gi} lacks hyperparameter '${k}'`);
-      const problem = this.validateHyper(hyper as unknown as H);
-      if (problem) problems.push(`group ${gi}: ${problem}`);
-    });
-    for (const [id, entry] of Object.entries(sd.state)) {
-      const target = idToParam.get(id);
-      if (!target) {
-        problems.push(`state ${id} belongs to no parameter of the saved groups`);
-        continue;
-      }
-      const structural = this.stateProblems(entry, target.param, merged[target.group] as unknown as H, `state[${id}]`);
-      problems.push(...structural);
-      if (structural.length === 0) problems.push(...this.stateValueProblems(entry as ParamState, `state[${id}]`));
-    }
-    if (problems.length > 0) throw new ValueError(op, `${problems.join('; ')}. Nothing was loaded`);
-
-    // everything checked: copy the state in, then the hyperparameters
-    const fresh = new Map<Tensor, ParamState>();
-    for (const [id, entry] of Object.entries(sd.state)) {
-      if (Object.keys(entry as object).length === 0) continue; // no state: initialised at the next step
-      const { param } = idToParam.get(id) as { param: Tensor };
-      const copy: ParamState = {};
-      for (const [k, v] of Object.entries(entry as ParamState)) {
-        copy[k] = v instanceof Tensor ? cloneOnto(v, param, stateDtype(param)).tagMemory('optimizer') : v;
-      }
-      fresh.set(param, copy);
-    }
-    this.resetState();
-    for (const [p, s] of fresh) this.state.set(p, s);
-    sd.paramGroups.forEach((saved, gi) => {
-      const current = this.paramGroups[gi] as unknown as Record<string, unknown>;
-      for (const [k, v] of Object.entries(merged[gi])) current[k] = copyValue(v);
-      if (typeof saved.name === 'string') current.name = saved.name;
-      if (current.paramNames === undefined && Array.isArray(saved.paramNames)) current.paramNames = [...saved.paramNames];
-    });
+    const problems = new LoadProblems(`${this.constructor.name}.loadStateDict`);
+    const commit = this.checkStateDict(sd, problems);
+    problems.throwIfAny();
+    commit();
   }
-}
 
-/** Fills defaults from `options`, rejecting unknown keys (e.g. snake_case `weight_decay`). */
-export function withDefaults<H extends Hyperparameters>(op: string, base: H, options: Partial<H> | undefined): H {
-  const out = { ...base } as Record<string, unknown>;
-  if (options === undefined || options === null) return out as H;
-  if (!isPlainObject(options)) throw new ValueError(op, `options must be an object, got ${describe(options)}`);
-  for (const [k, v] of Object.entries(options)) {
-    if (v === undefined) continue;
-    if (!hasOwn(base, k)) throw new ValueError(op, `unknown option '${k}'; known: ${Object.keys(base).join(', ')}`);
-    const problem = hyperProblem(k, v, (base as Record<string, unknown>)[k]);
-    if (problem) throw new ValueError(op, problem);
-    out[k] = copyValue(v);
+  /**
+   * loadStateDict's checks, for wrappers that check more of their own before anything is loaded
+   * (MixedPrecisionOptimizer, BlockOptimizer): records every problem with `sd` in `problems` and
+   * returns the commit, to be called only if no problem at all was recorded.
+   * @internal
+   */
+  checkStateDict(sd: OptimizerStateDict, problems: LoadProblems): () => void {
+    return checkStateDict(this.loadTarget(), sd, problems);
   }
-  return out as H;
+
+  /** This optimizer as state-dict.ts sees it (its protected checks included). */
+  private loadTarget(): LoadTarget<H> {
+    return {
+      spec: this.stateSpec(),
+      requiredKeys: (group) => this.requiredStateKeys(group),
+      defaults: this.defaults,
+      groups: this.paramGroups,
+      state: this.state,
+      validateHyper: (h) => this.validateHyper(h),
+      stateValueProblems: (state, where) => this.stateValueProblems(state, where),
+      resetState: () => this.resetState(),
+    };
+  }
 }

@@ -16,8 +16,13 @@
 import { Tensor } from '../tensor/tensor';
 import { add, cast, mul, neg, sub } from '../autograd/ops/elementwise';
 import { copy_ } from '../autograd/ops/inplace';
-import { Temporaries, stateValueProblem } from './util';
-import { cloneOnto, Optimizer, stateDtype, withDefaults, type ParamGroup, type ParamState, type ParamsInput, type StateKind } from './optimizer';
+import type { DType } from '../tensor/dtype';
+import { Optimizer } from './optimizer';
+import { withDefaults } from './hyperparameters';
+import type { ParamGroup, ParamsInput } from './param-groups';
+import type { ParamState, StateKind } from './state-dict';
+import { cloneOnto, stateDtype, stateValueProblem } from './state-tensors';
+import { Temporaries } from './temporaries';
 
 export interface SGDOptions {
   lr: number;
@@ -76,45 +81,72 @@ export class SGD extends Optimizer<SGDOptions> {
 
   protected update(p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<SGDOptions>): void {
     const { lr, momentum, dampening, weightDecay, nesterov, maximize } = group;
-    const dtype = stateDtype(p);
-    // every intermediate is disposed right after use (the parameter, its gradient and the
-    // momentum buffer are kept); LOMO's hook (lomo.ts) runs the same ops in the same order
-    const t = new Temporaries([p, grad]);
-    try {
-      const x = t.own(cast(p, dtype));
-      let g = t.own(cast(grad, dtype));
-      if (maximize) g = t.swap(g, neg(g));
-      if (weightDecay !== 0) {
-        const decay = t.own(mul(x, t.scalar(weightDecay, dtype)));
-        g = t.swap(g, add(g, decay));
-        t.free(decay);
-      }
-      if (momentum !== 0) {
-        let buf = state.momentum_buffer as Tensor | undefined;
-        if (buf === undefined) {
-          buf = cloneOnto(g, p, dtype).tagMemory('optimizer');
-          state.momentum_buffer = buf;
-        } else {
-          const kept = t.own(mul(buf, t.scalar(momentum, dtype)));
-          const fresh = t.own(mul(g, t.scalar(1 - dampening, dtype)));
-          const next = t.own(add(kept, fresh));
-          t.free(kept, fresh);
-          copy_(buf, next);
-          t.free(next);
-        }
-        t.keep(buf);
-        if (nesterov) {
-          const ahead = t.own(mul(buf, t.scalar(momentum, dtype)));
-          g = t.swap(g, add(g, ahead));
-          t.free(ahead);
-        } else g = t.swap(g, buf);
-      }
-      const scaled = t.own(mul(g, t.scalar(lr, dtype)));
-      const next = t.own(sub(x, scaled));
-      t.free(scaled, g, x);
-      copy_(p, next);
-    } finally {
-      t.freeAll();
+    sgdUpdate(p, grad, lr, weightDecay, {
+      beforeDecay: maximize ? negate : undefined,
+      afterDecay: momentum !== 0 ? momentumStep(p, state, momentum, dampening, nesterov) : undefined,
+    });
+  }
+}
+
+const negate: GradientStep = (g, t) => t.swap(g, neg(g));
+
+/**
+ * SGD's momentum as a step of the gradient: the buffer starts as a copy of the gradient (no
+ * dampening), then `buf = momentum·buf + (1 - dampening)·g`; the gradient becomes the buffer, or
+ * with Nesterov `g + momentum·buf`. The buffer lives in `state` and is never a temporary.
+ */
+function momentumStep(p: Tensor, state: ParamState, momentum: number, dampening: number, nesterov: boolean): GradientStep {
+  return (g, t, dtype) => {
+    let buf = state.momentum_buffer as Tensor | undefined;
+    if (buf === undefined) {
+      buf = cloneOnto(g, p, dtype).tagMemory('optimizer');
+      state.momentum_buffer = buf;
+    } else {
+      const kept = t.own(mul(buf, t.scalar(momentum, dtype)));
+      const fresh = t.own(mul(g, t.scalar(1 - dampening, dtype)));
+      const next = t.own(add(kept, fresh));
+      t.free(kept, fresh);
+      copy_(buf, next);
+      t.free(next);
     }
+    t.keep(buf);
+    if (!nesterov) return t.swap(g, buf);
+    const ahead = t.own(mul(buf, t.scalar(momentum, dtype)));
+    const out = t.swap(g, add(g, ahead));
+    t.free(ahead);
+    return out;
+  };
+}
+
+/** A step of the gradient inside `sgdUpdate`: returns the new gradient (`t.swap` frees the old one). */
+export type GradientStep = (g: Tensor, t: Temporaries, dtype: DType) => Tensor;
+
+/**
+ * SGD's update of `p` in place, op for op: shared by SGD and LOMO's hook (lomo.ts), so that the
+ * two agree bit for bit. The gradient is cast to the state dtype (float32 for float16 `p`), goes
+ * through `beforeDecay` (SGD's maximize, LOMO's clipping), gets `weightDecay·p` added, goes
+ * through `afterDecay` (SGD's momentum), and `p` becomes `p - lr·g`, rounded back once. Every
+ * intermediate is disposed right after use (the parameter, its gradient and whatever a step
+ * keeps, such as a momentum buffer, are not). The caller runs it under noGrad.
+ */
+export function sgdUpdate(p: Tensor, grad: Tensor, lr: number, weightDecay: number, steps: { beforeDecay?: GradientStep; afterDecay?: GradientStep } = {}): void {
+  const dtype = stateDtype(p);
+  const t = new Temporaries([p, grad]);
+  try {
+    const x = t.own(cast(p, dtype));
+    let g = t.own(cast(grad, dtype));
+    if (steps.beforeDecay) g = steps.beforeDecay(g, t, dtype);
+    if (weightDecay !== 0) {
+      const decay = t.own(mul(x, t.scalar(weightDecay, dtype)));
+      g = t.swap(g, add(g, decay));
+      t.free(decay);
+    }
+    if (steps.afterDecay) g = steps.afterDecay(g, t, dtype);
+    const scaled = t.own(mul(g, t.scalar(lr, dtype)));
+    const next = t.own(sub(x, scaled));
+    t.free(scaled, g, x);
+    copy_(p, next);
+  } finally {
+    t.freeAll();
   }
 }

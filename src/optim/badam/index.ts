@@ -1,17 +1,9 @@
 /** BAdam: block coordinate descent with Adam as the inner solver (see docs/badam.md). */
-export {
-  BlockOptimizer,
-  SWITCH_MODES,
-  isNoDecayParameter,
-  type SwitchMode,
-  type BlockOptimizerOptions,
-  type BlockOptimizerEvent,
-  type BlockSwitchEvent,
-  type BlockResumeEvent,
-  type BaseOptimizerFactory,
-  type BlockScheduleState,
-  type BlockOptimizerStateDict,
-} from './block-optimizer';
+export { BlockOptimizer } from './block-optimizer';
+export { SWITCH_MODES, type SwitchMode, type BlockOptimizerOptions, type BaseOptimizerFactory } from './block-options';
+export { isNoDecayParameter } from '../parameters';
+export type { BlockOptimizerEvent, BlockSwitchEvent, BlockResumeEvent, RatioMaskInfo, RatioMaskEvent, Verbosity } from './events';
+export type { BlockScheduleState, BlockOptimizerStateDict } from './block-state';
 export { inferBlocks, findLayerContainer, type InferBlocksOptions, type BlockInfo } from './partition';
 export {
   MasterWeights,
@@ -19,4 +11,7 @@ export {
   type MasterStepOptions,
   type MixedPrecisionStateDict,
 } from './master';
-export * from './ratio';
+export { BlockOptimizerRatio, type RatioParamGroup } from './ratio';
+export type { MaskMode, BlockOptimizerRatioOptions } from './ratio-options';
+export { selectedCount, ratioMaskIndices } from './ratio-masks';
+export type { RatioParamStateDict, BlockOptimizerRatioStateDict } from './ratio-state';

@@ -35,8 +35,12 @@ import { sameShape } from '../../tensor/shape';
 import { enableGrad, noGrad } from '../../autograd/grad-mode';
 import { cast } from '../../autograd/ops/elementwise';
 import { copy_ } from '../../autograd/ops/inplace';
-import { cloneOnto, type Hyperparameters, type Optimizer, type OptimizerStateDict } from '../optimizer';
-import { stateValueProblem } from '../util';
+import type { Optimizer } from '../optimizer';
+import type { Hyperparameters } from '../hyperparameters';
+import type { OptimizerStateDict } from '../state-dict';
+import { cloneOnto, stateValueProblem } from '../state-tensors';
+import { LoadProblems, refuseLoad } from '../load-contract';
+import { isPlainObject } from '../../util/objects';
 
 /** Options of a mixed-precision step. */
 export interface MasterStepOptions<L = unknown> {
@@ -217,29 +221,29 @@ export class MixedPrecisionOptimizer<H extends Hyperparameters = Hyperparameters
     return { ...this.base.stateDict(), masters };
   }
 
-  /** Restores the base's state and the masters; everything is checked first. */
+  /**
+   * Restores the base's state and the masters. The masters and the base's state dict are checked
+   * first, together: any problem throws one ValueError listing them all and nothing changes
+   * (load-contract.ts).
+   */
   loadStateDict(sd: MixedPrecisionStateDict): void {
     const op = 'MixedPrecisionOptimizer.loadStateDict';
-    if (sd === null || typeof sd !== 'object' || sd.masters === null || typeof sd.masters !== 'object') {
-      throw new ValueError(op, 'expected { state, paramGroups, masters } from stateDict(). Nothing was loaded');
-    }
+    if (!isPlainObject(sd) || !isPlainObject(sd.masters)) refuseLoad(op, 'expected { state, paramGroups, masters } from stateDict()');
     const params = this.base.parameters();
-    const problems: string[] = [];
+    const problems = new LoadProblems(op);
     const halfs = params.map((p, i) => [i, p] as const).filter(([, p]) => p.dtype === 'float16');
     for (const [i, p] of halfs) {
       const m: unknown = sd.masters[i];
-      if (!(m instanceof Tensor)) problems.push(`masters[${i}] is missing`);
-      else if (m.isDisposed || m.buffer.released || !isFloating(m.dtype)) problems.push(`masters[${i}] must be a live floating Tensor`);
-      else if (!sameShape(m.shape, p.shape)) problems.push(`masters[${i}] has shape ${fmtShape(m.shape)} but its parameter ${fmtShape(p.shape)}`);
-      else {
-        const bad = stateValueProblem(`masters[${i}]`, m, false); // a NaN master becomes a NaN weight
-        if (bad) problems.push(bad);
-      }
+      if (!(m instanceof Tensor)) problems.add(`masters[${i}] is missing`);
+      else if (m.isDisposed || m.buffer.released || !isFloating(m.dtype)) problems.add(`masters[${i}] must be a live floating Tensor`);
+      else if (!sameShape(m.shape, p.shape)) problems.add(`masters[${i}] has shape ${fmtShape(m.shape)} but its parameter ${fmtShape(p.shape)}`);
+      else problems.add(stateValueProblem(`masters[${i}]`, m, false)); // a NaN master becomes a NaN weight
     }
     const expected = new Set(halfs.map(([i]) => String(i)));
-    for (const k of Object.keys(sd.masters)) if (!expected.has(k)) problems.push(`masters[${k}] belongs to no float16 parameter`);
-    if (problems.length) throw new ValueError(op, `${problems.join('; ')}. Nothing was loaded`);
-    this.base.loadStateDict({ state: sd.state, paramGroups: sd.paramGroups });
+    for (const k of Object.keys(sd.masters)) if (!expected.has(k)) problems.add(`masters[${k}] belongs to no float16 parameter`);
+    const commitBase = this.base.checkStateDict({ state: sd.state, paramGroups: sd.paramGroups }, problems);
+    problems.throwIfAny();
+    commitBase();
     for (const [i, p] of halfs) this.masters.load(p, sd.masters[i]);
   }
 
