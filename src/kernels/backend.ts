@@ -77,6 +77,23 @@ export interface MatmulShape {
   bOffset?: number;
 }
 
+/**
+ * The rows and the target distribution of the fused cross-entropy kernels (Backend.crossEntropyLast
+ * and crossEntropyBackwardLast): `logits` is a contiguous [outer, classes] buffer, `target` holds
+ * one int32 class per row, and `gradRow` (backward) one upstream gradient per row. Read only:
+ * crossEntropy passes the same object to the forward kernel and, later, the backward one.
+ */
+export interface CrossEntropyArgs {
+  /** The number of rows. */
+  readonly outer: number;
+  /** The row length: the number of classes. */
+  readonly classes: number;
+  /** A target equal to this gives its row loss 0 and a zero gradient (it may be a class id). */
+  readonly ignoreIndex: number;
+  /** ε: the target distribution is q = (1-ε)·onehot(t) + ε/classes. */
+  readonly labelSmoothing: number;
+}
+
 /** The methods that compute (counted as kernel launches by the registry); the rest move data. */
 export const KERNEL_NAMES = [
   'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'reduceLast', 'reduceMiddle', 'argReduceLast', 'matmul',
@@ -171,24 +188,9 @@ export interface Backend {
     eps: number,
   ): { normalized: BackendBuffer; rstd: BackendBuffer };
   /** Per-row loss -Σ q_c log p_c with q = (1-ε)·onehot(t) + ε/C; 0 where t == ignoreIndex. */
-  crossEntropyLast(
-    logits: BackendBuffer,
-    target: BackendBuffer,
-    outer: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): BackendBuffer;
+  crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer;
   /** d loss_r / d logits = gradRow[r] · (softmax(logits_r) - q_r), zero rows where ignored. */
-  crossEntropyBackwardLast(
-    logits: BackendBuffer,
-    target: BackendBuffer,
-    gradRow: BackendBuffer,
-    outer: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): BackendBuffer;
+  crossEntropyBackwardLast(logits: BackendBuffer, target: BackendBuffer, gradRow: BackendBuffer, args: CrossEntropyArgs): BackendBuffer;
 
   // ---- indexing: contiguous inputs; an index buffer holds exactly the index values, from element 0 ----
   /** out[o, j, i] = x[o, index[j], i] for x of shape [outer, dimSize, inner]. */

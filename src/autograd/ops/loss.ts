@@ -5,6 +5,7 @@
  * test/autograd/ops/loss.test.ts proves it agrees with -gather(logSoftmax(x), t) composed from
  * primitives. mseLoss is composed from primitives.
  */
+import type { CrossEntropyArgs } from '../../kernels/backend';
 import { kernels } from '../../kernels/registry';
 import { DTypeError, ShapeError, ValueError, fmtShape } from '../../errors';
 import { broadcastShapes, sameShape } from '../../tensor/shape';
@@ -102,11 +103,8 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
   const withRows = <T>(x: Tensor, t: Tensor, fn: (rows: Tensor, targets: Tensor) => T): T =>
     withPacked(perm ? noGrad(() => permute(x, perm)) : x, (rows) => withPacked(t, (packedT) => fn(rows, packedT)));
 
-  const lossRows = withRows(
-    logits,
-    target,
-    (rows, t) => new Tensor(kernels().crossEntropyLast(rows.buffer, t.buffer, outer, classes, ignoreIndex, eps), target.shape),
-  );
+  const args: CrossEntropyArgs = { outer, classes, ignoreIndex, labelSmoothing: eps };
+  const lossRows = withRows(logits, target, (rows, t) => new Tensor(kernels().crossEntropyLast(rows.buffer, t.buffer, args), target.shape));
   let out = lossRows;
   if (reduction !== 'none') {
     out = noGrad(() => (reduction === 'sum' ? sum(lossRows) : div(sum(lossRows), count)));
@@ -128,12 +126,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, options: CrossEntro
       return [inverse ? permute(d, inverse) : d, null];
     }
     const d = withRows(logits, target, (rows, t) =>
-      withPacked(gRow, (gr) =>
-        new Tensor(
-          kernels().crossEntropyBackwardLast(rows.buffer, t.buffer, gr.buffer, outer, classes, ignoreIndex, eps),
-          movedShape,
-        ),
-      ),
+      withPacked(gRow, (gr) => new Tensor(kernels().crossEntropyBackwardLast(rows.buffer, t.buffer, gr.buffer, args), movedShape)),
     );
     return [inverse ? permute(d, inverse) : d, null];
   });

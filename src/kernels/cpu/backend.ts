@@ -8,7 +8,7 @@
  * float16 buffers decoded, reductions over a middle axis through a transposed copy); the tests
  * check that the default fast paths give the same results.
  */
-import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
 import { LedgerBuffer } from '../ledger-buffer';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
@@ -303,39 +303,17 @@ export class CpuBackend implements Backend {
     return { normalized: this.fromCompute(x.dtype, normalized), rstd: this.fromCompute(x.dtype, rstd) };
   }
 
-  crossEntropyLast(
-    logits: BackendBuffer,
-    target: BackendBuffer,
-    outer: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): BackendBuffer {
+  crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+    const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const out = resultArray(logits.dtype, outer);
     rows.crossEntropyRows(this.compute(logits), this.compute(target), outer, classes, ignoreIndex, labelSmoothing, out);
     return this.fromCompute(logits.dtype, out);
   }
 
-  crossEntropyBackwardLast(
-    logits: BackendBuffer,
-    target: BackendBuffer,
-    gradRow: BackendBuffer,
-    outer: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): BackendBuffer {
+  crossEntropyBackwardLast(logits: BackendBuffer, target: BackendBuffer, gradRow: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+    const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const out = resultArray(logits.dtype, outer * classes);
-    rows.crossEntropyBackwardRows(
-      this.compute(logits),
-      this.compute(target),
-      this.compute(gradRow),
-      outer,
-      classes,
-      ignoreIndex,
-      labelSmoothing,
-      out,
-    );
+    rows.crossEntropyBackwardRows(this.compute(logits), this.compute(target), this.compute(gradRow), outer, classes, ignoreIndex, labelSmoothing, out);
     return this.fromCompute(logits.dtype, out);
   }
 

@@ -5,7 +5,7 @@
  * plumbing every kernel file uses (input checks, launching, wrapping results as buffers); the
  * kernels are in layout.ts, elementwise.ts, rows.ts, matmul.ts, indexing.ts and adam.ts.
  */
-import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
@@ -244,20 +244,12 @@ export class GpuBackend implements Backend {
     return rows.normalizeLast(this, kind, x, outer, inner, eps);
   }
 
-  crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, outer: number, classes: number, ignoreIndex: number, labelSmoothing: number): BackendBuffer {
-    return rows.crossEntropyLast(this, logits, target, outer, classes, ignoreIndex, labelSmoothing);
+  crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+    return rows.crossEntropyLast(this, logits, target, args);
   }
 
-  crossEntropyBackwardLast(
-    logits: BackendBuffer,
-    target: BackendBuffer,
-    gradRow: BackendBuffer,
-    outer: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): BackendBuffer {
-    return rows.crossEntropyBackwardLast(this, logits, target, gradRow, outer, classes, ignoreIndex, labelSmoothing);
+  crossEntropyBackwardLast(logits: BackendBuffer, target: BackendBuffer, gradRow: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+    return rows.crossEntropyBackwardLast(this, logits, target, gradRow, args);
   }
 
   indexSelect(x: BackendBuffer, index: BackendBuffer, outer: number, dimSize: number, inner: number): BackendBuffer {

@@ -8,7 +8,7 @@
  * Results are float32 sums in row order (the cpu accumulates in doubles), so they agree with the
  * cpu backend to float32 rounding, not bit for bit.
  */
-import type { BackendBuffer, ReduceOp } from '../backend';
+import type { BackendBuffer, CrossEntropyArgs, ReduceOp } from '../backend';
 import type { DType } from '../../tensor/dtype';
 import type { GpuBackend } from './backend';
 import type { DeviceData } from './runtime';
@@ -202,15 +202,8 @@ export function normalizeLast(
  * Per-row loss lse - (1-ε)·x_t - (ε/C)·Σ_c x_c (the cross-entropy against the smoothed target),
  * 0 where t == ignoreIndex. h = [ignoreIndex, ε].
  */
-export function crossEntropyLast(
-  gpu: GpuBackend,
-  logits: BackendBuffer,
-  target: BackendBuffer,
-  outer: number,
-  classes: number,
-  ignoreIndex: number,
-  labelSmoothing: number,
-): BackendBuffer {
+export function crossEntropyLast(gpu: GpuBackend, logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+  const { outer, classes, ignoreIndex, labelSmoothing } = args;
   const op = 'crossEntropy';
   const data = gpu.launch(
     op,
@@ -245,31 +238,29 @@ export function crossEntropyBackwardLast(
   logits: BackendBuffer,
   target: BackendBuffer,
   gradRow: BackendBuffer,
-  outer: number,
-  classes: number,
-  ignoreIndex: number,
-  labelSmoothing: number,
+  args: CrossEntropyArgs,
 ): BackendBuffer {
+  const { outer, classes, ignoreIndex, labelSmoothing } = args;
   const op = 'crossEntropyBackward';
   // every input is checked before the first kernel, so a bad one leaves no temporary behind
   const inputs = [gpu.input(op, logits), gpu.input(op, target), gpu.input(op, gradRow)];
   const stats = rowStats(gpu, op, logits, outer, classes);
   try {
     const data = gpu.launch(
-    op,
-    outer * classes,
-    `crossEntropyBackwardLast:${logits.dtype}:${logits.length}:${target.length}:${gradRow.length}:${classes}`,
-    () => `function(x, tg, g, st, h) {
-      ${divmod('r', 'c', 'this.thread.x', classes)}
-      const t = tg[r];
-      if (t == h[0]) { return 0; }
-      const p = Math.exp((x[this.thread.x] - st[2 * r]) - st[2 * r + 1]);
-      let q = h[1] / ${num(classes)};
-      if (c == t) { q = q + 1 - h[1]; }
-      return ${store(logits.dtype, 'g[r] * (p - q)')};
-    }`,
-    [...inputs, stats, gpu.params([ignoreIndex, labelSmoothing])],
-  );
+      op,
+      outer * classes,
+      `crossEntropyBackwardLast:${logits.dtype}:${logits.length}:${target.length}:${gradRow.length}:${classes}`,
+      () => `function(x, tg, g, st, h) {
+        ${divmod('r', 'c', 'this.thread.x', classes)}
+        const t = tg[r];
+        if (t == h[0]) { return 0; }
+        const p = Math.exp((x[this.thread.x] - st[2 * r]) - st[2 * r + 1]);
+        let q = h[1] / ${num(classes)};
+        if (c == t) { q = q + 1 - h[1]; }
+        return ${store(logits.dtype, 'g[r] * (p - q)')};
+      }`,
+      [...inputs, stats, gpu.params([ignoreIndex, labelSmoothing])],
+    );
     return gpu.wrap(logits.dtype, outer * classes, data);
   } finally {
     gpu.runtime.free(stats);

@@ -13,7 +13,7 @@
  * allocator takes blocks back onto free lists by size, so a steady training loop reuses the same
  * blocks step after step. The memory ledger counts every block, as on the other backends.
  */
-import type { AdamHyper, BackendBuffer, BackendInfo, BinaryOp, BufferLedger, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
+import type { AdamHyper, BackendBuffer, BackendInfo, BinaryOp, BufferLedger, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { CpuBackend } from '../cpu/backend';
 import { LedgerBuffer } from '../ledger-buffer';
 import { memoryTracker } from '../memory';
@@ -296,27 +296,21 @@ export class WasmBackend extends CpuBackend {
     return super.normalizeLast(kind, x, outer, inner, eps);
   }
 
-  override crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, outer: number, classes: number, ignoreIndex: number, labelSmoothing: number): BackendBuffer {
+  override crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+    const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const lb = this.local(logits);
     const tb = this.local(target, 'int32');
-    const fallback = () => super.crossEntropyLast(logits, target, outer, classes, ignoreIndex, labelSmoothing);
+    const fallback = () => super.crossEntropyLast(logits, target, args);
     if (!lb || !tb) return fallback();
     return this.tryKernel('float32', outer, (out) => crossEntropyRowsInto(this.rt.pool, lb.address, tb.address, out, outer, classes, ignoreIndex, labelSmoothing), fallback);
   }
 
-  override crossEntropyBackwardLast(
-    logits: BackendBuffer,
-    target: BackendBuffer,
-    gradRow: BackendBuffer,
-    outer: number,
-    classes: number,
-    ignoreIndex: number,
-    labelSmoothing: number,
-  ): BackendBuffer {
+  override crossEntropyBackwardLast(logits: BackendBuffer, target: BackendBuffer, gradRow: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
+    const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const lb = this.local(logits);
     const tb = this.local(target, 'int32');
     const gb = this.local(gradRow);
-    const fallback = () => super.crossEntropyBackwardLast(logits, target, gradRow, outer, classes, ignoreIndex, labelSmoothing);
+    const fallback = () => super.crossEntropyBackwardLast(logits, target, gradRow, args);
     if (!lb || !tb || !gb) return fallback();
     return this.tryKernel(
       'float32',

@@ -153,20 +153,20 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
     for (const [outer, classes] of [[1, 1], [1, 7], [7, 33], [33, 2], [4, 5]]) {
       const t = targets(outer, classes, outer + classes);
       const got = compare(gpu, [['float32', uniformValues(outer * classes, outer * 17 + classes, -5, 5)], ['int32', t]], (be, [x, tg]) =>
-        be.crossEntropyLast(x, tg, outer, classes, -100, eps),
+        be.crossEntropyLast(x, tg, { outer, classes, ignoreIndex: -100, labelSmoothing: eps }),
       );
       t.forEach((ti, r) => ti === -100 && expect(got[r]).toBe(0));
     }
     // by hand: logits [0, ln 3], target 1, C = 2: lse = ln 4; loss = ln 4 - (1-ε) ln 3 - (ε/2) ln 3
-    const got = values(gpu, gpu.crossEntropyLast(gpu.upload('float32', [0, Math.log(3)]), gpu.upload('int32', [1]), 1, 2, -100, eps));
+    const got = values(gpu, gpu.crossEntropyLast(gpu.upload('float32', [0, Math.log(3)]), gpu.upload('int32', [1]), { outer: 1, classes: 2, ignoreIndex: -100, labelSmoothing: eps }));
     expectClose(got, [Math.log(4) - (1 - eps / 2) * Math.log(3)], TOL);
   });
 
   test('crossEntropyLast: large logits do not overflow; ignoreIndex may be a class id', () => {
     const v = [80, -80, 0, -80, 80, 79];
-    const got = compare(gpu, [['float32', v], ['int32', [1, 2]]], (be, [x, tg]) => be.crossEntropyLast(x, tg, 2, 3, -100, 0.2));
+    const got = compare(gpu, [['float32', v], ['int32', [1, 2]]], (be, [x, tg]) => be.crossEntropyLast(x, tg, { outer: 2, classes: 3, ignoreIndex: -100, labelSmoothing: 0.2 }));
     expect(got.every(Number.isFinite)).toBe(true);
-    const ign = compare(gpu, [['float32', v], ['int32', [1, 2]]], (be, [x, tg]) => be.crossEntropyLast(x, tg, 2, 3, 2, 0));
+    const ign = compare(gpu, [['float32', v], ['int32', [1, 2]]], (be, [x, tg]) => be.crossEntropyLast(x, tg, { outer: 2, classes: 3, ignoreIndex: 2, labelSmoothing: 0 }));
     expect(ign[1]).toBe(0);
     expectClose([ign[0]], [160 + Math.log1p(Math.exp(-80) + Math.exp(-160))], TOL);
   });
@@ -177,21 +177,21 @@ describe.each(modes)('gpu row kernels, mode %s', (mode) => {
       const got = compare(
         gpu,
         [['float32', uniformValues(outer * classes, outer * 19 + classes, -5, 5)], ['int32', t], ['float32', uniformValues(outer, outer + 1, 0.5, 2)]],
-        (be, [x, tg, g]) => be.crossEntropyBackwardLast(x, tg, g, outer, classes, -100, eps),
+        (be, [x, tg, g]) => be.crossEntropyBackwardLast(x, tg, g, { outer, classes, ignoreIndex: -100, labelSmoothing: eps }),
       );
       t.forEach((ti, r) => ti === -100 && expect(got.slice(r * classes, (r + 1) * classes).every((v) => v === 0)).toBe(true));
     }
     // by hand: logits [0, ln 3], target 1, g = 2: p = [1/4, 3/4], q = [ε/2, 1 - ε/2]
-    const got = values(gpu, gpu.crossEntropyBackwardLast(gpu.upload('float32', [0, Math.log(3)]), gpu.upload('int32', [1]), gpu.upload('float32', [2]), 1, 2, -100, eps));
+    const got = values(gpu, gpu.crossEntropyBackwardLast(gpu.upload('float32', [0, Math.log(3)]), gpu.upload('int32', [1]), gpu.upload('float32', [2]), { outer: 1, classes: 2, ignoreIndex: -100, labelSmoothing: eps }));
     expectClose(got, [2 * (0.25 - eps / 2), 2 * (0.75 - 1 + eps / 2)], TOL);
   });
 
   test('crossEntropyBackwardLast with large logits stays finite and float16 logits give float16 grads', () => {
     const v = [80, -80, 0, -80, 80, 79];
-    const got = compare(gpu, [['float32', v], ['int32', [0, 2]], ['float32', [1, 1]]], (be, [x, tg, g]) => be.crossEntropyBackwardLast(x, tg, g, 2, 3, -100, 0));
+    const got = compare(gpu, [['float32', v], ['int32', [0, 2]], ['float32', [1, 1]]], (be, [x, tg, g]) => be.crossEntropyBackwardLast(x, tg, g, { outer: 2, classes: 3, ignoreIndex: -100, labelSmoothing: 0 }));
     expect(got.every(Number.isFinite)).toBe(true);
     const half = compare(gpu, [['float16', uniformValues(10, 9, -3, 3)], ['int32', [1, 3]], ['float16', [1, 0.5]]], (be, [x, tg, gr]) =>
-      be.crossEntropyBackwardLast(x, tg, gr, 2, 5, -100, 0.1), 2e-3);
+      be.crossEntropyBackwardLast(x, tg, gr, { outer: 2, classes: 5, ignoreIndex: -100, labelSmoothing: 0.1 }), 2e-3);
     expect(half.every((v) => v !== 0)).toBe(true);
     expect(Array.from(decodeFloat16(encodeFloat16(half)))).toEqual(half);
   });
