@@ -7,20 +7,24 @@ import './autograd/methods';
 
 export * from './errors';
 export { Tensor, type NestedArray, type GradHook, type PostAccumulateGradHook } from './tensor/tensor';
-export type { DType } from './tensor/dtype';
+export type { DType, StorageArray, ComputeArray } from './tensor/dtype';
+export type { Shape } from './tensor/shape';
 export { DTYPES } from './tensor/dtype';
 export * from './tensor/creation';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random';
 export { memory } from './tensor/memory';
-export { tidy, keep, scopeDepth } from './tensor/scope';
+export { tidy, keep, scopeDepth, type ScopedTensor, type ScopedNode } from './tensor/scope';
 export { setBackend, getBackendName, registerBackend, backendInfo, listBackends, availableGpuModes, GPU_MODES, MEMORY_CATEGORIES, prepareWasm, simdSupported } from './kernels';
 export type { Backend, BackendBuffer, BackendInfo, BackendOptions, GpuMode, GpuBackendOptions, WasmBackendOptions, MemoryCategory, MemoryStats } from './kernels';
+// the types a Backend's methods are written in, for whoever implements one (registerBackend)
+export type { View, UnaryOp, BinaryOp, ReduceOp, MatmulShape, CrossEntropyArgs, BufferLedger, AdamHyper } from './kernels/backend';
 
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/grad-mode';
 export { backward, grad, type BackwardOptions, type GradOptions } from './autograd/engine';
-export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck';
-export { profile, type ProfileReport } from './autograd/profile';
-export { Node } from './autograd/node';
+export { gradcheck, gradgradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck';
+export { defineOp, type OpContext, type OpDefinition } from './autograd/define-op';
+export { profile, type ProfileReport, type RecordedNodeEvent, type BackwardNodeEvent } from './autograd/profile';
+export { Node, type BackwardFn } from './autograd/node';
 
 export * from './autograd/ops/elementwise';
 export * from './autograd/ops/reduce';
@@ -35,6 +39,8 @@ export * from './autograd/ops/inplace';
 
 export * as nn from './nn';
 export * from './nn';
+// the options every Llama layer is built with (named apart from nn's LayerOptions)
+export type { LayerOptions as LlamaLayerOptions } from './nn/llama/layers';
 export * from './io';
 export * from './data';
 export * from './optim';
@@ -42,7 +48,8 @@ export * as optim from './optim';
 
 import { profile } from './autograd/profile';
 import { grad } from './autograd/engine';
-import { gradcheck } from './autograd/gradcheck';
+import { gradcheck, gradgradcheck } from './autograd/gradcheck';
+import { defineOp } from './autograd/define-op';
 import { noGrad, enableGrad } from './autograd/grad-mode';
 /** The autograd namespace, PyTorch style: autograd.grad, autograd.profile, ... */
-export const autograd = { grad, profile, gradcheck, noGrad, enableGrad };
+export const autograd = { grad, profile, gradcheck, gradgradcheck, defineOp, noGrad, enableGrad };

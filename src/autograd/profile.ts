@@ -11,7 +11,7 @@ import { kernelCounters } from '../kernels/registry';
 
 export interface RecordedNodeEvent {
   op: string;
-  /** Names of the inputs that have one (nn sets parameter names). */
+  /** Names of the inputs that have one: a Module names its parameters by their dotted paths when they are registered. */
   inputNames: (string | undefined)[];
   /** Which inputs need a gradient (mechanism 2's mask). */
   needsInputGrad: boolean[];

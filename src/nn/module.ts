@@ -5,6 +5,8 @@
  *
  * TypeScript has no __setattr__, so children and parameters are registered explicitly:
  *   this.qProj = this.registerModule('q_proj', new Linear(64, 64));
+ * Registration also names each parameter tensor (`tensor.name`) by its dotted path from the top
+ * module, so that profiles and errors say which weight they mean.
  */
 import { BlockgradError, ValueError, fmtShape } from '../errors';
 import { isFloating, type DType } from '../tensor/dtype';
@@ -30,6 +32,12 @@ export class StateDictError extends BlockgradError {
   }
 }
 
+/**
+ * The name each parameter was last given automatically (by registration or nameParameters), so
+ * that a later registration may update it, and a name the user set is never overwritten.
+ */
+const autoNames = new WeakMap<Tensor, string>();
+
 export interface LoadResult {
   missingKeys: string[];
   unexpectedKeys: string[];
@@ -41,6 +49,8 @@ export class Module {
   private readonly params = new Map<string, Tensor | null>();
   private readonly buffers = new Map<string, { tensor: Tensor | null; persistent: boolean }>();
   private readonly children = new Map<string, Module>();
+  /** The module this one was first registered under: parameter names are paths from the top of that chain. */
+  private parent: Module | null = null;
 
   /** Adds a trainable tensor under `name` (requiresGrad on for floating tensors); returns it. */
   registerParameter<T extends Tensor | null>(name: string, tensor: T): T {
@@ -59,6 +69,7 @@ export class Module {
       tensor.tagMemory('weights');
     }
     this.params.set(name, tensor);
+    if (tensor) this.root().autoNameParameters();
     return tensor;
   }
 
@@ -77,7 +88,35 @@ export class Module {
     this.checkName(name);
     if (!(module instanceof Module)) throw new ValueError('registerModule', `'${name}' is not a Module`);
     this.children.set(name, module);
+    if (module.parent === null && (module as Module) !== this) module.parent = this;
+    this.root().autoNameParameters();
     return module;
+  }
+
+  /** The top of the chain of first registrations (this module, if it was never registered). */
+  private root(): Module {
+    let m: Module = this;
+    const seen = new Set<Module>([m]);
+    while (m.parent && !seen.has(m.parent)) {
+      m = m.parent;
+      seen.add(m);
+    }
+    return m;
+  }
+
+  /**
+   * Names every parameter of the tree by its dotted path from this module, the way profiles and
+   * errors show it, unless the user named the tensor: so a custom module's parameters carry
+   * names without a nameParameters() call. Runs on each registration (cheap: a registration into
+   * a module still being built walks that module only).
+   */
+  private autoNameParameters(): void {
+    for (const [name, p] of this.namedParameters()) {
+      if (p.name === undefined || p.name === autoNames.get(p)) {
+        p.name = name;
+        autoNames.set(p, name);
+      }
+    }
   }
 
   private checkName(name: string): void {
@@ -167,11 +206,16 @@ export class Module {
   }
 
   /**
-   * Sets each parameter's `name` to its dotted path, so that profiles, errors and optimizer
-   * logs can say which weight they mean. Model constructors call this once built.
+   * Sets each parameter's `name` to its dotted path from this module, so that profiles, errors
+   * and optimizer logs can say which weight they mean, overwriting names set by hand. Registration
+   * already names parameters by their path from the top module (leaving hand-set names alone),
+   * so this is needed only to rename from a module other than the top, or to reset names.
    */
   nameParameters(): this {
-    for (const [name, p] of this.namedParameters()) p.name = name;
+    for (const [name, p] of this.namedParameters()) {
+      p.name = name;
+      autoNames.set(p, name);
+    }
     return this;
   }
 
