@@ -25,7 +25,7 @@ export async function buildWasm() {
   mkdirSync(dirname(wasmFile), { recursive: true });
   let output = '';
   const sink = { write: (text) => { output += text; return true; } };
-  const { error } = await asc.main(['--config', join(root, 'wasm', 'asconfig.json')], {
+  const { error } = await asc.main(['--config', join(root, 'wasm', 'asconfig.json'), ...(process.env.ASC_DEBUG ? ['--debug'] : [])], {
     stdout: sink,
     stderr: sink,
   });

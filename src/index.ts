@@ -33,6 +33,7 @@ export * from './autograd/ops/matmul';
 export * from './autograd/ops/indexing';
 export * from './autograd/ops/softmax';
 export * from './autograd/ops/norm';
+export { rotaryEmbedding } from './autograd/ops/rotary';
 export * from './autograd/ops/loss';
 export * from './autograd/ops/dropout';
 export * from './autograd/ops/inplace';

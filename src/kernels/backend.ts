@@ -96,7 +96,7 @@ export interface CrossEntropyArgs {
 
 /** The methods that compute (counted as kernel launches by the registry); the rest move data. */
 export const KERNEL_NAMES = [
-  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'reduceLast', 'reduceMiddle', 'argReduceLast', 'matmul',
+  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'rotary', 'reduceLast', 'reduceMiddle', 'argReduceLast', 'matmul',
   'softmaxLast', 'normalizeLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
   'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
 ] as const satisfies readonly (keyof Backend)[];
@@ -166,6 +166,13 @@ export interface Backend {
   unary(op: UnaryOp, x: View, outDtype: DType, params?: readonly number[]): BackendBuffer;
   binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer;
   where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer;
+  /**
+   * Rotary position embedding over the last dim (even, D = 2h), Hugging Face's rotate_half layout:
+   * y[j] = x[j]·cos[j] − x[j+h]·sin[j], y[j+h] = x[j+h]·cos[j+h] + x[j]·sin[j+h]; with `transpose`
+   * its adjoint in x (the backward). cos and sin are broadcast to x's shape; each product is rounded
+   * to outDtype, then the sum (so it equals the composite mul, mul, add). See cpu/rotary.ts.
+   */
+  rotary(x: View, cos: View, sin: View, outDtype: DType, transpose: boolean): BackendBuffer;
 
   // ---- reductions over the last axis of a contiguous [outer, inner] buffer ----
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer;

@@ -67,6 +67,7 @@ import {
   relu,
   reshape,
   rmsNorm,
+  rotaryEmbedding,
   rsqrt,
   scatterAddRaw,
   select,
@@ -294,6 +295,16 @@ const CASES: OpCase[] = [
   c('layerNorm of a transposed view', [f(3, 8), f(3), f(3)], ([x, w, b]) => layerNorm(transpose(x), 3, w, b, 1e-3)),
   c('rmsNorm with weight', [f(2, 3, 8), f(8)], ([x, w]) => rmsNorm(x, 8, w)),
   c('rmsNorm without weight, eps 1e-2', [f(4, 6)], ([x]) => rmsNorm(x, 6, null, 1e-2)),
+
+  // ---- rotary embedding: the tables broadcast against x, and are differentiable here too
+  c('rotaryEmbedding, [T,D] tables against [B,H,T,D]', [f(2, 3, 4, 8), f(4, 8), f(4, 8)], ([x, co, si]) => rotaryEmbedding(x, co, si)),
+  c('rotaryEmbedding of a transposed view, [B,1,T,D] tables', [f(2, 4, 3, 6), f(2, 1, 4, 6), f(2, 1, 4, 6)], ([x, co, si]) =>
+    rotaryEmbedding(transpose(x, 1, 2), co, si),
+  ),
+  c('rotaryEmbedding, half 5 (a partial vector) and a strided last dim', [f(3, 10, 2), f(10), f(3, 1, 10)], ([x, co, si]) =>
+    rotaryEmbedding(transpose(x, 1, 2), co, si),
+  ),
+  c('rotaryEmbedding, D = 2, tables without gradient', [f(5, 2), fixed(5, 2), fixed(1, 2)], ([x, co, si]) => rotaryEmbedding(x, co, si)),
 
   // ---- losses
   c('crossEntropy mean, ignoreIndex -100', [f(4, 5), ints([4], [1, -100, 3, 0])], ([x, t]) => crossEntropy(x, t)),

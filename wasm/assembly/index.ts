@@ -4,3 +4,4 @@ export * from './matmul';
 export * from './adam';
 export * from './rows';
 export * from './elementwise';
+export * from './rotary';

@@ -12,7 +12,7 @@ import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, Bina
 import { memoryTracker } from '../memory';
 import { LedgerBuffer } from '../ledger-buffer';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
-import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
+import { decodeFloat16, encodeFloat16, roundToFloat16 } from '../../tensor/float16';
 import { isContiguous, numel } from '../../tensor/shape';
 import {
   binaryReference,
@@ -30,6 +30,7 @@ import {
 import { matmul as matmulKernel } from './matmul';
 import * as rows from './rows';
 import * as indexing from './indexing';
+import { rotaryRows } from './rotary';
 
 /** A typed array plus its ledger. */
 class CpuBuffer extends LedgerBuffer {
@@ -249,6 +250,15 @@ export class CpuBackend implements Backend {
       const [vc, va, vb] = [cond, a, b].map((v) => this.computeView(v));
       whereViews(vc.src, vc.layout, va.src, va.layout, vb.src, vb.layout, out);
     }
+    return this.fromCompute(outDtype, out);
+  }
+
+  rotary(x: View, cos: View, sin: View, outDtype: DType, transpose: boolean): BackendBuffer {
+    const n = numel(x.shape);
+    const d = x.shape[x.shape.length - 1];
+    const out = resultArray(outDtype, n);
+    const round = outDtype === 'float32' ? Math.fround : outDtype === 'float16' ? roundToFloat16 : (v: number) => v;
+    rotaryRows(this.read(x), this.read(cos), this.read(sin), n === 0 ? 0 : n / d, d / 2, transpose, round, out);
     return this.fromCompute(outDtype, out);
   }
 

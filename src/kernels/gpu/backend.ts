@@ -21,6 +21,7 @@ import * as rows from './rows';
 import { matmul as matmulKernel } from './matmul';
 import * as indexing from './indexing';
 import { adamUpdate as adamKernel } from './adam';
+import { rotaryComposite } from '../composite';
 
 let nextId = 1;
 
@@ -216,6 +217,11 @@ export class GpuBackend implements Backend {
 
   where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer {
     return elementwise.where(this, cond, a, b, outDtype);
+  }
+
+  /** Composed from this backend's mul, add / sub and assign kernels (no fused kernel on the GPU yet). */
+  rotary(x: View, cos: View, sin: View, outDtype: DType, transpose: boolean): BackendBuffer {
+    return rotaryComposite(this, x, cos, sin, outDtype, transpose);
   }
 
 

@@ -26,6 +26,7 @@ import type { WasmAllocator } from './allocator';
 import { matmulInto } from './matmul';
 import { binaryInto, binaryOutDtype, copyInto, unaryInto, type WasmOperand } from './elementwise';
 import { adamInto } from './adam';
+import { rotaryInto } from './rotary';
 import {
   crossEntropyBackwardRowsInto,
   crossEntropyRowsInto,
@@ -253,6 +254,15 @@ export class WasmBackend extends CpuBackend {
     // the kernels write int32 for comparisons and float32 otherwise
     if (!av || !bv || outDtype !== binaryOutDtype(op)) return super.binary(op, a, b, outDtype);
     return this.tryKernel(outDtype, numel(a.shape), (out) => binaryInto(this.rt.pool, op, av, bv, out), () => super.binary(op, a, b, outDtype));
+  }
+
+  override rotary(x: View, cos: View, sin: View, outDtype: DType, transpose: boolean): BackendBuffer {
+    const xv = this.operand(x);
+    const cv = this.operand(cos);
+    const sv = this.operand(sin);
+    const fallback = () => super.rotary(x, cos, sin, outDtype, transpose);
+    if (!xv || !cv || !sv || outDtype !== 'float32') return fallback();
+    return this.tryKernel('float32', numel(x.shape), (out) => rotaryInto(this.rt.pool, xv, cv, sv, out, transpose), fallback);
   }
 
   // ---------------------------------------------------------------- reductions and rows

@@ -131,7 +131,7 @@ function plan(op: string, ops: readonly WasmOperand[]): Plan | null {
 }
 
 /** Throws a BackendError unless every element the operand reaches, and the output, lie inside memory. */
-function checkExtent(rt: WasmKernelRunner, op: string, name: string, o: WasmOperand | null, out: number, total: number): void {
+export function checkExtent(rt: WasmKernelRunner, op: string, name: string, o: WasmOperand | null, out: number, total: number): void {
   const memBytes = rt.memory.buffer.byteLength;
   const fail = (what: string): never => {
     throw new BackendError(op, `wasm kernel: ${name} ${what} (wasm memory is ${memBytes} bytes); pass the byte address of a float32 buffer in this runner's memory`);

@@ -6,8 +6,10 @@
 import type { DType } from '../../tensor/dtype';
 import type { Tensor } from '../../tensor/tensor';
 import { tensor } from '../../tensor/creation';
-import { add, mul, neg } from '../../autograd/ops/elementwise';
-import { cat, reshape, slice } from '../../autograd/ops/shape';
+import { reshape } from '../../autograd/ops/shape';
+import { rotaryEmbedding } from '../../autograd/ops/rotary';
+
+export { rotateHalf } from '../../autograd/ops/rotary';
 
 /** cos and sin tables for rotary embeddings. */
 export interface RotaryTables {
@@ -38,13 +40,10 @@ export function rotaryTables(positions: ArrayLike<number>, headDim: number, thet
   return { cos: table(cos), sin: table(sin) };
 }
 
-/** HF's rotate_half: cat(−x[..., D/2:], x[..., :D/2]) along the last dim. */
-export function rotateHalf(x: Tensor): Tensor {
-  const half = x.shape[x.ndim - 1] / 2;
-  return cat([neg(slice(x, -1, half)), slice(x, -1, 0, half)], -1);
-}
-
-/** x·cos + rotate_half(x)·sin: rotates each pair (x_j, x_{j+D/2}) by its position's angle. */
+/**
+ * x·cos + rotate_half(x)·sin: rotates each pair (x_j, x_{j+D/2}) by its position's angle. One
+ * fused op (rotaryEmbedding), equal bit for bit to the composite with rotateHalf.
+ */
 export function applyRotary(x: Tensor, rope: RotaryTables): Tensor {
-  return add(mul(x, rope.cos), mul(rotateHalf(x), rope.sin));
+  return rotaryEmbedding(x, rope.cos, rope.sin);
 }
