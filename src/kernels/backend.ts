@@ -97,7 +97,7 @@ export interface CrossEntropyArgs {
 /** The methods that compute (counted as kernel launches by the registry); the rest move data. */
 export const KERNEL_NAMES = [
   'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'rotary', 'reduceLast', 'reduceMiddle', 'argReduceLast', 'matmul',
-  'softmaxLast', 'normalizeLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
+  'softmaxLast', 'normalizeLast', 'normalizeBackwardLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
   'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
 ] as const satisfies readonly (keyof Backend)[];
 
@@ -194,6 +194,12 @@ export interface Backend {
     inner: number,
     eps: number,
   ): { normalized: BackendBuffer; rstd: BackendBuffer };
+  /**
+   * The backward of normalizeLast from its outputs: the gradient of x given `grad`, the gradient of
+   * x̂ (all three [outer, inner] or [outer], contiguous): rstd·(g − mean(g) − x̂·mean(g⊙x̂)) per row
+   * for layer norm, rstd·(g − x̂·mean(g⊙x̂)) for RMS norm. In `normalized`'s dtype.
+   */
+  normalizeBackwardLast(kind: 'layer' | 'rms', grad: BackendBuffer, normalized: BackendBuffer, rstd: BackendBuffer, outer: number, inner: number): BackendBuffer;
   /** Per-row loss -Σ q_c log p_c with q = (1-ε)·onehot(t) + ε/C; 0 where t == ignoreIndex. */
   crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer;
   /** d loss_r / d logits = gradRow[r] · (softmax(logits_r) - q_r), zero rows where ignored. */

@@ -48,3 +48,36 @@ export function rotaryComposite(k: Backend, x: View, cos: View, sin: View, outDt
   for (const t of temps) k.release(t);
   return out;
 }
+
+/**
+ * Backend.normalizeBackwardLast from mul, sub and a row sum (see normalizeBackwardRows in
+ * cpu/rows.ts): dx = rstd·(g − mean(g) − x̂·mean(g⊙x̂)), without the mean(g) term for RMS norm.
+ */
+export function normalizeBackwardComposite(
+  k: Backend,
+  kind: 'layer' | 'rms',
+  grad: BackendBuffer,
+  normalized: BackendBuffer,
+  rstd: BackendBuffer,
+  outer: number,
+  inner: number,
+): BackendBuffer {
+  const dtype = normalized.dtype;
+  const rows = [outer, inner];
+  /** A per-row buffer ([outer]) read across each row. */
+  const perRow = (b: BackendBuffer): View => ({ buffer: b, shape: rows, strides: [1, 0], offset: 0 });
+  const temps: BackendBuffer[] = [];
+  const temp = (b: BackendBuffer) => {
+    temps.push(b);
+    return b;
+  };
+  const invN = temp(k.full(dtype, outer, 1 / inner));
+  const rowMean = (b: BackendBuffer) => temp(k.binary('mul', whole(temp(k.reduceLast('sum', b, outer, inner)), [outer]), whole(invN, [outer]), dtype));
+  const meanGX = rowMean(temp(k.binary('mul', whole(grad, rows), whole(normalized, rows), dtype)));
+  const centred = kind === 'layer' ? temp(k.binary('sub', whole(grad, rows), perRow(rowMean(grad)), dtype)) : grad;
+  const xhatMeanGX = temp(k.binary('mul', whole(normalized, rows), perRow(meanGX), dtype));
+  const bracket = temp(k.binary('sub', whole(centred, rows), whole(xhatMeanGX, rows), dtype));
+  const out = k.binary('mul', perRow(rstd), whole(bracket, rows), dtype);
+  for (const t of temps) k.release(t);
+  return out;
+}

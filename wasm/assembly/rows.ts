@@ -14,8 +14,9 @@
 //    0 x        u32  byte address of the input rows, outer x inner float32
 //    4 out      u32  byte address of the output: rows like x (softmax, normalize, CE backward)
 //                    or one float32 per row (CE forward)
-//    8 aux      u32  normalize: rstd, one float32 per row; cross-entropy: target, one int32 per row
-//   12 aux2     u32  CE backward: gradRow, one float32 per row
+//    8 aux      u32  normalize: rstd, one float32 per row; normalize backward: x̂ (x holds the
+//                    gradient of x̂); cross-entropy: target, one int32 per row
+//   12 aux2     u32  CE backward: gradRow, one float32 per row; normalize backward: rstd
 //   16 outer    i32  rows
 //   20 inner    i32  row length (classes for cross-entropy)
 //   24 rowsPer  i32  rows per task
@@ -177,6 +178,65 @@ export function normalize_rows_f32(desc: usize, task: i32, scratch: usize): void
   for (let r = r0; r < r1; r++) {
     const rs = normalizeRow(x + <usize>r * rowBytes, out + <usize>r * rowBytes, inner, layer, eps);
     store<f32>(rstd + (<usize>r << 2), <f32>rs);
+  }
+}
+
+/**
+ * The backward of normalizeRow (the cpu's normalizeBackwardRows): with g the gradient of x̂,
+ * dx = rstd·(g − mean(g) − x̂·mean(g⊙x̂)) for layer norm and rstd·(g − x̂·mean(g⊙x̂)) for RMS norm.
+ * The two sums in double lanes, each output in double and rounded once to float32.
+ */
+function normalizeBackwardRow(g: usize, xh: usize, out: usize, n: i32, layer: bool, rs: f64): void {
+  const n4 = n & ~3;
+  let sg0 = f64x2.splat(0), sg1 = f64x2.splat(0);
+  let sx0 = f64x2.splat(0), sx1 = f64x2.splat(0);
+  for (let i = 0; i < n4; i += 4) {
+    const gv = v128.load(g + (<usize>i << 2));
+    const xv = v128.load(xh + (<usize>i << 2));
+    const g0 = f64x2.promote_low_f32x4(gv), g1 = promoteHigh(gv);
+    sg0 = f64x2.add(sg0, g0);
+    sg1 = f64x2.add(sg1, g1);
+    sx0 = f64x2.add(sx0, f64x2.mul(g0, f64x2.promote_low_f32x4(xv)));
+    sx1 = f64x2.add(sx1, f64x2.mul(g1, promoteHigh(xv)));
+  }
+  let sumG = hsum2(f64x2.add(sg0, sg1));
+  let sumGX = hsum2(f64x2.add(sx0, sx1));
+  for (let i = n4; i < n; i++) {
+    const gi = <f64>load<f32>(g + (<usize>i << 2));
+    sumG += gi;
+    sumGX += gi * <f64>load<f32>(xh + (<usize>i << 2));
+  }
+  const meanG = layer ? sumG / <f64>n : 0.0;
+  const meanGX = sumGX / <f64>n;
+  const mg = f64x2.splat(meanG), mgx = f64x2.splat(meanGX), r = f64x2.splat(rs);
+  for (let i = 0; i < n4; i += 4) {
+    const gv = v128.load(g + (<usize>i << 2));
+    const xv = v128.load(xh + (<usize>i << 2));
+    const d0 = f64x2.mul(r, f64x2.sub(f64x2.sub(f64x2.promote_low_f32x4(gv), mg), f64x2.mul(f64x2.promote_low_f32x4(xv), mgx)));
+    const d1 = f64x2.mul(r, f64x2.sub(f64x2.sub(promoteHigh(gv), mg), f64x2.mul(promoteHigh(xv), mgx)));
+    v128.store(out + (<usize>i << 2), demote4(d0, d1));
+  }
+  for (let i = n4; i < n; i++) {
+    const gi = <f64>load<f32>(g + (<usize>i << 2));
+    const xi = <f64>load<f32>(xh + (<usize>i << 2));
+    store<f32>(out + (<usize>i << 2), <f32>(rs * (gi - meanG - xi * meanGX)));
+  }
+}
+
+/** The gradient of x for each row of the task: x holds g, aux x̂, aux2 rstd (one float32 per row); flags bit 0: layer norm. */
+export function normalize_backward_rows_f32(desc: usize, task: i32, scratch: usize): void {
+  const g = <usize>load<u32>(desc, D_X);
+  const out = <usize>load<u32>(desc, D_OUT);
+  const xh = <usize>load<u32>(desc, D_AUX);
+  const rstd = <usize>load<u32>(desc, D_AUX2);
+  const inner = load<i32>(desc, D_INNER);
+  const layer = (load<i32>(desc, D_FLAGS) & 1) != 0;
+  const rowBytes = <usize>inner << 2;
+  const r0 = task * load<i32>(desc, D_ROWS_PER);
+  const r1 = min(load<i32>(desc, D_OUTER), r0 + load<i32>(desc, D_ROWS_PER));
+  for (let r = r0; r < r1; r++) {
+    const at = <usize>r * rowBytes;
+    normalizeBackwardRow(g + at, xh + at, out + at, inner, layer, <f64>load<f32>(rstd + (<usize>r << 2)));
   }
 }
 

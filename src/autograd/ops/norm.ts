@@ -1,8 +1,8 @@
 /**
  * Layer norm and RMS norm. The normalisation x -> x̂ is one fused node: kernels().normalizeLast
- * computes x̂ and 1/σ per row in one pass, and the backward is the closed form below instead of a
- * tape of mean/sub/rsqrt nodes. The affine part (· weight + bias) is ordinary mul/add, so the
- * weight and bias gradients come from those primitives (and are pruned by them when frozen).
+ * computes x̂ and 1/σ per row in one pass, and kernels().normalizeBackwardLast the closed-form
+ * backward written below in another, instead of a tape of mean/sub/rsqrt nodes. The affine part
+ * (· weight + bias) is ordinary mul/add, so the weight and bias gradients come from those primitives (and are pruned by them when frozen).
  * test/autograd/ops/norm.test.ts proves the fused op agrees with the composite.
  */
 import { kernels } from '../../kernels/registry';
@@ -11,8 +11,7 @@ import { numel, sameShape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { isGradEnabled } from '../grad-mode';
 import { record } from '../node';
-import { add, mul, requireFloating, sub } from './elementwise';
-import { mean } from './reduce';
+import { add, mul, requireFloating } from './elementwise';
 import { withPacked } from './shape';
 
 /**
@@ -95,7 +94,6 @@ function normalize(op: string, kind: 'layer' | 'rms', x: Tensor, ns: number[], e
   const xhat = new Tensor(normalized, x.shape);
   // one 1/σ per row, shaped to broadcast against x: [*lead, 1, ..., 1]
   const rstdT = new Tensor(rstd, [...lead, ...ns.map(() => 1)]);
-  const dims = ns.map((_, i) => x.ndim - ns.length + i);
   return record(op, [x], xhat, [xhat, rstdT], (g, [xhat, rstd]) => {
     if (isGradEnabled()) {
       // rstd was saved as a plain number per row, so a graph of this backward would miss its
@@ -106,9 +104,8 @@ function normalize(op: string, kind: 'layer' | 'rms', x: Tensor, ns: number[], e
           'compose it from primitives (mean, sub, mul, rsqrt) where you need them',
       );
     }
-    const gx = mean(mul(g, xhat), { dim: dims, keepDim: true });
-    // layer: dx = rstd·(g − mean(g) − x̂·mean(g⊙x̂));  rms: dx = rstd·(g − x̂·mean(g⊙x̂))
-    const centred = kind === 'layer' ? sub(g, mean(g, { dim: dims, keepDim: true })) : g;
-    return [mul(rstd, sub(centred, mul(xhat, gx)))];
+    // layer: dx = rstd·(g − mean(g) − x̂·mean(g⊙x̂));  rms: dx = rstd·(g − x̂·mean(g⊙x̂)), one row kernel
+    const dx = withPacked(g, (rows) => kernels().normalizeBackwardLast(kind, rows.buffer, xhat.buffer, rstd.buffer, outer, inner));
+    return [new Tensor(dx, g.shape)];
   });
 }

@@ -313,6 +313,13 @@ export class CpuBackend implements Backend {
     return { normalized: this.fromCompute(x.dtype, normalized), rstd: this.fromCompute(x.dtype, rstd) };
   }
 
+  normalizeBackwardLast(kind: 'layer' | 'rms', grad: BackendBuffer, normalized: BackendBuffer, rstd: BackendBuffer, outer: number, inner: number): BackendBuffer {
+    const dtype = normalized.dtype;
+    const out = resultArray(dtype, outer * inner);
+    rows.normalizeBackwardRows(kind, this.compute(grad), this.compute(normalized), this.compute(rstd), outer, inner, out);
+    return this.fromCompute(dtype, out);
+  }
+
   crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
     const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const out = resultArray(logits.dtype, outer);

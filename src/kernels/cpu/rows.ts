@@ -143,6 +143,28 @@ export function normalizeRows(
   }
 }
 
+/**
+ * The backward of normalizeRows, from its outputs: with g the gradient of x̂ and n = inner,
+ *   layer: dx = rstd·(g − mean(g) − x̂·mean(g⊙x̂))
+ *   RMS:   dx = rstd·(g − x̂·mean(g⊙x̂))
+ * (x̂ = (x − μ)·rstd: differentiating μ gives the mean(g) term, and rstd's dependence on x the
+ * x̂·mean(g⊙x̂) term; RMS norm has no μ). The means are accumulated in doubles.
+ */
+export function normalizeBackwardRows(kind: 'layer' | 'rms', g: Arr, normalized: Arr, rstd: Arr, outer: number, inner: number, out: Arr): void {
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    let sumG = 0;
+    let sumGX = 0;
+    for (let i = 0; i < inner; i++) {
+      sumG += g[base + i];
+      sumGX += g[base + i] * normalized[base + i];
+    }
+    const meanG = kind === 'layer' ? sumG / inner : 0;
+    const meanGX = sumGX / inner;
+    for (let i = 0; i < inner; i++) out[base + i] = rstd[r] * (g[base + i] - meanG - normalized[base + i] * meanGX);
+  }
+}
+
 /** log Σ_c e^{x_c}, stably. */
 function logSumExpRow(x: Arr, base: number, classes: number): number {
   let m = -Infinity;

@@ -21,7 +21,7 @@ import * as rows from './rows';
 import { matmul as matmulKernel } from './matmul';
 import * as indexing from './indexing';
 import { adamUpdate as adamKernel } from './adam';
-import { rotaryComposite } from '../composite';
+import { normalizeBackwardComposite, rotaryComposite } from '../composite';
 
 let nextId = 1;
 
@@ -248,6 +248,11 @@ export class GpuBackend implements Backend {
 
   normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {
     return rows.normalizeLast(this, kind, x, outer, inner, eps);
+  }
+
+  /** Composed from this backend's mul, sub and row-sum kernels. */
+  normalizeBackwardLast(kind: 'layer' | 'rms', grad: BackendBuffer, normalized: BackendBuffer, rstd: BackendBuffer, outer: number, inner: number): BackendBuffer {
+    return normalizeBackwardComposite(this, kind, grad, normalized, rstd, outer, inner);
   }
 
   crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {

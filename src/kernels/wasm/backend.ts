@@ -30,6 +30,7 @@ import { rotaryInto } from './rotary';
 import {
   crossEntropyBackwardRowsInto,
   crossEntropyRowsInto,
+  normalizeBackwardRowsInto,
   normalizeRowsInto,
   reduceMiddleInto,
   reduceRowsInto,
@@ -304,6 +305,15 @@ export class WasmBackend extends CpuBackend {
     this.release(normalized);
     this.release(rstd);
     return super.normalizeLast(kind, x, outer, inner, eps);
+  }
+
+  override normalizeBackwardLast(kind: 'layer' | 'rms', grad: BackendBuffer, normalized: BackendBuffer, rstd: BackendBuffer, outer: number, inner: number): BackendBuffer {
+    const gb = this.local(grad);
+    const xb = this.local(normalized);
+    const rb = this.local(rstd);
+    const fallback = () => super.normalizeBackwardLast(kind, grad, normalized, rstd, outer, inner);
+    if (!gb || !xb || !rb) return fallback();
+    return this.tryKernel('float32', outer * inner, (out) => normalizeBackwardRowsInto(this.rt.pool, kind, gb.address, xb.address, rb.address, out, outer, inner), fallback);
   }
 
   override crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {

@@ -7,7 +7,7 @@
  * files say where the differences come from.
  *
  * Row kernels' descriptor (byte offset: field; the layout of rows.ts):
- *    0 x   4 out   8 aux (rstd | int32 target)   12 aux2 (gradRow)   16 outer   20 inner
+ *    0 x   4 out   8 aux (rstd | x̂ | int32 target)   12 aux2 (gradRow | rstd)   16 outer   20 inner
  *   24 rowsPer   28 flags   32 ignoreIndex (i32)   40 eps / labelSmoothing (f64)
  * reduce_rows_f32:   0 x   4 out   16 outer   20 inner   24 rowsPer   28 op
  * reduce_middle_f32: 0 x   4 out   8 outer   12 mid   16 inner   20 op   24 outerPer
@@ -133,6 +133,29 @@ export function normalizeRowsInto(
   }
   args.operand('rstd', rstd, outer);
   runRows(rt, 'normalize_rows_f32', { x, out: normalized, aux: rstd, outer, inner, flags: kind === 'layer' ? 1 : 0, eps }, MIN_TASK_ELEMENTS_LIGHT);
+  return true;
+}
+
+/** out = the gradient of x ([outer, inner]) given g, the gradient of x̂, the rows x̂ and rstd ([outer]), float32. */
+export function normalizeBackwardRowsInto(
+  rt: WasmKernelRunner,
+  kind: 'layer' | 'rms',
+  g: number,
+  normalized: number,
+  rstd: number,
+  out: number,
+  outer: number,
+  inner: number,
+): boolean {
+  const args = kernelArgs(rt, `${kind === 'layer' ? 'layerNorm' : 'rmsNorm'} (backward)`, `outer ${outer}, inner ${inner}`);
+  args.count('outer', outer);
+  args.count('inner', inner);
+  if (outer * inner === 0) return true;
+  args.operand('grad', g, outer * inner);
+  args.operand('normalized', normalized, outer * inner);
+  args.operand('rstd', rstd, outer);
+  args.operand('out', out, outer * inner);
+  runRows(rt, 'normalize_backward_rows_f32', { x: g, out, aux: normalized, aux2: rstd, outer, inner, flags: kind === 'layer' ? 1 : 0 }, MIN_TASK_ELEMENTS_LIGHT);
   return true;
 }
 

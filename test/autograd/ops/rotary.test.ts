@@ -16,7 +16,7 @@ const composite = (x: Tensor, cos: Tensor, sin: Tensor) => add(mul(x, cos), mul(
 /** The output and the gradients of Σ w·f(x, cos, sin) in x, cos and sin, as raw bits (float16) or values. */
 function run(f: typeof composite, dtype: DType, xShape: number[], tableShape: number[], strided: boolean) {
   return tidy(() => {
-    const seeded = (shape: number[], seed: number) => randn(shape, { generator: new Generator(seed) }).to(dtype);
+    const seeded = (shape: readonly number[], seed: number) => randn(shape, { generator: new Generator(seed) }).to(dtype);
     // a transposed x: its storage is [B, T, H, D], read as [B, H, T, D] (the Llama heads' layout)
     const x = (strided ? transpose(seeded([xShape[0], xShape[2], xShape[1], ...xShape.slice(3)], 1), 1, 2) : seeded(xShape, 1)).requiresGrad_();
     const cos = seeded(tableShape, 2).requiresGrad_();
