@@ -2,7 +2,8 @@
  * Layer norm and RMS norm. The normalisation x -> x̂ is one fused node: kernels().normalizeLast
  * computes x̂ and 1/σ per row in one pass, and kernels().normalizeBackwardLast the closed-form
  * backward written below in another, instead of a tape of mean/sub/rsqrt nodes. The affine part
- * (· weight + bias) is ordinary mul/add, so the weight and bias gradients come from those primitives (and are pruned by them when frozen).
+ * (· weight + bias) is ordinary mul/add, so the weight and bias gradients come from those
+ * primitives (and are pruned by them when frozen).
  * test/autograd/ops/norm.test.ts proves the fused op agrees with the composite.
  */
 import { kernels } from '../../kernels/registry';
