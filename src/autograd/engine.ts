@@ -19,6 +19,7 @@ import { add, cast } from './ops/elementwise';
 import { contiguous } from './ops/shape';
 import { copy_ } from './ops/inplace';
 import { onesLike } from '../tensor/creation';
+import { tidy } from '../tensor/scope';
 
 export interface BackwardOptions {
   /** Keep saved tensors so that backward can run through this graph again. */
@@ -186,9 +187,22 @@ function run(opts: RunOptions): Map<Target, Tensor> {
     } else pending.delete(target);
   };
   const stillPending = (g: Tensor) => (pendingCount.get(g) ?? 0) > 0;
+  /**
+   * Frees a gradient the engine made and has consumed, now rather than at the end of the
+   * caller's tidy scope: a backward then reuses the same few blocks, still in cache, instead of
+   * touching fresh memory for every temporary. Kept: anything someone else can see (escaped),
+   * anything still pending for another target, and everything of a createGraph backward.
+   */
+  const releaseConsumed = (t: Tensor) => {
+    if (!createGraph && !escaped.has(t.buffer) && !stillPending(t)) t.dispose();
+  };
   const accumulateInto = (target: Target, g: Tensor) => {
     const prev = pending.get(target);
     setPending(target, prev ? withMode(createGraph, () => add(prev, g)) : g);
+    if (prev) {
+      releaseConsumed(prev);
+      releaseConsumed(g);
+    }
   };
   const ready: Target[] = [];
   roots.forEach((root, i) => {
@@ -210,7 +224,7 @@ function run(opts: RunOptions): Map<Target, Tensor> {
     setPending(target, null);
 
     if (target instanceof Tensor) {
-      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, escaped, stillPending);
+      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, escaped, stillPending, releaseConsumed);
       continue;
     }
 
@@ -237,7 +251,8 @@ function run(opts: RunOptions): Map<Target, Tensor> {
       const start = profiling() ? performance.now() : 0;
       const saved = createGraph ? node.savedForGraph(opts.op) : node.saved ?? [];
       const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
-      const gradIn = withMode(createGraph, () => fn(g as Tensor, saved, needs));
+      // the backward's own temporaries are freed when it returns (a createGraph backward keeps its graph)
+      const gradIn = createGraph ? withMode(true, () => fn(g as Tensor, saved, needs)) : tidy(`${node.op} (backward)`, () => noGrad(() => fn(g as Tensor, saved, needs)));
       if (profiling()) {
         // inputs that are tensors but need no gradient (null slots such as where's cond do not count)
         const byMask = node.needsInputGrad.filter((n, i) => !n && node.inputShapes[i] !== null).length;
@@ -248,14 +263,22 @@ function run(opts: RunOptions): Map<Target, Tensor> {
           byReach,
         );
       }
+      // One tensor can be the gradient of several inputs (add returns g twice): count each use as
+      // pending until it is accumulated, so that the first accumulation does not free it.
+      const uses = node.next.map((e, i) => (needs[i] && e !== null ? gradIn[i] : null));
+      for (const gi of uses) if (gi) pendingCount.set(gi, (pendingCount.get(gi) ?? 0) + 1);
       node.next.forEach((e, i) => {
-        if (!needs[i] || e === null) return;
-        const gi = gradIn[i];
-        if (gi) accumulateInto(e, checkInputGrad(node, i, gi));
+        const gi = uses[i];
+        if (!gi || e === null) return;
+        pendingCount.set(gi, (pendingCount.get(gi) ?? 1) - 1);
+        const checked = checkInputGrad(node, i, gi);
+        accumulateInto(e, checked);
+        // a gradient cast to its input's dtype leaves the uncast one behind
+        if (checked !== gi && gi !== g) releaseConsumed(gi);
       });
       // The incoming gradient is consumed: free it now (not at garbage collection) unless it
       // was passed on as is, or someone else holds it.
-      if (!createGraph && !escaped.has(g.buffer) && !stillPending(g) && !gradIn.includes(g)) g.dispose();
+      if (!gradIn.includes(g)) releaseConsumed(g);
       if (!retainGraph) node.release();
     }
     for (const e of node.next) if (edgeActive(e)) finishEdge(e);
@@ -327,10 +350,15 @@ function finishLeaf(
   captured: Map<Target, Tensor>,
   escaped: Set<unknown>,
   stillPending: (g: Tensor) => boolean,
+  releaseConsumed: (g: Tensor) => void,
 ): void {
   if (leaf.hooks.length > 0) escaped.add(g.buffer);
   for (const hook of leaf.hooks) g = hookResult(hook(g), g, leaf.name ?? 'leaf');
-  if (g.dtype !== leaf.dtype) g = withMode(createGraph, () => cast(g, leaf.dtype));
+  if (g.dtype !== leaf.dtype) {
+    const uncast = g;
+    g = withMode(createGraph, () => cast(uncast, leaf.dtype));
+    releaseConsumed(uncast);
+  }
   if (!accumulate) {
     escaped.add(g.buffer);
     captured.set(leaf, g);
@@ -352,6 +380,7 @@ function finishLeaf(
       copy_(prev, sum);
       sum.dispose();
     });
+    releaseConsumed(g);
   } else {
     // a gradient with a graph (createGraph) is replaced, not modified; its holder keeps the old one
     const prev = leaf.grad;
