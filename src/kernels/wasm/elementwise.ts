@@ -35,11 +35,12 @@ export interface WasmOperand {
 /** Dims the kernels walk; layouts that coalesce to more are left to the TypeScript kernels. */
 const MAX_DIMS = 4;
 /**
- * Output elements per task: 64K floats (256 KiB), enough that handing a task to another thread
- * costs little next to it, and a multiple of 16 (64 bytes) so that two tasks never write one
- * cache line (given a 64-byte aligned output).
+ * Output elements per task: 16K floats (64 KiB, ~5-20 us of work), so that the [tokens, hidden]
+ * and [tokens, intermediate] tensors of a small batch (16K-44K elements) split over two threads;
+ * the calling thread claims tasks too, so a worker that wakes late costs nothing. A multiple of
+ * 16 (64 bytes), so that two tasks never write one cache line (given a 64-byte aligned output).
  */
-const CHUNK = 1 << 16;
+const CHUNK = 1 << 14;
 const DESC_WORDS = 19;
 
 /** Unary ops with a kernel (their export is `unary_${name}_f32`); powScalar is picked by exponent. */

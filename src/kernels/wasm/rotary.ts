@@ -16,8 +16,8 @@ import type { WasmKernelRunner } from './runner';
 
 const LEADING_DIMS = 3;
 const DESC_WORDS = 23;
-/** Elements a task covers at least: the kernel is about 1 ns per element, so ~32 us a task. */
-const MIN_TASK_ELEMENTS = 1 << 15;
+/** Elements a task covers at least: the kernel is about 1 ns per element, so ~8 us a task. */
+const MIN_TASK_ELEMENTS = 1 << 13;
 
 /**
  * out = rotary(x) (transpose false) or its adjoint rotaryᵀ(x) (true), float32; cos and sin are

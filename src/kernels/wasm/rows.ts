@@ -22,11 +22,13 @@ export type WasmReduceOp = 'sum' | 'max' | 'min';
 
 /**
  * Elements a task should at least cover, so that handing it to another thread costs little next
- * to its work. Measured on one thread: the exp kernels take ~2.5 ns per element (a 32K-element
- * task ~80 us), the norms ~0.8 ns and the reductions ~0.2 ns (a 64K-element task 15-50 us).
+ * to its work. Measured on one thread: the exp kernels take ~2.5 ns per element (an 8K-element
+ * task ~20 us), the norms ~0.8 ns and the reductions ~0.2 ns (a 16K-element task 4-13 us). A
+ * worker wakes in a few microseconds while it is still spinning from the last task, and the calling
+ * thread claims tasks too, so small tasks cost little even when a worker is slow to come.
  */
-const MIN_TASK_ELEMENTS_EXP = 1 << 15;
-const MIN_TASK_ELEMENTS_LIGHT = 1 << 16;
+const MIN_TASK_ELEMENTS_EXP = 1 << 13;
+const MIN_TASK_ELEMENTS_LIGHT = 1 << 14;
 /** Column blocks of reduceMiddle tasks: a 64-byte line of each row, never shared by two tasks. */
 const COL_ALIGN = 16;
 
