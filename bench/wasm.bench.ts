@@ -23,8 +23,9 @@ import { runWasmMatmulBench, wasmMatmulMarkdown, type WasmMatmulResult } from '.
 export interface WasmBenchResult {
   matmul: WasmMatmulResult;
   trainStep: TrainStepResult;
-  /** BAdam's per-block backward on wasm with 2 threads. */
+  /** BAdam's per-block backward on wasm with 2 threads, and with 1. */
   backward: BadamRatioResult;
+  backwardOneThread: BadamRatioResult;
   /** 1-minute load average before each part (it counts this benchmark's own threads too). */
   load: { matmul: number; trainStep: number; backward: number; end: number };
   /** Cores that other processes used, on average, during each part (null where /proc is missing). */
@@ -50,23 +51,26 @@ export async function runWasmBench(): Promise<WasmBenchResult> {
   seconds.trainStep = (performance.now() - t0) / 1e3;
   otherCores.trainStep = others();
 
-  console.log('\n-- BAdam backward on wasm, 2 threads --');
+  console.log('\n-- BAdam backward on wasm, 2 threads and 1 --');
   load.backward = load1();
   t0 = performance.now();
   others = otherCpuMeter();
-  setBackend('wasm', { threads: 2 });
-  let backward: BadamRatioResult;
-  try {
-    backward = await runBadamRatioBench();
-  } finally {
-    setBackend('cpu');
-  }
+  const ratioOn = async (threads: number): Promise<BadamRatioResult> => {
+    setBackend('wasm', { threads });
+    try {
+      return await runBadamRatioBench();
+    } finally {
+      setBackend('cpu');
+    }
+  };
+  const backward = await ratioOn(2);
+  const backwardOneThread = await ratioOn(1);
   seconds.backward = (performance.now() - t0) / 1e3;
   otherCores.backward = others();
   load.end = load1();
   const fmt = (x: number | null) => (x === null ? '?' : x.toFixed(2));
   console.log(`other processes used ${fmt(otherCores.matmul)}, ${fmt(otherCores.trainStep)} and ${fmt(otherCores.backward)} cores during the three parts`);
-  return { matmul, trainStep, backward, load, otherCores, seconds };
+  return { matmul, trainStep, backward, backwardOneThread, load, otherCores, seconds };
 }
 
 export function wasmMarkdown(r: WasmBenchResult): string {
@@ -88,6 +92,10 @@ export function wasmMarkdown(r: WasmBenchResult): string {
     '### BAdam per-block backward on wasm (2 threads)',
     '',
     badamRatioMarkdown(r.backward),
+    '',
+    '### BAdam per-block backward on wasm (1 thread)',
+    '',
+    badamRatioMarkdown(r.backwardOneThread),
   ].join('\n');
 }
 
