@@ -31,6 +31,7 @@ import { matmul as matmulKernel } from './matmul';
 import * as rows from './rows';
 import * as indexing from './indexing';
 import { rotaryRows } from './rotary';
+import { adamStep } from './adam';
 
 /** A typed array plus its ledger. */
 class CpuBuffer extends LedgerBuffer {
@@ -384,31 +385,7 @@ export class CpuBackend implements Backend {
     const m = floatsInPlace(expAvg);
     const v = floatsInPlace(expAvgSq);
     const vmax = maxExpAvgSq ? floatsInPlace(maxExpAvgSq) : null;
-    const { lr, beta1, beta2, eps, weightDecay: wd, decoupled, step, maximize } = h;
-    const stepSize = lr / (1 - beta1 ** step);
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
-    const w = 1 - beta1;
-    const decay = 1 - lr * wd;
-    const mv = m.values;
-    const vv = v.values;
-    const xv = vmax ? vmax.values : null;
-    for (let i = 0; i < n; i++) {
-      let gi = maximize ? -g[i] : g[i];
-      let pi = p[i];
-      if (wd !== 0) {
-        if (decoupled) pi *= decay;
-        else gi += wd * pi;
-      }
-      // exp_avg.lerp_(g, 1 - β1), with PyTorch's two-sided lerp formula
-      mv[i] = w < 0.5 ? mv[i] + w * (gi - mv[i]) : gi - (gi - mv[i]) * (1 - w);
-      vv[i] = beta2 * vv[i] + (1 - beta2) * gi * gi;
-      let vhat = vv[i];
-      if (xv) {
-        xv[i] = Math.max(xv[i], vv[i]);
-        vhat = xv[i];
-      }
-      p[i] = pi - stepSize * (mv[i] / (Math.sqrt(vhat) / bc2Sqrt + eps));
-    }
+    adamStep(p, g, m.values, v.values, vmax ? vmax.values : null, n, h);
     m.commit();
     v.commit();
     vmax?.commit();
