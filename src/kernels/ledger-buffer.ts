@@ -4,7 +4,7 @@
  * its data: a typed array (cpu), a device slot (gpu).
  */
 import type { BackendBuffer, BufferLedger } from './backend';
-import type { MemoryCategory } from './memory';
+import { memoryTracker, type MemoryCategory } from './memory';
 import type { DType } from '../tensor/dtype';
 
 export abstract class LedgerBuffer implements BackendBuffer {
@@ -38,4 +38,17 @@ export abstract class LedgerBuffer implements BackendBuffer {
   get released() {
     return this.ledger.released;
   }
+}
+
+/**
+ * Marks a buffer (or its ledger) released and stops counting it: what every backend's release()
+ * does first. Returns the ledger, or null when it was released already (release is idempotent),
+ * so that a backend frees its own storage only once.
+ */
+export function releaseLedger(buf: BackendBuffer | BufferLedger): BufferLedger | null {
+  const ledger = 'ledger' in buf ? buf.ledger : buf;
+  if (ledger.released) return null;
+  ledger.released = true;
+  memoryTracker.onRelease(ledger);
+  return ledger;
 }

@@ -10,7 +10,7 @@
  */
 import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
-import { LedgerBuffer } from '../ledger-buffer';
+import { LedgerBuffer, releaseLedger } from '../ledger-buffer';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16, roundToFloat16 } from '../../tensor/float16';
 import { isContiguous, numel } from '../../tensor/shape';
@@ -193,10 +193,7 @@ export class CpuBackend implements Backend {
   }
 
   release(buf: BackendBuffer | BufferLedger): void {
-    const ledger = 'ledger' in buf ? buf.ledger : buf;
-    if (ledger.released) return;
-    ledger.released = true;
-    memoryTracker.onRelease(ledger);
+    releaseLedger(buf); // the data goes with the last JavaScript reference
   }
 
   // ---------------------------------------------------------------- layout
@@ -322,16 +319,14 @@ export class CpuBackend implements Backend {
   }
 
   crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
-    const { outer, classes, ignoreIndex, labelSmoothing } = args;
-    const out = resultArray(logits.dtype, outer);
-    rows.crossEntropyRows(this.compute(logits), this.compute(target), outer, classes, ignoreIndex, labelSmoothing, out);
+    const out = resultArray(logits.dtype, args.outer);
+    rows.crossEntropyRows(this.compute(logits), this.compute(target), args, out);
     return this.fromCompute(logits.dtype, out);
   }
 
   crossEntropyBackwardLast(logits: BackendBuffer, target: BackendBuffer, gradRow: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
-    const { outer, classes, ignoreIndex, labelSmoothing } = args;
-    const out = resultArray(logits.dtype, outer * classes);
-    rows.crossEntropyBackwardRows(this.compute(logits), this.compute(target), this.compute(gradRow), outer, classes, ignoreIndex, labelSmoothing, out);
+    const out = resultArray(logits.dtype, args.outer * args.classes);
+    rows.crossEntropyBackwardRows(this.compute(logits), this.compute(target), this.compute(gradRow), args, out);
     return this.fromCompute(logits.dtype, out);
   }
 

@@ -3,7 +3,7 @@
  * softmax, layer/RMS normalisation and cross-entropy all have this shape once the op layer
  * has moved the reduced axis last.
  */
-import type { ReduceOp } from '../backend';
+import type { CrossEntropyArgs, ReduceOp } from '../backend';
 
 type Arr = { [i: number]: number; readonly length: number };
 
@@ -179,15 +179,8 @@ function logSumExpRow(x: Arr, base: number, classes: number): number {
  * Per-row cross-entropy against the smoothed target q = (1-ε)·onehot(t) + ε/C:
  * loss = -Σ_c q_c·log p_c = lse - (1-ε)·x_t - (ε/C)·Σ_c x_c.  Ignored rows give 0.
  */
-export function crossEntropyRows(
-  logits: Arr,
-  target: Arr,
-  outer: number,
-  classes: number,
-  ignoreIndex: number,
-  eps: number,
-  out: Arr,
-): void {
+export function crossEntropyRows(logits: Arr, target: Arr, args: CrossEntropyArgs, out: Arr): void {
+  const { outer, classes, ignoreIndex, labelSmoothing: eps } = args;
   for (let r = 0; r < outer; r++) {
     const t = target[r];
     if (t === ignoreIndex) {
@@ -203,16 +196,8 @@ export function crossEntropyRows(
 }
 
 /** d loss_r / d x_c = g_r·(p_c - q_c), the classic softmax-minus-target, zero for ignored rows. */
-export function crossEntropyBackwardRows(
-  logits: Arr,
-  target: Arr,
-  gradRow: Arr,
-  outer: number,
-  classes: number,
-  ignoreIndex: number,
-  eps: number,
-  out: Arr,
-): void {
+export function crossEntropyBackwardRows(logits: Arr, target: Arr, gradRow: Arr, args: CrossEntropyArgs, out: Arr): void {
+  const { outer, classes, ignoreIndex, labelSmoothing: eps } = args;
   const e = new Float64Array(classes);
   for (let r = 0; r < outer; r++) {
     const base = r * classes;

@@ -7,6 +7,7 @@
  */
 import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
+import { releaseLedger } from '../ledger-buffer';
 import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
 import { numel } from '../../tensor/shape';
@@ -185,10 +186,8 @@ export class GpuBackend implements Backend {
   }
 
   release(buf: BackendBuffer | BufferLedger): void {
-    const ledger = 'ledger' in buf ? buf.ledger : buf;
-    if (ledger.released) return;
-    ledger.released = true;
-    memoryTracker.onRelease(ledger);
+    const ledger = releaseLedger(buf);
+    if (!ledger) return;
     // a buffer of an earlier, replaced gpu instance is not in this table: its data went with it
     const slot = this.slots.get(ledger.id);
     if (slot) {

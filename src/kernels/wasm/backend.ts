@@ -15,7 +15,7 @@
  */
 import type { AdamHyper, BackendBuffer, BackendInfo, BinaryOp, BufferLedger, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { CpuBackend } from '../cpu/backend';
-import { LedgerBuffer } from '../ledger-buffer';
+import { LedgerBuffer, releaseLedger } from '../ledger-buffer';
 import { memoryTracker } from '../memory';
 import { itemSize, type DType, type StorageArray } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
@@ -185,10 +185,8 @@ export class WasmBackend extends CpuBackend {
   }
 
   override release(buf: BackendBuffer | BufferLedger): void {
-    const ledger = ('ledger' in buf ? buf.ledger : buf) as WasmLedger;
-    if (ledger.released) return;
-    super.release(ledger);
-    ledger.allocator.release(ledger.address);
+    const ledger = releaseLedger(buf) as WasmLedger | null;
+    if (ledger) ledger.allocator.release(ledger.address);
   }
 
   // ---------------------------------------------------------------- which buffers the wasm kernels take
@@ -317,16 +315,14 @@ export class WasmBackend extends CpuBackend {
   }
 
   override crossEntropyLast(logits: BackendBuffer, target: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
-    const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const lb = this.local(logits);
     const tb = this.local(target, 'int32');
     const fallback = () => super.crossEntropyLast(logits, target, args);
     if (!lb || !tb) return fallback();
-    return this.tryKernel('float32', outer, (out) => crossEntropyRowsInto(this.rt.pool, lb.address, tb.address, out, outer, classes, ignoreIndex, labelSmoothing), fallback);
+    return this.tryKernel('float32', args.outer, (out) => crossEntropyRowsInto(this.rt.pool, lb.address, tb.address, out, args), fallback);
   }
 
   override crossEntropyBackwardLast(logits: BackendBuffer, target: BackendBuffer, gradRow: BackendBuffer, args: CrossEntropyArgs): BackendBuffer {
-    const { outer, classes, ignoreIndex, labelSmoothing } = args;
     const lb = this.local(logits);
     const tb = this.local(target, 'int32');
     const gb = this.local(gradRow);
@@ -334,8 +330,8 @@ export class WasmBackend extends CpuBackend {
     if (!lb || !tb || !gb) return fallback();
     return this.tryKernel(
       'float32',
-      outer * classes,
-      (out) => crossEntropyBackwardRowsInto(this.rt.pool, lb.address, tb.address, gb.address, out, outer, classes, ignoreIndex, labelSmoothing),
+      args.outer * args.classes,
+      (out) => crossEntropyBackwardRowsInto(this.rt.pool, lb.address, tb.address, gb.address, out, args),
       fallback,
     );
   }

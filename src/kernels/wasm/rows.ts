@@ -16,6 +16,7 @@
  * leaves to the TypeScript kernel, and throws a BackendError for arguments no kernel could take.
  */
 import { BackendError } from '../../errors';
+import type { CrossEntropyArgs } from '../backend';
 import type { WasmKernelRunner } from './runner';
 
 export type WasmReduceOp = 'sum' | 'max' | 'min';
@@ -167,16 +168,8 @@ function int32Index(v: number): boolean {
 }
 
 /** out[r] = cross-entropy of logits row r ([outer, classes] float32) against int32 target[r]; 0 where ignored. */
-export function crossEntropyRowsInto(
-  rt: WasmKernelRunner,
-  logits: number,
-  target: number,
-  out: number,
-  outer: number,
-  classes: number,
-  ignoreIndex: number,
-  labelSmoothing: number,
-): boolean {
+export function crossEntropyRowsInto(rt: WasmKernelRunner, logits: number, target: number, out: number, ce: CrossEntropyArgs): boolean {
+  const { outer, classes, ignoreIndex, labelSmoothing } = ce;
   const args = kernelArgs(rt, 'crossEntropy', `outer ${outer}, classes ${classes}`);
   args.count('outer', outer);
   args.count('classes', classes);
@@ -190,17 +183,8 @@ export function crossEntropyRowsInto(
 }
 
 /** out = d loss / d logits ([outer, classes] float32) for the per-row upstream gradient gradRow ([outer]). */
-export function crossEntropyBackwardRowsInto(
-  rt: WasmKernelRunner,
-  logits: number,
-  target: number,
-  gradRow: number,
-  out: number,
-  outer: number,
-  classes: number,
-  ignoreIndex: number,
-  labelSmoothing: number,
-): boolean {
+export function crossEntropyBackwardRowsInto(rt: WasmKernelRunner, logits: number, target: number, gradRow: number, out: number, ce: CrossEntropyArgs): boolean {
+  const { outer, classes, ignoreIndex, labelSmoothing } = ce;
   const args = kernelArgs(rt, 'crossEntropy backward', `outer ${outer}, classes ${classes}`);
   args.count('outer', outer);
   args.count('classes', classes);

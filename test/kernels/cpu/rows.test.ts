@@ -84,7 +84,7 @@ describe('crossEntropyBackwardRows', () => {
     for (const eps of [0, 0.1]) {
       const got = new Float64Array(outer * classes);
       const want: number[] = [];
-      crossEntropyBackwardRows(logits, target, g, outer, classes, -100, eps, got);
+      crossEntropyBackwardRows(logits, target, g, { outer, classes, ignoreIndex: -100, labelSmoothing: eps }, got);
       ceBackwardOld(logits, target, g, outer, classes, -100, eps, want);
       for (let i = 0; i < got.length; i++) {
         if (Number.isNaN(want[i])) expect(got[i]).toBeNaN();
