@@ -317,6 +317,11 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
  * is not differentiable; a value int32 cannot hold (NaN, ±Infinity, beyond ±2^31) is a
  * ValueError, where PyTorch's behaviour is undefined (see tensor/int32.ts).
  */
+/** `t` itself when it already has `dtype`, else cast(t, dtype): a gradient brought back to its input's dtype. */
+export function castTo(t: Tensor, dtype: DType): Tensor {
+  return t.dtype === dtype ? t : cast(t, dtype);
+}
+
 export function cast(a: Tensor, dtype: DType): Tensor {
   if (a.dtype === dtype) return a;
   const from = a.dtype;

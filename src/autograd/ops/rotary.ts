@@ -20,7 +20,7 @@ import { promoteTypes, type DType } from '../../tensor/dtype';
 import { broadcastShapes, sameShape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { record } from '../node';
-import { broadcastView, cast, mul, neg, requireFloating } from './elementwise';
+import { broadcastView, castTo, mul, neg, requireFloating } from './elementwise';
 import { sumTo } from './reduce';
 import { cat, slice } from './shape';
 
@@ -87,5 +87,3 @@ function rotate(x: Tensor, cos: Tensor, sin: Tensor, transpose: boolean): Tensor
     return [dx, dcos, dsin];
   });
 }
-
-const castTo = (t: Tensor, dtype: DType) => (t.dtype === dtype ? t : cast(t, dtype));
