@@ -28,6 +28,7 @@
 // The last 1..3 elements of a row go through the same vector op with partial loads and stores,
 // so every element is computed by the same instructions.
 
+import { gather, gatherPartial, storePartial } from './lanes';
 import {
   expV, fixInf, geluGradV, geluTanhGradV, geluTanhV, geluV, logV, sigmoidV, siluGradV, siluV, tanhV,
 } from './math';
@@ -171,29 +172,6 @@ const B_GE = 11;
 // ---------------------------------------------------------------------------------------------
 // Loads and stores
 // ---------------------------------------------------------------------------------------------
-
-/** Four lanes from p, p + s, p + 2s, p + 3s (s in bytes; any value, 0 and negative included). */
-@inline function gather(p: usize, s: usize): v128 {
-  let v = f32x4.splat(load<f32>(p));
-  v = f32x4.replace_lane(v, 1, load<f32>(p + s));
-  v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * s));
-  return f32x4.replace_lane(v, 3, load<f32>(p + 3 * s));
-}
-
-/** The first `count` (1..3) lanes from p, p + s, ...; the others are 0. */
-@inline function gatherPartial(p: usize, s: usize, count: i32): v128 {
-  let v = f32x4.replace_lane(f32x4.splat(0.0), 0, load<f32>(p));
-  if (count > 1) v = f32x4.replace_lane(v, 1, load<f32>(p + s));
-  if (count > 2) v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * s));
-  return v;
-}
-
-/** Stores the first `count` (1..3) lanes of v at out (bit for bit: int32 results too). */
-@inline function storePartial(out: usize, v: v128, count: i32): void {
-  store<i32>(out, i32x4.extract_lane(v, 0));
-  if (count > 1) store<i32>(out, i32x4.extract_lane(v, 1), 4);
-  if (count > 2) store<i32>(out, i32x4.extract_lane(v, 2), 8);
-}
 
 /** len elements at out, all set to lane values of v (v's four lanes are equal). */
 @inline function fillRow(out: usize, v: v128, len: i32): void {

@@ -28,6 +28,8 @@
 //
 // Task t writes rows [t·rowsPer, (t+1)·rowsPer): whole rows, so tasks write disjoint ranges.
 
+import { gather, gatherPartial, storePartial } from './lanes';
+
 const D_OUT: usize = 0;
 const D_X: usize = 4;
 const D_COS: usize = 8;
@@ -43,25 +45,7 @@ const D_TRANSPOSE: usize = 88;
 
 /** Four lanes from p, p + s, p + 2s, p + 3s (s in bytes); a plain vector load when s is 4. */
 @inline function load4(p: usize, s: usize): v128 {
-  if (s == 4) return v128.load(p);
-  let v = f32x4.splat(load<f32>(p));
-  v = f32x4.replace_lane(v, 1, load<f32>(p + s));
-  v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * s));
-  return f32x4.replace_lane(v, 3, load<f32>(p + 3 * s));
-}
-
-/** The first `count` (1..3) lanes from p, p + s, ...; the others are 0. */
-@inline function loadPartial(p: usize, s: usize, count: i32): v128 {
-  let v = f32x4.replace_lane(f32x4.splat(0.0), 0, load<f32>(p));
-  if (count > 1) v = f32x4.replace_lane(v, 1, load<f32>(p + s));
-  if (count > 2) v = f32x4.replace_lane(v, 2, load<f32>(p + 2 * s));
-  return v;
-}
-
-@inline function storePartial(out: usize, v: v128, count: i32): void {
-  store<f32>(out, f32x4.extract_lane(v, 0));
-  if (count > 1) store<f32>(out, f32x4.extract_lane(v, 1), 4);
-  if (count > 2) store<f32>(out, f32x4.extract_lane(v, 2), 8);
+  return s == 4 ? v128.load(p) : gather(p, s);
 }
 
 /**
@@ -72,12 +56,12 @@ const D_TRANSPOSE: usize = 88;
   const hx = <usize>h * sx, hc = <usize>h * sc, hs = <usize>h * ss, ho = <usize>h << 2;
   for (let j = 0; j < h; j += 4) {
     const n = h - j;
-    const xa = n >= 4 ? load4(x, sx) : loadPartial(x, sx, n);
-    const xb = n >= 4 ? load4(x + hx, sx) : loadPartial(x + hx, sx, n);
-    const ca = n >= 4 ? load4(c, sc) : loadPartial(c, sc, n);
-    const cb = n >= 4 ? load4(c + hc, sc) : loadPartial(c + hc, sc, n);
-    const sa = n >= 4 ? load4(s, ss) : loadPartial(s, ss, n);
-    const sb = n >= 4 ? load4(s + hs, ss) : loadPartial(s + hs, ss, n);
+    const xa = n >= 4 ? load4(x, sx) : gatherPartial(x, sx, n);
+    const xb = n >= 4 ? load4(x + hx, sx) : gatherPartial(x + hx, sx, n);
+    const ca = n >= 4 ? load4(c, sc) : gatherPartial(c, sc, n);
+    const cb = n >= 4 ? load4(c + hc, sc) : gatherPartial(c + hc, sc, n);
+    const sa = n >= 4 ? load4(s, ss) : gatherPartial(s, ss, n);
+    const sb = n >= 4 ? load4(s + hs, ss) : gatherPartial(s + hs, ss, n);
     let outA: v128, outB: v128;
     if (transpose) {
       outA = f32x4.add(f32x4.mul(xa, ca), f32x4.mul(xb, sb));
