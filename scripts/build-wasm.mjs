@@ -7,6 +7,8 @@
 // The compiler flags live in wasm/asconfig.json (SIMD, imported shared memory, stub runtime, -O3).
 // Run on its own (`node scripts/build-wasm.mjs`) or from scripts/build.mjs, which runs it first:
 // the type checks and bundles import the generated module. Both outputs are git-ignored.
+// ASC_DEBUG=1 keeps the functions' names in the binary, so that a CPU profile (node --cpu-prof)
+// names the kernels instead of showing wasm-function[N]; remove the outputs to rebuild without.
 import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
