@@ -3,17 +3,22 @@
  *
  *  1. Collect the graph below the roots and, when `inputs` are given, mark the nodes that lie on
  *     a path to one of them (PyTorch's exec_info). Nodes off every such path are pruned:
- *     mechanism 3 of docs/design.md. Their saved tensors are left untouched.
+ *     mechanism 3 of docs/design.md, in target-paths.ts (Note [Target paths]). Their saved
+ *     tensors are left untouched.
  *  2. Count, for each marked node and leaf, the edges that will bring it a gradient.
  *  3. Run nodes whose count reached zero (all consumers done, so the incoming gradient is
  *     complete), sum what each sends into its inputs' buffers, and repeat. A leaf's turn comes
  *     when its count reaches zero: hooks, then accumulation into .grad, then post-accumulate hooks.
+ *     The gradients in flight, and when the engine may free one, are gradient-buffers.ts's
+ *     concern (Note [Gradient ownership]).
  */
 import { AutogradError, ShapeError, fmtShape } from '../errors';
 import { Tensor } from '../tensor/tensor';
 import { sameShape } from '../tensor/shape';
 import { enableGrad, noGrad } from './grad-mode';
 import { Node } from './node';
+import { GradientBuffers } from './gradient-buffers';
+import { TargetPaths, type Target } from './target-paths';
 import { onBackwardNode, onPruned, profiling } from './profile';
 import { add, cast } from './ops/elementwise';
 import { contiguous } from './ops/shape';
@@ -37,8 +42,6 @@ export interface GradOptions {
   /** Return null for inputs the outputs do not depend on, instead of throwing. */
   allowUnused?: boolean;
 }
-
-type Target = Node | Tensor;
 
 interface RunOptions {
   roots: Tensor[];
@@ -133,82 +136,20 @@ function rootGradient(op: string, root: Tensor, gradient: Tensor | null, i: numb
 function run(opts: RunOptions): Map<Target, Tensor> {
   const { roots, retainGraph, createGraph, accumulate } = opts;
 
-  // 1. the graph below the roots, in creation order (children before parents)
-  const nodes = collectNodes(roots);
-  const targetSet: Set<Target> | null = opts.targets ? new Set(opts.targets.map((t) => t.gradFn ?? t)) : null;
-  const isTargetLeaf = (t: Tensor) => (targetSet ? targetSet.has(t) : true);
-  const nonLeafTargets = new Map<Node, Tensor>();
-  for (const t of opts.targets ?? []) if (t.gradFn) nonLeafTargets.set(t.gradFn, t);
+  // 1-2. which nodes run, and how many gradients each target waits for: Note [Target paths]
+  const paths = new TargetPaths(roots, opts.targets);
+  if (paths.pruned > 0 && profiling()) onPruned(paths.pruned);
+  const deps = paths.dependencyCounts();
+  checkRunnable(paths, opts.op);
 
-  // mark nodes on a path to a target; children have smaller seq, so one ascending pass suffices
-  const needed = new Set<Node>();
-  for (const node of nodes) {
-    if (targetSet?.has(node)) needed.add(node);
-    else if (node.next.some((e) => (e instanceof Node ? needed.has(e) : e !== null && isTargetLeaf(e)))) needed.add(node);
-  }
-  const edgeActive = (e: Node | Tensor | null): e is Node | Tensor =>
-    e !== null && (e instanceof Node ? needed.has(e) : isTargetLeaf(e));
-  const pruned = nodes.length - needed.size;
-  if (pruned > 0 && profiling()) onPruned(pruned);
-
-  // 2. dependency counts over active edges
-  const deps = new Map<Target, number>();
-  for (const node of needed) {
-    for (const e of node.next) if (edgeActive(e)) deps.set(e, (deps.get(e) ?? 0) + 1);
-  }
-
-  // A node whose backward would run but whose saved tensors were freed by an earlier backward:
-  // refuse before anything is accumulated, so a failed call changes no .grad.
-  for (const node of needed) {
-    const wouldRun = node.next.some((e, i) => node.needsInputGrad[i] && edgeActive(e));
-    if (wouldRun && node.released) {
-      throw new AutogradError(
-        opts.op,
-        `trying to run backward through the graph a second time (node '${node.op}' already freed its saved tensors); ` +
-          'pass { retainGraph: true } to the first backward if you need to run it twice',
-      );
-    }
-    if (wouldRun) checkSavedVersions(node);
-  }
-
-  // 3. seed the roots' gradients and run
-  const pending = new Map<Target, Tensor>();
-  const pendingCount = new Map<Tensor, number>(); // how many pending slots hold each tensor object
+  // 3. seed the roots' gradients and run; the engine frees its temporaries: Note [Gradient ownership]
+  const buffers = new GradientBuffers(opts.callerGrads, createGraph);
   const captured = new Map<Target, Tensor>();
-  // Buffers that some holder besides the engine can see: a leaf's .grad must not take them over,
-  // and the engine must not dispose them (caller-passed gradients, retained, captured or hooked ones).
-  const escaped = new Set<unknown>(opts.callerGrads.map((g) => g.buffer));
-  const setPending = (target: Target, g: Tensor | null) => {
-    const prev = pending.get(target);
-    if (prev) pendingCount.set(prev, (pendingCount.get(prev) ?? 1) - 1);
-    if (g) {
-      pending.set(target, g);
-      pendingCount.set(g, (pendingCount.get(g) ?? 0) + 1);
-    } else pending.delete(target);
-  };
-  const stillPending = (g: Tensor) => (pendingCount.get(g) ?? 0) > 0;
-  /**
-   * Frees a gradient the engine made and has consumed, now rather than at the end of the
-   * caller's tidy scope: a backward then reuses the same few blocks, still in cache, instead of
-   * touching fresh memory for every temporary. Kept: anything someone else can see (escaped),
-   * anything still pending for another target, and everything of a createGraph backward.
-   */
-  const releaseConsumed = (t: Tensor) => {
-    if (!createGraph && !escaped.has(t.buffer) && !stillPending(t)) t.dispose();
-  };
-  const accumulateInto = (target: Target, g: Tensor) => {
-    const prev = pending.get(target);
-    setPending(target, prev ? withMode(createGraph, () => add(prev, g)) : g);
-    if (prev) {
-      releaseConsumed(prev);
-      releaseConsumed(g);
-    }
-  };
   const ready: Target[] = [];
   roots.forEach((root, i) => {
     const target = root.gradFn ?? root;
-    if (target instanceof Node ? !needed.has(target) : !isTargetLeaf(target)) return;
-    accumulateInto(target, opts.rootGrads[i]);
+    if (!paths.isActive(target)) return;
+    buffers.accumulateInto(target, opts.rootGrads[i]);
     if (!deps.has(target) && !ready.includes(target)) ready.push(target);
   });
 
@@ -220,84 +161,80 @@ function run(opts: RunOptions): Map<Target, Tensor> {
 
   while (ready.length > 0) {
     const target = ready.pop() as Target;
-    let g = pending.get(target) ?? null;
-    setPending(target, null);
+    let g = buffers.take(target);
 
     if (target instanceof Tensor) {
-      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, escaped, stillPending, releaseConsumed);
+      if (g !== null) finishLeaf(target, g, accumulate, createGraph, captured, buffers);
       continue;
     }
 
     const node = target;
+    // what a hook, retainGrad() or grad() gets to see has escaped the engine: Note [Gradient ownership]
     if (g !== null) {
-      if (node.tensorHooks.length > 0) escaped.add(g.buffer);
+      if (node.tensorHooks.length > 0) buffers.markEscaped(g);
       for (const hook of node.tensorHooks) g = hookResult(hook(g), g, node.op);
       if (node.retainGradOf) {
         const t = node.retainGradOf;
-        escaped.add(g.buffer);
+        buffers.markEscaped(g);
         t.grad = t.grad ? noGrad(() => add(t.grad as Tensor, g as Tensor)) : g;
       }
-      if (targetSet?.has(node)) {
-        escaped.add(g.buffer);
+      if (paths.isRequested(node)) {
+        buffers.markEscaped(g);
         captured.set(node, g);
         // backward({ inputs: [nonLeaf] }) accumulates into that tensor's .grad, as PyTorch does
-        const t = nonLeafTargets.get(node);
+        const t = paths.requestedTensor(node);
         if (accumulate && t && node.retainGradOf !== t) t.grad = t.grad ? noGrad(() => add(t.grad as Tensor, g as Tensor)) : g;
       }
     }
 
-    const needs = node.next.map((e, i) => node.needsInputGrad[i] && edgeActive(e));
+    const needs = paths.inputsToCompute(node);
     if (g !== null && needs.includes(true)) {
-      const start = profiling() ? performance.now() : 0;
-      const saved = createGraph ? node.savedForGraph(opts.op) : node.saved ?? [];
-      const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
-      // the backward's own temporaries are freed when it returns (a createGraph backward keeps its graph)
-      const gradIn = createGraph ? withMode(true, () => fn(g as Tensor, saved, needs)) : tidy(`${node.op} (backward)`, () => noGrad(() => fn(g as Tensor, saved, needs)));
-      if (profiling()) {
-        // inputs that are tensors but need no gradient (null slots such as where's cond do not count)
-        const byMask = node.needsInputGrad.filter((n, i) => !n && node.inputShapes[i] !== null).length;
-        const byReach = node.needsInputGrad.filter((n, i) => n && !needs[i]).length;
-        onBackwardNode(
-          { op: node.op, inputNames: [...node.inputNames], computed: needs, ms: performance.now() - start },
-          byMask,
-          byReach,
-        );
-      }
-      // One tensor can be the gradient of several inputs (add returns g twice): count each use as
-      // pending until it is accumulated, so that the first accumulation does not free it.
-      const uses = node.next.map((e, i) => (needs[i] && e !== null ? gradIn[i] : null));
-      for (const gi of uses) if (gi) pendingCount.set(gi, (pendingCount.get(gi) ?? 0) + 1);
-      node.next.forEach((e, i) => {
-        const gi = uses[i];
-        if (!gi || e === null) return;
-        pendingCount.set(gi, (pendingCount.get(gi) ?? 1) - 1);
-        const checked = checkInputGrad(node, i, gi);
-        accumulateInto(e, checked);
-        // a gradient cast to its input's dtype leaves the uncast one behind
-        if (checked !== gi && gi !== g) releaseConsumed(gi);
-      });
-      // The incoming gradient is consumed: free it now (not at garbage collection) unless it
-      // was passed on as is, or someone else holds it.
-      if (!gradIn.includes(g)) releaseConsumed(g);
+      const gradIn = runBackward(node, g, needs, createGraph, opts.op);
+      const edges = node.next.map((e, i) => (needs[i] ? e : null));
+      buffers.send(g, gradIn, edges, (i, gi) => checkInputGrad(node, i, gi));
       if (!retainGraph) node.release();
     }
-    for (const e of node.next) if (edgeActive(e)) finishEdge(e);
+    for (const e of node.next) if (paths.isActive(e)) finishEdge(e);
   }
   return captured;
 }
 
-/** All nodes reachable from the roots, sorted by creation order (inputs before their consumers). */
-function collectNodes(roots: Tensor[]): Node[] {
-  const seen = new Set<Node>();
-  const stack: Node[] = [];
-  for (const r of roots) if (r.gradFn) stack.push(r.gradFn);
-  while (stack.length > 0) {
-    const node = stack.pop() as Node;
-    if (seen.has(node)) continue;
-    seen.add(node);
-    for (const e of node.next) if (e instanceof Node && !seen.has(e)) stack.push(e);
+/**
+ * Refuses, before anything is accumulated (so that a failed call changes no .grad), a node whose
+ * backward would run but whose saved tensors were freed by an earlier backward or modified since.
+ */
+function checkRunnable(paths: TargetPaths, op: string): void {
+  for (const node of paths.needed) {
+    const wouldRun = paths.inputsToCompute(node).includes(true);
+    if (wouldRun && node.released) {
+      throw new AutogradError(
+        op,
+        `trying to run backward through the graph a second time (node '${node.op}' already freed its saved tensors); ` +
+          'pass { retainGraph: true } to the first backward if you need to run it twice',
+      );
+    }
+    if (wouldRun) checkSavedVersions(node);
   }
-  return [...seen].sort((a, b) => a.seq - b.seq);
+}
+
+/** Calls a node's backward for the inputs in `needs`, and reports it to a running profile. */
+function runBackward(node: Node, g: Tensor, needs: boolean[], createGraph: boolean, op: string): (Tensor | null)[] {
+  const start = profiling() ? performance.now() : 0;
+  const saved = createGraph ? node.savedForGraph(op) : node.saved ?? [];
+  const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
+  // the backward's own temporaries are freed when it returns (a createGraph backward keeps its graph)
+  const gradIn = createGraph ? withMode(true, () => fn(g, saved, needs)) : tidy(`${node.op} (backward)`, () => noGrad(() => fn(g, saved, needs)));
+  if (profiling()) {
+    // inputs that are tensors but need no gradient (null slots such as where's cond do not count)
+    const byMask = node.needsInputGrad.filter((n, i) => !n && node.inputShapes[i] !== null).length;
+    const byReach = node.needsInputGrad.filter((n, i) => n && !needs[i]).length;
+    onBackwardNode(
+      { op: node.op, inputNames: [...node.inputNames], computed: needs, ms: performance.now() - start },
+      byMask,
+      byReach,
+    );
+  }
+  return gradIn;
 }
 
 function withMode<T>(createGraph: boolean, fn: () => T): T {
@@ -348,29 +285,25 @@ function finishLeaf(
   accumulate: boolean,
   createGraph: boolean,
   captured: Map<Target, Tensor>,
-  escaped: Set<unknown>,
-  stillPending: (g: Tensor) => boolean,
-  releaseConsumed: (g: Tensor) => void,
+  buffers: GradientBuffers,
 ): void {
-  if (leaf.hooks.length > 0) escaped.add(g.buffer);
+  if (leaf.hooks.length > 0) buffers.markEscaped(g);
   for (const hook of leaf.hooks) g = hookResult(hook(g), g, leaf.name ?? 'leaf');
   if (g.dtype !== leaf.dtype) {
     const uncast = g;
     g = withMode(createGraph, () => cast(uncast, leaf.dtype));
-    releaseConsumed(uncast);
+    buffers.releaseConsumed(uncast);
   }
   if (!accumulate) {
-    escaped.add(g.buffer);
+    buffers.markEscaped(g);
     captured.set(leaf, g);
     return;
   }
   if (leaf.grad === null) {
-    // Take the incoming gradient tensor itself when nothing else can see it or its storage, so
-    // that whoever frees leaf.grad (LOMO does, in its hook) frees the storage at once.
-    const canSteal = g.buffer.refs === 1 && g.isContiguous() && g.offset === 0 && g.numel === g.buffer.length &&
-      !escaped.has(g.buffer) && !stillPending(g);
-    const own = canSteal ? g : withMode(createGraph, () => contiguous(g, true));
-    escaped.add(own.buffer);
+    // Take the incoming gradient tensor itself when nothing else can see it or its storage
+    // (Note [Gradient ownership]); otherwise .grad gets its own copy.
+    const own = buffers.canTakeOver(g) ? g : withMode(createGraph, () => contiguous(g, true));
+    buffers.markEscaped(own);
     leaf.grad = own;
   } else if (!createGraph && !leaf.grad.requiresGrad) {
     // accumulate in place, as PyTorch does: .grad keeps its identity and no tensor is left behind
@@ -380,7 +313,7 @@ function finishLeaf(
       copy_(prev, sum);
       sum.dispose();
     });
-    releaseConsumed(g);
+    buffers.releaseConsumed(g);
   } else {
     // a gradient with a graph (createGraph) is replaced, not modified; its holder keeps the old one
     const prev = leaf.grad;

@@ -20,7 +20,10 @@ export interface BufferLedger {
   /** Number of tensor objects that hold the buffer; it is released when this drops to 0. */
   refs: number;
   released: boolean;
-  /** Bumped by every in-place write (assign, adamUpdate), so autograd can detect stale saved tensors. */
+  /**
+   * Bumped before every in-place write into it (Note [Version counter] in src/autograd/version.ts),
+   * so autograd can detect stale saved tensors.
+   */
   version: number;
 }
 

@@ -17,6 +17,7 @@
 import { ValueError, fmtShape } from '../errors';
 import { Tensor } from '../tensor/tensor';
 import { backendByName } from '../kernels/registry';
+import { bumpVersion } from '../autograd/version';
 import { Optimizer } from './optimizer';
 import { withDefaults } from './hyperparameters';
 import type { ParamGroup, ParamsInput } from './param-groups';
@@ -112,6 +113,7 @@ export class Adam extends Optimizer<AdamOptions> {
     }
     const [beta1, beta2] = group.betas;
     const step = (state.step as number) + 1;
+    bumpVersion(p); // Note [Version counter]: a graph that saved p must refuse its backward
     backendByName(p.backend).adamUpdate(
       p,
       grad,

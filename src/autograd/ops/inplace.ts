@@ -10,6 +10,7 @@ import { Tensor } from '../../tensor/tensor';
 import { scalarTensor } from '../../tensor/creation';
 import { checkCastToInt32 } from '../../tensor/int32';
 import { isGradEnabled } from '../grad-mode';
+import { bumpVersion } from '../version';
 import { broadcastView } from './elementwise';
 
 /** Writes src (broadcast to dst's shape, cast to dst's dtype) into dst's storage; returns dst. */
@@ -40,6 +41,7 @@ export function copy_(dst: Tensor, src: Tensor | number): Tensor {
   }
   if (dst.dtype === 'int32') checkCastToInt32('copy_', source); // NaN or 3e9 written into int32 storage
   try {
+    bumpVersion(dst); // Note [Version counter]: nodes that saved dst must refuse their backward
     kernels().assign(dst, broadcastView(source, dst.shape));
   } finally {
     if (source !== src) source.dispose(); // the scalar made here

@@ -10,6 +10,7 @@
 import { Tensor } from '../../tensor/tensor';
 import type { BackendBuffer, View } from '../../kernels/backend';
 import { backendByName } from '../../kernels/registry';
+import { bumpVersion } from '../../autograd/version';
 import { stateDtype } from '../state-tensors';
 import { buildMask, gather, window, type MaskedParam } from './ratio-masks';
 import type { MaskMode, RatioHyper } from './ratio-options';
@@ -41,6 +42,8 @@ export function maskedAdamUpdate(e: MaskedParam, grad: Tensor, group: RatioHyper
     amsgrad: false,
   };
   const half = p.dtype === 'float16';
+  // Note [Version counter]: every path below writes into p, and a graph that saved p must refuse its backward
+  bumpVersion(p);
   if (e.dense && !half) {
     backend.adamUpdate(p, grad, e.expAvg.buffer, e.expAvgSq.buffer, null, h);
     e.step = step;
@@ -67,6 +70,7 @@ export function maskedAdamUpdate(e: MaskedParam, grad: Tensor, group: RatioHyper
     } else {
       target = packed(gather(e, mode, pFlat, keep));
     }
+    bumpVersion(target); // the float32 master (a fresh packed copy needs none; the bump is harmless)
     backend.adamUpdate(target, gk, e.expAvg.buffer, e.expAvgSq.buffer, null, h);
     if (e.dense) {
       backend.assign(pFlat, target); // float16: the master rounded to nearest even
