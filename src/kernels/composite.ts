@@ -29,18 +29,14 @@ export function rotaryComposite(k: Backend, x: View, cos: View, sin: View, outDt
   const [x1, x2, c1, c2, s1, s2] = [x, x, cos, cos, sin, sin].map((v, i) => halfOf(v, (i % 2) as 0 | 1));
   const halfShape = x1.shape;
   const temps: BackendBuffer[] = [];
-  const mul = (a: View, b: View) => {
-    const r = k.binary('mul', a, b, outDtype);
-    temps.push(r);
-    return whole(r, halfShape);
-  };
-  const combine = (op: 'add' | 'sub', a: View, b: View) => {
+  /** a op b over two half-views, as a contiguous half-sized temporary */
+  const halfOp = (op: 'mul' | 'add' | 'sub', a: View, b: View) => {
     const r = k.binary(op, a, b, outDtype);
     temps.push(r);
     return whole(r, halfShape);
   };
-  const y1 = transpose ? combine('add', mul(x1, c1), mul(x2, s2)) : combine('sub', mul(x1, c1), mul(x2, s1));
-  const y2 = transpose ? combine('sub', mul(x2, c2), mul(x1, s1)) : combine('add', mul(x2, c2), mul(x1, s2));
+  const y1 = transpose ? halfOp('add', halfOp('mul', x1, c1), halfOp('mul', x2, s2)) : halfOp('sub', halfOp('mul', x1, c1), halfOp('mul', x2, s1));
+  const y2 = transpose ? halfOp('sub', halfOp('mul', x2, c2), halfOp('mul', x1, s1)) : halfOp('add', halfOp('mul', x2, c2), halfOp('mul', x1, s2));
   const out = k.zeros(outDtype, numel(x.shape));
   const outView = whole(out, x.shape);
   k.assign(halfOf(outView, 0), y1);
