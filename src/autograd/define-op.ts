@@ -14,7 +14,7 @@
  * part of the gradient's graph.
  */
 import { AutogradError, DTypeError, ShapeError, ValueError, fmtShape } from '../errors';
-import { isFloating, type DType } from '../tensor/dtype';
+import { isFloating, promoteTypes, type DType } from '../tensor/dtype';
 import { sameShape } from '../tensor/shape';
 import { tidy } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
@@ -134,8 +134,8 @@ export function defineOp<Inputs extends Tensor[]>(definition: OpDefinition<Input
           return savedTensors.includes(gi) ? alias(gi) : gi;
         });
       };
-      // a recorded backward's temporaries belong to the gradient's graph; otherwise free them now
-      return recording ? run() : tidy(`${name} (backward)`, run);
+      // the engine runs an unrecorded backward in a tidy scope of its own, which frees its temporaries
+      return run();
     };
     return record(name, inputs, output, toSave, backward);
   };
@@ -157,8 +157,6 @@ function checkDefinition<Inputs extends Tensor[]>(definition: OpDefinition<Input
   }
   return definition;
 }
-
-const PRECISION: Record<DType, number> = { float16: 1, float32: 2, float64: 3, int32: 0 };
 
 /** The gradients a backward returned, validated; null where the engine did not ask for one. */
 function checkGradients(
@@ -194,7 +192,7 @@ function checkGradients(
           `if the input was broadcast in the forward, sum the gradient over the broadcast dims (sumTo(grad, ${fmtShape(shapes[i])}))`,
       );
     }
-    if (PRECISION[gi.dtype] < PRECISION[dtypes[i]]) {
+    if (promoteTypes(gi.dtype, dtypes[i]) !== gi.dtype) {
       throw new DTypeError(
         op,
         `gradient ${i} is ${gi.dtype} but input ${i} (shape ${fmtShape(shapes[i])}) is ${dtypes[i]}: the gradient would lose precision; ` +

@@ -38,6 +38,22 @@ export class StateDictError extends BlockgradError {
  */
 const autoNames = new WeakMap<Tensor, string>();
 
+const joinPath = (prefix: string, name: string) => (prefix === '' ? name : `${prefix}.${name}`);
+
+/**
+ * Names a parameter `path` (its path from the top module) when it has no name yet, or when its
+ * automatic name was given from the top of the subtree just registered (`relative`): a subtree
+ * built on its own is renamed as it is registered, while a tensor the user named, or one a
+ * module registered earlier (a tied weight keeps its first path), keeps its name.
+ */
+function autoName(p: Tensor, path: string, relative: string): void {
+  const auto = autoNames.get(p);
+  if (p.name === undefined || (p.name === auto && auto === relative)) {
+    p.name = path;
+    autoNames.set(p, path);
+  }
+}
+
 export interface LoadResult {
   missingKeys: string[];
   unexpectedKeys: string[];
@@ -69,7 +85,7 @@ export class Module {
       tensor.tagMemory('weights');
     }
     this.params.set(name, tensor);
-    if (tensor) this.root().autoNameParameters();
+    if (tensor) autoName(tensor, joinPath(this.pathFromRoot(), name), name);
     return tensor;
   }
 
@@ -89,34 +105,26 @@ export class Module {
     if (!(module instanceof Module)) throw new ValueError('registerModule', `'${name}' is not a Module`);
     this.children.set(name, module);
     if (module.parent === null && (module as Module) !== this) module.parent = this;
-    this.root().autoNameParameters();
+    // name the new subtree only (not the whole tree again): each registration costs its own size
+    const prefix = joinPath(this.pathFromRoot(), name);
+    for (const [path, p] of module.namedParameters()) autoName(p, joinPath(prefix, path), path);
     return module;
   }
 
-  /** The top of the chain of first registrations (this module, if it was never registered). */
-  private root(): Module {
-    let m: Module = this;
-    const seen = new Set<Module>([m]);
-    while (m.parent && !seen.has(m.parent)) {
-      m = m.parent;
-      seen.add(m);
-    }
-    return m;
-  }
-
-  /**
-   * Names every parameter of the tree by its dotted path from this module, the way profiles and
-   * errors show it, unless the user named the tensor: so a custom module's parameters carry
-   * names without a nameParameters() call. Runs on each registration (cheap: a registration into
-   * a module still being built walks that module only).
-   */
-  private autoNameParameters(): void {
-    for (const [name, p] of this.namedParameters()) {
-      if (p.name === undefined || p.name === autoNames.get(p)) {
-        p.name = name;
-        autoNames.set(p, name);
+  /** This module's dotted path from the top of its chain of first registrations ('' at the top). */
+  private pathFromRoot(): string {
+    const parts: string[] = [];
+    const seen = new Set<Module>([this]);
+    for (let m: Module = this; m.parent && !seen.has(m.parent); m = m.parent) {
+      seen.add(m.parent);
+      for (const [name, child] of m.parent.children) {
+        if (child === m) {
+          parts.unshift(name);
+          break;
+        }
       }
     }
+    return parts.join('.');
   }
 
   private checkName(name: string): void {

@@ -19,7 +19,7 @@ import { Tensor } from '../tensor/tensor';
 import { backendByName } from '../kernels/registry';
 import { bumpVersion } from '../autograd/version';
 import { Optimizer } from './optimizer';
-import { withDefaults } from './hyperparameters';
+import { lrProblem, withDefaults } from './hyperparameters';
 import type { ParamGroup, ParamsInput } from './param-groups';
 import type { ParamState, StateKind } from './state-dict';
 import { stateValueProblem, zeroState } from './state-tensors';
@@ -64,7 +64,8 @@ export class Adam extends Optimizer<AdamOptions> {
 
   protected validateHyper(h: AdamOptions): string | null {
     const [b1, b2] = h.betas;
-    if (!(h.lr >= 0) || !Number.isFinite(h.lr)) return `invalid learning rate ${h.lr}: expected a finite lr >= 0`;
+    const lr = lrProblem(h.lr);
+    if (lr) return lr;
     if (!(h.eps >= 0) || !Number.isFinite(h.eps)) return `invalid eps ${h.eps}: expected a finite value >= 0`;
     if (!(b1 >= 0 && b1 < 1)) return `invalid beta1 ${b1}: expected 0 <= betas[0] < 1`;
     if (!(b2 >= 0 && b2 < 1)) return `invalid beta2 ${b2}: expected 0 <= betas[1] < 1`;

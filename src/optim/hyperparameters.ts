@@ -15,6 +15,11 @@ export interface Hyperparameters {
   lr: number;
 }
 
+/** What is wrong with a learning rate (not a finite number >= 0), or null: every optimizer's one check. */
+export function lrProblem(lr: unknown): string | null {
+  return typeof lr === 'number' && Number.isFinite(lr) && lr >= 0 ? null : `invalid learning rate ${describe(lr)}: expected a finite lr >= 0`;
+}
+
 /** Copies a hyperparameter value (tuples are copied so groups never share an array). */
 export function copyValue<T>(v: T): T {
   return (Array.isArray(v) ? [...v] : v) as T;

@@ -59,6 +59,7 @@ import { isPlainObject } from '../util/objects';
 import { Temporaries } from './temporaries';
 import { namedParameterList } from './parameters';
 import { sgdUpdate } from './sgd';
+import { lrProblem } from './hyperparameters';
 import { LoadProblems, refuseLoad } from './load-contract';
 import { checkClaims, claimParameters } from './ownership';
 
@@ -115,8 +116,8 @@ export class LOMO {
       if (!KNOWN_OPTIONS.includes(k)) throw new ValueError(op, `unknown option '${k}'; known: ${KNOWN_OPTIONS.join(', ')}`);
     }
     const lr = options.lr;
-    const lrProblem = checkLr(lr);
-    if (lrProblem) throw new ValueError(op, lrProblem);
+    const problem = lrProblem(lr);
+    if (problem) throw new ValueError(op, problem);
     const wd = options.weightDecay ?? 0;
     if (typeof wd !== 'number' || !(wd >= 0) || !Number.isFinite(wd)) throw new ValueError(op, `invalid weightDecay ${wd}: expected a finite value >= 0`);
     const positive = (key: string, v: unknown): number | null => {
@@ -149,7 +150,7 @@ export class LOMO {
     return this.paramGroups[0].lr;
   }
   set lr(value: number) {
-    const problem = checkLr(value);
+    const problem = lrProblem(value);
     if (problem) throw new ValueError('LOMO.lr', problem);
     this.paramGroups[0].lr = value;
   }
@@ -173,8 +174,8 @@ export class LOMO {
     if (!loss.requiresGrad) throw new AutogradError(op, `the loss (${loss}) does not require grad: no trainable parameter contributed to it`);
     if (this.phase !== 'idle') throw new AutogradError(op, 'fusedBackward is already running (called from inside a hook?)');
     const group = this.paramGroups[0];
-    const lrProblem = checkLr(group.lr);
-    if (lrProblem) throw new ValueError(op, lrProblem);
+    const problem = lrProblem(group.lr);
+    if (problem) throw new ValueError(op, problem);
     if (!(group.weightDecay >= 0) || !Number.isFinite(group.weightDecay)) throw new ValueError(op, `invalid weightDecay ${group.weightDecay}`);
     const stale = this.params.find((p) => p.grad !== null);
     if (stale) {
@@ -242,7 +243,7 @@ export class LOMO {
       refuseLoad(op, 'expected { paramGroups: [{ lr, weightDecay }] } as returned by stateDict()');
     }
     const problems = new LoadProblems(op);
-    problems.add(checkLr(g.lr));
+    problems.add(lrProblem(g.lr));
     if (typeof g.weightDecay !== 'number' || !(g.weightDecay >= 0) || !Number.isFinite(g.weightDecay)) {
       problems.add(`invalid weightDecay ${String(g.weightDecay)}`);
     }
@@ -300,9 +301,4 @@ export class LOMO {
     p.grad?.dispose();
     p.grad = null;
   }
-}
-
-function checkLr(lr: unknown): string | null {
-  if (typeof lr !== 'number' || !(lr >= 0) || !Number.isFinite(lr)) return `invalid learning rate ${String(lr)}: expected a finite lr >= 0`;
-  return null;
 }

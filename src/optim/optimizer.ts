@@ -43,7 +43,7 @@ import { Tensor } from '../tensor/tensor';
 import { enableGrad, noGrad } from '../autograd/grad-mode';
 import { hyperProblem, type Hyperparameters } from './hyperparameters';
 import { groupInputs, makeParamGroup, type ParamGroup, type ParamGroupInput, type ParamsInput } from './param-groups';
-import { checkStateDict, saveStateDict, stateRecordProblems, type LoadTarget, type OptimizerStateDict, type ParamState, type StateKind } from './state-dict';
+import { checkStateDict, saveStateDict, stateRecordProblems, type LoadTarget, type OptimizerStateDict, type ParamState, type StateKind, type StateRules } from './state-dict';
 import { LoadProblems } from './load-contract';
 import { clearGrads, gradProblem } from './gradients';
 
@@ -176,7 +176,7 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
   updateProblem(target: Tensor, grad: Tensor, state: ParamState, group: ParamGroup<H>): string | null {
     const problem = gradProblem(target, grad);
     if (problem) return problem;
-    const stateProblems = stateRecordProblems(this.loadTarget(), state, target, group);
+    const stateProblems = stateRecordProblems(this.stateRules(), state, target, group);
     return stateProblems.length ? stateProblems.join('; ') : null;
   }
 
@@ -242,11 +242,17 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     return checkStateDict(this.loadTarget(), sd, problems);
   }
 
+  /** The state keys and the keys a record must have, made once: updateProblem runs per parameter per step. */
+  private rules: StateRules<H> | null = null;
+  private stateRules(): StateRules<H> {
+    this.rules ??= { spec: this.stateSpec(), requiredKeys: (group) => this.requiredStateKeys(group) };
+    return this.rules;
+  }
+
   /** This optimizer as state-dict.ts sees it (its protected checks included). */
   private loadTarget(): LoadTarget<H> {
     return {
-      spec: this.stateSpec(),
-      requiredKeys: (group) => this.requiredStateKeys(group),
+      ...this.stateRules(),
       defaults: this.defaults,
       groups: this.paramGroups,
       state: this.state,

@@ -18,7 +18,7 @@ import { add, cast, mul, neg, sub } from '../autograd/ops/elementwise';
 import { copy_ } from '../autograd/ops/inplace';
 import type { DType } from '../tensor/dtype';
 import { Optimizer } from './optimizer';
-import { withDefaults } from './hyperparameters';
+import { lrProblem, withDefaults } from './hyperparameters';
 import type { ParamGroup, ParamsInput } from './param-groups';
 import type { ParamState, StateKind } from './state-dict';
 import { cloneOnto, stateDtype, stateValueProblem } from './state-tensors';
@@ -48,7 +48,8 @@ export class SGD extends Optimizer<SGDOptions> {
   }
 
   protected validateHyper(h: SGDOptions): string | null {
-    if (!(h.lr >= 0) || !Number.isFinite(h.lr)) return `invalid learning rate ${h.lr}: expected a finite lr >= 0`;
+    const lr = lrProblem(h.lr);
+    if (lr) return lr;
     if (!(h.momentum >= 0) || !Number.isFinite(h.momentum)) return `invalid momentum ${h.momentum}: expected a finite value >= 0`;
     if (!Number.isFinite(h.dampening)) return `invalid dampening ${h.dampening}`;
     if (!(h.weightDecay >= 0) || !Number.isFinite(h.weightDecay)) return `invalid weightDecay ${h.weightDecay}: expected a finite value >= 0`;

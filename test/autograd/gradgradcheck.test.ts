@@ -136,12 +136,11 @@ describe('arguments', () => {
     expectError(() => gradgradcheck((a) => a.exp(), [tensor([1, 2], { dtype: 'float64' })]), ValueError, 'gradgradcheck', 'no input requires grad');
   });
 
-  test('the result reports the output gradient as input number inputs.length', () => {
+  // (that a mismatch in the output gradient is reported as such: 'a detached output gradient' above)
+  test('a passing check leaves the inputs as they were: no .grad, still leaves', () => {
     const x = input([2]);
     const result = gradgradcheck((a) => a.mul(a), [x], { seed: 5 });
     expect(result.ok).toBe(true);
-    expect([0, 1]).toContain(result.worst?.input);
-    // inputs are left as they were: no .grad, still leaves
     expect(x.grad).toBeNull();
     expect(x.isLeaf).toBe(true);
   });

@@ -64,7 +64,8 @@ import { ModelBlocks } from './model-blocks';
 import { MasterWeights, stepOptions, type MasterStepOptions } from './master';
 import { blockSettings, type BaseOptimizerFactory, type BlockOptimizerOptions, type SwitchMode } from './block-options';
 import { BlockSchedule } from './schedule';
-import { badamPart, checkMasters, lrProblem, type BlockOptimizerStateDict } from './block-state';
+import { badamPart, checkMasters, type BlockOptimizerStateDict } from './block-state';
+import { lrProblem } from '../hyperparameters';
 import { buildBase, prepareBaseLoad, setBlockGroups } from './base-groups';
 import { report, type BlockOptimizerEvent, type BlockSwitchEvent, type Verbosity } from './events';
 
@@ -206,7 +207,7 @@ export class BlockOptimizer {
     const options = stepOptions(op, arg);
     this.checkOwnership(op); // superseded by a newer BlockOptimizer: an error, not a step that updates nothing
     const lr = this.paramGroups[0].lr;
-    if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new ValueError(op, `paramGroups[0].lr is ${describe(lr)}; expected a finite lr >= 0`);
+    if (lrProblem(lr)) throw new ValueError(op, `paramGroups[0].lr is ${describe(lr)}; expected a finite lr >= 0`);
     const loss = options.closure ? enableGrad(options.closure) : undefined;
     for (const g of this.base.paramGroups) g.lr = lr;
     this.masters.step(this.base, { onBeforeFree: options.onBeforeFree });

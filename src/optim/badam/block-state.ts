@@ -62,11 +62,6 @@ export function badamPart(op: string, sd: unknown, ours: readonly (readonly stri
   return s;
 }
 
-/** A problem with the saved lr, or null. */
-export function lrProblem(lr: unknown): string | null {
-  return typeof lr === 'number' && Number.isFinite(lr) && lr >= 0 ? null : `lr ${describe(lr)} must be a finite number >= 0`;
-}
-
 /**
  * Checks the saved masters of block `block`, whose trainable parameters are `params`: one live
  * floating tensor of the parameter's shape, with finite values (a NaN master becomes a NaN weight),

@@ -7,6 +7,7 @@ import { ValueError, fmtShape } from '../../errors';
 import type { Tensor } from '../../tensor/tensor';
 import { isPlainObject } from '../../util/objects';
 import { describe } from '../describe';
+import { lrProblem } from '../hyperparameters';
 import type { OptionNames, SharedSettings } from './options';
 import type { RatioMaskEvent } from './events';
 
@@ -77,7 +78,8 @@ export interface RatioHyper {
 /** A problem with the Adam hyperparameters (at construction, at each step, in a state dict), or null. */
 export function ratioHyperProblem(h: { lr: unknown; betas: unknown; eps: unknown; weightDecay: unknown }): string | null {
   const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x);
-  if (!num(h.lr) || !((h.lr as number) >= 0)) return `invalid learning rate ${describe(h.lr)}: expected a finite lr >= 0`;
+  const lr = lrProblem(h.lr);
+  if (lr) return lr;
   const b = h.betas;
   if (!Array.isArray(b) || b.length !== 2 || !b.every((x) => typeof x === 'number' && x >= 0 && x < 1)) {
     return `invalid betas ${describe(b)}: expected [beta1, beta2] with 0 <= beta < 1`;
