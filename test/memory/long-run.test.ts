@@ -45,19 +45,35 @@ beforeAll(async () => {
 }, 60_000);
 
 /** Runs the program in a child with a 256 MB heap and --expose-gc; resolves to its readings. */
-function longRun(args: string[]): Promise<Reading[]> {
+function longRun(args: string[], stop: AbortSignal): Promise<Reading[]> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=256', program, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=256', program, ...args], { stdio: ['ignore', 'pipe', 'pipe'], signal: stop });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('error', fail);
-    child.on('close', (code) => {
-      if (code !== 0) return fail(new Error(`long-run ${args.join(' ')} exited with ${code}:\n${err.slice(-2000)}`));
+    child.on('close', (code, signal) => {
+      // a child killed by a signal (a crash in native GL code, the kernel's OOM killer) prints
+      // nothing of its own: say which signal, and how far it got, so the log tells what happened
+      if (code !== 0) {
+        const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
+        const lastReading = out.trim().split('\n').pop() || '(no reading yet)';
+        return fail(new Error(`long-run ${args.join(' ')} ${how}; last reading: ${lastReading}\nstderr: ${err.slice(-2000)}`));
+      }
       done(out.trim().split('\n').map((line) => JSON.parse(line) as Reading));
     });
   });
+}
+
+/** Runs the Adam and the BAdam child at once; when one fails, the other is stopped (not left running after jest). */
+async function adamAndBadam(args: string[]): Promise<Reading[][]> {
+  const stop = new AbortController();
+  try {
+    return await Promise.all(['adam', 'badam'].map((o) => longRun([o, ...args], stop.signal)));
+  } finally {
+    stop.abort();
+  }
 }
 
 /** Heap may wander a little (compiled code, inline caches); a leak of even 200 bytes a step over 5,000 steps passes 1 MB. */
@@ -88,7 +104,7 @@ const BACKENDS: [string, string[]][] = [
 
 // Adam and BAdam run as two children at once (jest gives this file one worker; the machine has two cores).
 test.each(BACKENDS)('%s: 6,000 synchronous Adam steps and 6,000 BAdam steps in a 256 MB heap, live bytes and heap flat after warm-up', async (label, backendArgs) => {
-  const [adam, badam] = await Promise.all(['adam', 'badam'].map((o) => longRun([o, '6000', '500', ...backendArgs])));
+  const [adam, badam] = await adamAndBadam(['6000', '500', ...backendArgs]);
   expectFlat(`${label}, adam`, adam, 6000, 1000);
   expectFlat(`${label}, badam`, badam, 6000, 1000);
 }, 900_000);
@@ -98,7 +114,7 @@ const gpuSteps = Number(process.env.BLOCKGRAD_GPU_LONG_RUN_STEPS ?? 600);
 const gpuEvery = gpuSteps >= 6000 ? 500 : 100;
 const gpuWarmUp = gpuSteps >= 6000 ? 1000 : 200;
 (gpuMode ? test : test.skip)(`gpu/${gpuMode ?? 'headlessgl (not available here)'}: ${gpuSteps} synchronous Adam steps and ${gpuSteps} BAdam steps, live bytes and heap flat after warm-up`, async () => {
-  const [adam, badam] = await Promise.all(['adam', 'badam'].map((o) => longRun([o, String(gpuSteps), String(gpuEvery), 'gpu', '', gpuMode as string])));
+  const [adam, badam] = await adamAndBadam([String(gpuSteps), String(gpuEvery), 'gpu', '', gpuMode as string]);
   expectFlat(`gpu/${gpuMode}, adam`, adam, gpuSteps, gpuWarmUp);
   expectFlat(`gpu/${gpuMode}, badam`, badam, gpuSteps, gpuWarmUp);
 }, 1_800_000);
