@@ -35,7 +35,7 @@
 // [tn*colsPer, +colsPer) (each clipped to the matrix), where t = (tb*tilesM + tm)*tilesN + tn.
 // How C is cut into tasks is decided in JS (matmulTasks); the kernel just follows the descriptor.
 
-import { MR, NR_BYTES, microKernel, nr } from './matmul-kernels';
+import { A_STEP_BYTES, MR, NR_BYTES, microKernel, nr } from './matmul-kernels';
 
 /**
  * Bytes of per-thread scratch a task may use: the packed B block, the packed A block and one
@@ -69,7 +69,7 @@ const D_TILES_N: usize = 56;
 //     for pc in 0..k step KC                  a slice of the shared dimension
 //       pack opB[pc:+kc, jc:+nc] -> Bp        NR-wide column panels, kc x NR each
 //       for ic in i0..i1 step MC
-//         pack opA[ic:+mc, pc:+kc] -> Ap      MR-tall row panels, MR values per p side by side
+//         pack opA[ic:+mc, pc:+kc] -> Ap      MR-tall row panels, per p MR values, each broadcast
 //         for jr in 0..nc step NR             one B panel (kc x NR) stays in L1 ...
 //           for ir in 0..mc step MR           ... while the A panels of the block stream from L2
 //             micro-kernel: C[ic+ir:+MR, jc+jr:+NR] (+)= Ap panel @ Bp panel
@@ -82,15 +82,15 @@ const D_TILES_N: usize = 56;
 //
 // The register tiles (MR x NR) and the micro-kernels are in ./matmul-kernels.ts.
 
-/** Slice of the shared dimension: a B panel is KC * 32 bytes = 8 KiB, in L1 with an A panel. */
+/** Slice of the shared dimension: a B panel is KC * 32 bytes = 8 KiB, in L1 with an A panel (16 KiB). */
 const KC: i32 = 256;
-/** Bytes of packed A: MC * KC elements; 128 KiB for float32, in L2. */
-const AP_BYTES: i32 = 128 << 10;
+/** Bytes of packed A: MC rows * KC steps * 16 bytes (each value broadcast to a v128), in L2; MC = 64. */
+const AP_BYTES: i32 = 256 << 10;
 /** Bytes of packed B: KC * NC elements; 512 KiB for float32. */
 const BP_BYTES: i32 = 512 << 10;
 // scratch layout: [Bp: BP_BYTES][Ap: AP_BYTES][edge tile: MR * NR_BYTES]
 
-@inline function mc<T>(): i32 { return AP_BYTES / (KC * sizeof<T>()); }
+@inline function mc(): i32 { return AP_BYTES / (KC * (A_STEP_BYTES / MR)); }
 @inline function nc<T>(): i32 { return BP_BYTES / (KC * sizeof<T>()); }
 
 @inline function min(a: i32, b: i32): i32 { return a < b ? a : b; }
@@ -99,29 +99,21 @@ const BP_BYTES: i32 = 512 << 10;
 // Packing
 // ---------------------------------------------------------------------------------------------
 //
-// A packed panel holds, for each p = 0..kc-1, one short row of `width` elements side by side:
-// MR rows of opA (A panels) or NR columns of opB (B panels). Depending on the layout, the
-// source of such a row is either contiguous in memory (transposed A, plain B: a straight copy)
-// or spread over `width` rows of the stored matrix that are contiguous along p (plain A,
-// transposed B): then a 4 x 4 (float32) or 4 x 2 (float64) block is loaded row by row and
-// transposed in registers with shuffles. Partial panels (the last, past the matrix edge) take
-// a scalar path that fills the missing rows / columns with zeros.
+// A packed B panel holds, for each p = 0..kc-1, NR columns of opB side by side. Depending on the
+// layout, their source is either contiguous in memory (plain B: a straight copy) or spread over
+// NR rows of the stored matrix that are contiguous along p (transposed B): then a 4 x 4 (float32)
+// or 4 x 2 (float64) block is loaded row by row and transposed in registers with shuffles.
+// A packed A panel holds, for each p, the MR values opA[i..i+MR][p], each broadcast to a whole
+// v128 (why: ./matmul-kernels.ts); a broadcast load per value does it in any layout. Partial
+// panels (the last, past the matrix edge) fill the missing rows / columns with zeros.
 
-/** For p in 0..kc-1: copies `bytes` (16 or 32) from src + p*srcStep to dst + p*bytes. */
-function copyPanel(src: usize, srcStep: usize, kc: i32, dst: usize, bytes: i32): void {
-  if (bytes == 32) {
-    for (let p = 0; p < kc; p++) {
-      v128.store(dst, v128.load(src));
-      v128.store(dst, v128.load(src, 16), 16);
-      src += srcStep;
-      dst += 32;
-    }
-  } else {
-    for (let p = 0; p < kc; p++) {
-      v128.store(dst, v128.load(src));
-      src += srcStep;
-      dst += 16;
-    }
+/** For p in 0..kc-1: copies 32 bytes (one B panel row) from src + p*srcStep to dst + p*32. */
+function copyPanel(src: usize, srcStep: usize, kc: i32, dst: usize): void {
+  for (let p = 0; p < kc; p++) {
+    v128.store(dst, v128.load(src));
+    v128.store(dst, v128.load(src, 16), 16);
+    src += srcStep;
+    dst += 32;
   }
 }
 
@@ -185,23 +177,41 @@ function packPartial<T>(src: usize, pStride: usize, rStride: usize, count: i32, 
   }
 }
 
+/** v128 with every lane the T at `ptr` (a broadcast load). */
+@inline function splatLoad<T>(ptr: usize): v128 {
+  return sizeof<T>() == 4 ? v128.load32_splat(ptr) : v128.load64_splat(ptr);
+}
+
 /**
  * Packs opA[i0:i0+mc, p0:p0+kc] into MR-row panels at `dst`: panel q holds, for p = 0..kc-1,
- * opA[i0+q*MR+0..3][p0+p] side by side; rows past mc are zeros.
- * A is m x k row-major (or k x m if transA) at `a`.
+ * opA[i0+q*MR+r][p0+p] for r = 0..MR-1, each broadcast to a v128 (A_STEP_BYTES per p); rows
+ * past mc are zeros. A is m x k row-major (or k x m if transA) at `a`.
  */
 function packA<T>(a: usize, m: i32, k: i32, transA: bool, i0: i32, mc: i32, p0: i32, kc: i32, dst: usize): void {
   const size = sizeof<T>();
-  const rowStride: usize = transA ? 1 : <usize>k; // elements between opA[i][p] and opA[i+1][p]
-  const colStride: usize = transA ? <usize>m : 1; // ... and opA[i][p+1]
-  const panelBytes = <usize>kc * MR * size;
+  const rowBytes: usize = (transA ? 1 : <usize>k) * size; // bytes between opA[i][p] and opA[i+1][p]
+  const colBytes: usize = (transA ? <usize>m : 1) * size; // ... and opA[i][p+1]
   for (let ir = 0; ir < mc; ir += MR) {
-    const src = a + ((<usize>(i0 + ir)) * rowStride + (<usize>p0) * colStride) * size;
+    let src = a + (<usize>(i0 + ir)) * rowBytes + (<usize>p0) * colBytes;
     const rows = min(MR, mc - ir);
-    if (rows < MR) packPartial<T>(src, colStride, rowStride, rows, MR, kc, dst);
-    else if (transA) copyPanel(src, colStride * size, kc, dst, MR * <i32>size);
-    else transposePanel4<T>(src, rowStride * size, kc, dst, <usize>MR * size);
-    dst += panelBytes;
+    if (rows == MR) {
+      for (let p = 0; p < kc; p++) {
+        v128.store(dst, splatLoad<T>(src));
+        v128.store(dst, splatLoad<T>(src + rowBytes), 16);
+        v128.store(dst, splatLoad<T>(src + 2 * rowBytes), 32);
+        v128.store(dst, splatLoad<T>(src + 3 * rowBytes), 48);
+        src += colBytes;
+        dst += A_STEP_BYTES;
+      }
+    } else {
+      for (let p = 0; p < kc; p++) {
+        for (let r = 0; r < MR; r++) {
+          v128.store(dst + <usize>r * 16, r < rows ? splatLoad<T>(src + <usize>r * rowBytes) : i32x4.splat(0));
+        }
+        src += colBytes;
+        dst += A_STEP_BYTES;
+      }
+    }
   }
 }
 
@@ -220,7 +230,7 @@ function packB<T>(b: usize, k: i32, n: i32, transB: bool, p0: i32, kc: i32, j0: 
     const src = b + ((<usize>p0) * rowStride + (<usize>(j0 + jr)) * colStride) * size;
     const cols = min(NR, nc - jr);
     if (cols < NR) packPartial<T>(src, rowStride, colStride, cols, NR, kc, dst);
-    else if (!transB) copyPanel(src, rowStride * size, kc, dst, NR_BYTES);
+    else if (!transB) copyPanel(src, rowStride * size, kc, dst);
     else {
       // NR stored rows of B, contiguous along p: 4 at a time (float32 has NR = 8: two halves)
       const rowBytes = colStride * size;
@@ -250,7 +260,7 @@ function gemmTile<T>(
   const bp = scratch;
   const ap = scratch + BP_BYTES;
   const edge = ap + AP_BYTES;
-  const MC = mc<T>();
+  const MC = mc();
   const NC = nc<T>();
   for (let jc = j0; jc < j1; jc += NC) {
     const ncur = min(NC, j1 - jc);
@@ -266,7 +276,7 @@ function gemmTile<T>(
           const bPanel = bp + (<usize>(jr * kc)) * size;
           for (let ir = 0; ir < mcur; ir += MR) {
             const rows = min(MR, mcur - ir);
-            const aPanel = ap + (<usize>(ir * kc)) * size;
+            const aPanel = ap + (<usize>(ir * kc)) * (A_STEP_BYTES / MR);
             const cTile = c + (<usize>(ic + ir)) * ldc + (<usize>(jc + jr)) * size;
             if (rows == MR && cols == NR) {
               microKernel<T>(aPanel, bPanel, kc, cTile, ldc, accumulate);
