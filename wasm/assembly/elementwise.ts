@@ -1,9 +1,11 @@
-// Elementwise kernels for blockgrad's wasm backend: out = op(x) and out = op(a, b), float32.
+// Elementwise kernels for blockgrad's wasm backend: out = op(x), out = op(a, b) and
+// out = cond ? a : b (where), float32.
 //
 // One export per op, all with the parallel-kernel signature (see matmul.ts):
 //
 //   unary_<op>_f32(desc: usize, task: i32, scratch: usize): void
 //   binary_<op>_f32(desc: usize, task: i32, scratch: usize): void
+//   where_<i32|f32>_f32(desc: usize, task: i32, scratch: usize): void   (the condition's dtype)
 //
 // Each export inlines one op into the loops below, so the loops carry no per-element dispatch.
 // The output is contiguous (float32, or int32 0/1 for comparisons); the operands are strided
@@ -22,6 +24,8 @@
 //   60 chunk    output elements per task
 //   64 total    output elements
 //   68 p0, 72 p1   f32 parameters (clamp, inRange)
+//   76 cond     byte address of where's condition (its view offset included)
+//   80 cStride  4 x i32 elements
 //
 // Each output row (the innermost dim) runs one loop chosen by the operands' innermost strides:
 // 1 (a contiguous vector load), 0 (one value splatted) or anything else (a gather of 4 lanes).
@@ -43,6 +47,8 @@ const D_CHUNK: usize = 60;
 const D_TOTAL: usize = 64;
 const D_P0: usize = 68;
 const D_P1: usize = 72;
+const D_COND: usize = 76;
+const D_COND_STRIDE: usize = 80;
 
 // ---------------------------------------------------------------------------------------------
 // The ops on four lanes. Each mirrors the cpu backend's formula (src/kernels/cpu/math.ts),
@@ -328,7 +334,79 @@ const B_GE = 11;
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exports (names built in src/kernels/wasm/elementwise.ts as `unary_${name}_f32`, `binary_${op}_f32`)
+// where: out = cond ? a : b, a bit-for-bit selection (NaN payloads and -0 kept)
+// ---------------------------------------------------------------------------------------------
+
+/** Four lanes from p, p + s, ... for any stride s in bytes: one load, one splat or a gather. */
+@inline function lanesAt(p: usize, s: usize): v128 {
+  if (s == 4) return v128.load(p);
+  if (s == 0) return v128.load32_splat(p);
+  return gather(p, s);
+}
+
+/** Lanes that are true (all ones) where the condition is nonzero: int32, or float32 (NaN is nonzero, -0 is not). */
+@inline function isTrue(condF32: bool, c: v128): v128 {
+  return condF32 ? f32x4.ne(c, f32x4.splat(0)) : i32x4.ne(c, i32x4.splat(0));
+}
+
+@inline function whereRow(condF32: bool, c: usize, sc: usize, a: usize, sa: usize, b: usize, sb: usize, out: usize, len: i32): void {
+  let i = 0;
+  for (; i + 4 <= len; i += 4) {
+    v128.store(out, v128.bitselect(lanesAt(a, sa), lanesAt(b, sb), isTrue(condF32, lanesAt(c, sc))));
+    c += 4 * sc;
+    a += 4 * sa;
+    b += 4 * sb;
+    out += 16;
+  }
+  if (i < len) {
+    const n = len - i;
+    const pick = isTrue(condF32, gatherPartial(c, sc, n));
+    storePartial(out, v128.bitselect(gatherPartial(a, sa, n), gatherPartial(b, sb, n), pick), n);
+  }
+}
+
+/** The walk of taskBinary over three operands: the condition (D_COND), a and b. */
+@inline function taskWhere(condF32: bool, desc: usize, task: i32): void {
+  const c = <usize>load<u32>(desc, D_COND);
+  const a = <usize>load<u32>(desc, D_A);
+  const b = <usize>load<u32>(desc, D_B);
+  const d1 = load<i32>(desc, D_SHAPE + 4), d2 = load<i32>(desc, D_SHAPE + 8), d3 = load<i32>(desc, D_SHAPE + 12);
+  const c0 = load<i32>(desc, D_COND_STRIDE), c1 = load<i32>(desc, D_COND_STRIDE + 4);
+  const c2 = load<i32>(desc, D_COND_STRIDE + 8), c3 = load<i32>(desc, D_COND_STRIDE + 12);
+  const a0 = load<i32>(desc, D_A_STRIDE), a1 = load<i32>(desc, D_A_STRIDE + 4);
+  const a2 = load<i32>(desc, D_A_STRIDE + 8), a3 = load<i32>(desc, D_A_STRIDE + 12);
+  const b0 = load<i32>(desc, D_B_STRIDE), b1 = load<i32>(desc, D_B_STRIDE + 4);
+  const b2 = load<i32>(desc, D_B_STRIDE + 8), b3 = load<i32>(desc, D_B_STRIDE + 12);
+  const chunk = load<i32>(desc, D_CHUNK);
+  let e = task * chunk;
+  const end = min(load<i32>(desc, D_TOTAL), e + chunk);
+  let i3 = e % d3, r = e / d3;
+  let i2 = r % d2;
+  r /= d2;
+  let i1 = r % d1, i0 = r / d1;
+  let out = <usize>load<u32>(desc, D_OUT) + (<usize>e << 2);
+  while (e < end) {
+    const len = min(d3 - i3, end - e);
+    const pc = i0 * c0 + i1 * c1 + i2 * c2 + i3 * c3;
+    const pa = i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3;
+    const pb = i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3;
+    whereRow(condF32, c + (<usize>pc << 2), <usize>c3 << 2, a + (<usize>pa << 2), <usize>a3 << 2, b + (<usize>pb << 2), <usize>b3 << 2, out, len);
+    e += len;
+    out += <usize>len << 2;
+    i3 = 0;
+    if (++i2 == d2) {
+      i2 = 0;
+      if (++i1 == d1) {
+        i1 = 0;
+        i0++;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exports (names built in src/kernels/wasm/elementwise.ts as `unary_${name}_f32`, `binary_${op}_f32`,
+// `where_${cond}_f32`)
 // ---------------------------------------------------------------------------------------------
 
 export function unary_neg_f32(desc: usize, task: i32, scratch: usize): void { taskUnary(U_NEG, desc, task); }
@@ -368,3 +446,6 @@ export function binary_lt_f32(desc: usize, task: i32, scratch: usize): void { ta
 export function binary_le_f32(desc: usize, task: i32, scratch: usize): void { taskBinary(B_LE, desc, task); }
 export function binary_gt_f32(desc: usize, task: i32, scratch: usize): void { taskBinary(B_GT, desc, task); }
 export function binary_ge_f32(desc: usize, task: i32, scratch: usize): void { taskBinary(B_GE, desc, task); }
+
+export function where_i32_f32(desc: usize, task: i32, scratch: usize): void { taskWhere(false, desc, task); }
+export function where_f32_f32(desc: usize, task: i32, scratch: usize): void { taskWhere(true, desc, task); }

@@ -24,7 +24,7 @@ import { createRuntime, defaultThreads, type WasmRuntime } from './runtime';
 import type { WasmBackendOptions } from './options';
 import type { WasmAllocator } from './allocator';
 import { matmulInto } from './matmul';
-import { binaryInto, binaryOutDtype, copyInto, unaryInto, type WasmOperand } from './elementwise';
+import { binaryInto, binaryOutDtype, copyInto, unaryInto, whereInto, type WasmOperand } from './elementwise';
 import { adamInto } from './adam';
 import { rotaryInto } from './rotary';
 import {
@@ -196,9 +196,9 @@ export class WasmBackend extends CpuBackend {
     return buf instanceof WasmBuffer && buf.rt === this.rt && buf.dtype === dtype ? buf : null;
   }
 
-  /** A float32 view of this instance's memory as a wasm kernel operand, else null. */
-  private operand(view: View): WasmOperand | null {
-    const buf = this.local(view.buffer);
+  /** A float32 (or `dtype`) view of this instance's memory as a wasm kernel operand, else null. */
+  private operand(view: View, dtype: DType = 'float32'): WasmOperand | null {
+    const buf = this.local(view.buffer, dtype);
     return buf ? { address: buf.address, shape: view.shape, strides: view.strides, offset: view.offset } : null;
   }
 
@@ -253,6 +253,16 @@ export class WasmBackend extends CpuBackend {
     // the kernels write int32 for comparisons and float32 otherwise
     if (!av || !bv || outDtype !== binaryOutDtype(op)) return super.binary(op, a, b, outDtype);
     return this.tryKernel(outDtype, numel(a.shape), (out) => binaryInto(this.rt.pool, op, av, bv, out), () => super.binary(op, a, b, outDtype));
+  }
+
+  override where(cond: View, a: View, b: View, outDtype: DType): BackendBuffer {
+    const condDtype = cond.buffer.dtype;
+    const cv = condDtype === 'int32' || condDtype === 'float32' ? this.operand(cond, condDtype) : null;
+    const av = this.operand(a);
+    const bv = this.operand(b);
+    const fallback = () => super.where(cond, a, b, outDtype);
+    if (!cv || !av || !bv || outDtype !== 'float32') return fallback();
+    return this.tryKernel('float32', numel(cond.shape), (out) => whereInto(this.rt.pool, cv, condDtype as 'int32' | 'float32', av, bv, out), fallback);
   }
 
   override rotary(x: View, cos: View, sin: View, outDtype: DType, transpose: boolean): BackendBuffer {

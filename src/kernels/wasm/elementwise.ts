@@ -1,6 +1,7 @@
 /**
  * The JS side of the wasm elementwise kernels (wasm/assembly/elementwise.ts): picks the kernel
- * for an op, coalesces the operands' layout, writes the descriptor and runs the tasks.
+ * for an op, coalesces the operands' layout, writes the descriptor and runs the tasks. `where`
+ * is the one ternary kernel: cond ? a : b.
  *
  * Descriptor, at rt.descPtr (byte offset: field; 32-bit little-endian):
  *
@@ -11,6 +12,7 @@
  *   28 aStride  4 x i32 elements         44 bStride  4 x i32 elements
  *   60 chunk    output elements per task 64 total    output elements
  *   68 p0 (f32) 72 p1 (f32)
+ *   76 cond     byte address of where's condition   80 cStride  4 x i32 elements
  *
  * Task t writes output elements [t·chunk, (t+1)·chunk). Both entry points return false, so that
  * the caller runs its TypeScript kernel instead, for an op or parameter with no wasm kernel and
@@ -41,7 +43,7 @@ const MAX_DIMS = 4;
  * 16 (64 bytes), so that two tasks never write one cache line (given a 64-byte aligned output).
  */
 const CHUNK = 1 << 14;
-const DESC_WORDS = 19;
+const DESC_WORDS = 24;
 
 /** Unary ops with a kernel (their export is `unary_${name}_f32`); powScalar is picked by exponent. */
 const UNARY_KERNELS: Partial<Record<UnaryOp, string>> = {
@@ -152,8 +154,14 @@ export function checkExtent(rt: WasmKernelRunner, op: string, name: string, o: W
   if (lo < 0 || o.address + 4 * (hi + 1) > memBytes) fail(`(address ${o.address}, offset ${o.offset}, shape ${fmtShape(o.shape)}, strides ${fmtShape(o.strides)}) reaches elements [${lo}, ${hi}] outside memory`);
 }
 
-/** Writes the descriptor and runs `fn` over the output in CHUNK-element tasks. */
-function launch(rt: WasmKernelRunner, fn: string, p: Plan, out: number, a: WasmOperand, b: WasmOperand | null, p0: number, p1: number): void {
+/**
+ * Writes the descriptor and runs `fn` over the output in CHUNK-element tasks. p.strides holds
+ * a's, then b's, then cond's (where only).
+ */
+function launch(
+  rt: WasmKernelRunner, fn: string, p: Plan, out: number, a: WasmOperand, b: WasmOperand | null, p0: number, p1: number,
+  cond: WasmOperand | null = null,
+): void {
   const d = new Int32Array(rt.memory.buffer, rt.descPtr, DESC_WORDS);
   d[0] = out;
   d[1] = a.address + 4 * a.offset;
@@ -162,7 +170,9 @@ function launch(rt: WasmKernelRunner, fn: string, p: Plan, out: number, a: WasmO
     d[3 + i] = p.shape[i];
     d[7 + i] = p.strides[0][i];
     d[11 + i] = b === null ? 0 : p.strides[1][i];
+    d[20 + i] = cond === null ? 0 : p.strides[2][i];
   }
+  d[19] = cond === null ? 0 : cond.address + 4 * cond.offset;
   d[15] = CHUNK;
   d[16] = p.total;
   const f = new Float32Array(rt.memory.buffer, rt.descPtr, DESC_WORDS);
@@ -203,6 +213,24 @@ export function binaryInto(rt: WasmKernelRunner, op: BinaryOp, a: WasmOperand, b
   checkExtent(rt, op, 'operand b', b, out, p.total);
   checkExtent(rt, op, 'output', null, out, p.total);
   launch(rt, `binary_${op}_f32`, p, out, a, b, 0, 0);
+  return true;
+}
+
+/**
+ * out = cond ? a : b elementwise, float32 a and b, an int32 or float32 condition (nonzero is
+ * true: NaN is, -0 is not), all of one (broadcast) shape; `out` is the byte address of numel
+ * contiguous float32 values, each a bit-for-bit copy of the value picked. Returns false, doing
+ * nothing, for a layout of more than 4 dims after coalescing.
+ */
+export function whereInto(rt: WasmKernelRunner, cond: WasmOperand, condDtype: 'int32' | 'float32', a: WasmOperand, b: WasmOperand, out: number): boolean {
+  const p = plan('where', [a, b, cond]);
+  if (p === null) return false;
+  if (p.total === 0) return true;
+  checkExtent(rt, 'where', 'condition', cond, out, p.total);
+  checkExtent(rt, 'where', 'operand a', a, out, p.total);
+  checkExtent(rt, 'where', 'operand b', b, out, p.total);
+  checkExtent(rt, 'where', 'output', null, out, p.total);
+  launch(rt, `where_${condDtype === 'int32' ? 'i32' : 'f32'}_f32`, p, out, a, b, 0, 0, cond);
   return true;
 }
 
