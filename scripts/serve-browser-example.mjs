@@ -5,6 +5,8 @@
 //   2. serves examples/browser/ over HTTP with node:http (no dependencies), and the package's
 //      browser bundle under /dist/browser/ when `npm run build` has made it, cross-origin
 //      isolated (COOP/COEP headers), so that the wasm backend can use shared memory and workers.
+//      A page asked for with `?isolated=0` is served without those headers: the wasm backend then
+//      runs one thread on an ordinary memory, as on any site that does not send them.
 // Flags: --port N (default 8080; 0 picks a free port), --host H (default 127.0.0.1),
 // --build-only (bundle, then exit). Once listening it prints one line, `serving <url>`, which
 // test/browser/browser.test.ts reads to learn the port.
@@ -115,14 +117,16 @@ const server = createServer((req, res) => {
     res.end(`not found: ${url.pathname}\n`);
     return;
   }
+  // cross-origin isolation: the page may then share memory with Web Workers (SharedArrayBuffer),
+  // which the wasm backend's memory is and its worker threads need
+  const isolation = url.searchParams.get('isolated') === '0'
+    ? {}
+    : { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
   res.writeHead(200, {
     'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
     // always the freshly built bundle
     'cache-control': 'no-store',
-    // cross-origin isolation: the page may then share memory with Web Workers (SharedArrayBuffer),
-    // which the wasm backend's memory is and its worker threads need
-    'cross-origin-opener-policy': 'same-origin',
-    'cross-origin-embedder-policy': 'require-corp',
+    ...isolation,
   });
   if (req.method === 'HEAD') return res.end();
   // a file that vanishes or cannot be read after the stat ends this response, not the server

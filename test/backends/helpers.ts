@@ -19,7 +19,7 @@ import { mulberry32 } from '../helpers';
 // ------------------------------------------------------------------ backends
 
 export interface BackendUnderTest {
-  /** Shown in test names: 'cpu', 'wasm/1', 'wasm/2', 'gpu/cpu', 'gpu/webasm', 'gpu/headlessgl'. */
+  /** Shown in test names: 'cpu', 'wasm/1', 'wasm/2', 'wasm/unshared', 'gpu/cpu', 'gpu/webasm', 'gpu/headlessgl'. */
   label: string;
   name: 'cpu' | 'gpu' | 'wasm';
   options?: BackendOptions;
@@ -28,7 +28,8 @@ export interface BackendUnderTest {
 const gpu = (mode: string): BackendUnderTest => ({ label: `gpu/${mode}`, name: 'gpu', options: { mode } });
 
 /**
- * The backends a parameterised suite runs on: cpu, wasm on one and on two threads, gpu.js's cpu
+ * The backends a parameterised suite runs on: cpu, wasm on one and on two threads and on an
+ * unshared memory (one thread, as in a page that is not cross-origin isolated), gpu.js's cpu
  * and webasm modes (they run anywhere), and headlessgl when this process has an X display and the
  * native `gl` module (jest under `xvfb-run -a`). `webasm: false` leaves gpu.js's webasm mode out
  * where a suite would be too slow on it.
@@ -38,6 +39,7 @@ export function backendsUnderTest(options: { cpu?: boolean; webasm?: boolean } =
   if (options.cpu ?? true) list.push({ label: 'cpu', name: 'cpu' });
   list.push({ label: 'wasm/1', name: 'wasm', options: { threads: 1 } });
   list.push({ label: 'wasm/2', name: 'wasm', options: { threads: 2 } });
+  list.push({ label: 'wasm/unshared', name: 'wasm', options: { threads: 1, sharedMemory: false } });
   list.push(gpu('cpu'));
   if (options.webasm ?? true) list.push(gpu('webasm'));
   if (availableGpuModes().includes('headlessgl')) list.push(gpu('headlessgl'));

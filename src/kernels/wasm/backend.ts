@@ -111,6 +111,7 @@ export class WasmBackend extends CpuBackend {
   override readonly name = 'wasm';
   private readonly rt: WasmRuntime;
   private readonly requestedThreads: number;
+  private readonly requestedSharedMemory: boolean | undefined;
   private nextId = 1;
 
   constructor(options: WasmBackendOptions = {}) {
@@ -119,8 +120,12 @@ export class WasmBackend extends CpuBackend {
     if (!Number.isInteger(threads) || threads < 1) {
       throw new ValueError('setBackend', `wasm: threads must be a positive integer, got ${String(threads)}`);
     }
+    if (options.sharedMemory !== undefined && typeof options.sharedMemory !== 'boolean') {
+      throw new ValueError('setBackend', `wasm: sharedMemory must be true, false or left out, got ${String(options.sharedMemory)}`);
+    }
     this.requestedThreads = threads;
-    this.rt = createRuntime(threads);
+    this.requestedSharedMemory = options.sharedMemory;
+    this.rt = createRuntime(threads, options.sharedMemory);
   }
 
   override info(): BackendInfo {
@@ -143,7 +148,7 @@ export class WasmBackend extends CpuBackend {
   }
 
   accepts(options: Readonly<Record<string, unknown>>): boolean {
-    return (options.threads ?? defaultThreads()) === this.requestedThreads;
+    return (options.threads ?? defaultThreads()) === this.requestedThreads && options.sharedMemory === this.requestedSharedMemory;
   }
 
   dispose(): void {

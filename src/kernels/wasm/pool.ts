@@ -76,20 +76,18 @@ export interface ThreadEnv {
 /** How many threads a pool gets, and why it gets fewer than asked. */
 export function poolThreads(requested: number, env: ThreadEnv): { threads: number; reason: string } {
   if (requested <= 1) return { threads: 1, reason: '' };
-  if (!env.sharedMemory) return { threads: 1, reason: 'the wasm memory is not shared, so no other thread can see it' };
+  const isolate =
+    'the page is not cross-origin isolated, so it cannot share memory with Web Workers; serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp';
+  if (!env.sharedMemory) {
+    return { threads: 1, reason: env.workers === 'web' && !env.crossOriginIsolated ? isolate : 'the wasm memory is not shared (sharedMemory: false), so no other thread can see it' };
+  }
   if (env.workers === 'none') {
     const reason = env.isNode
       ? 'this Node.js cannot load worker_threads synchronously from an ES module (process.getBuiltinModule needs Node >= 20.16)'
       : 'this platform has neither worker_threads nor Web Workers';
     return { threads: 1, reason };
   }
-  if (env.workers === 'web' && !env.crossOriginIsolated) {
-    return {
-      threads: 1,
-      reason:
-        'the page is not cross-origin isolated, so it cannot share memory with Web Workers; serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp',
-    };
-  }
+  if (env.workers === 'web' && !env.crossOriginIsolated) return { threads: 1, reason: isolate };
   return { threads: requested, reason: '' };
 }
 
@@ -189,6 +187,8 @@ export function createPool(options: PoolOptions): WasmPool {
   const names = WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
   const ids = new Map(names.map((name, id) => [name, id]));
   const fns = names.map((name) => exports[name] as (desc: number, task: number, scratch: number) => void);
+  // Only a pool with workers (so a shared memory, which never moves) uses this view after the
+  // start: growing an unshared memory detaches its buffer, and a one-thread pool never looks again.
   const ctl = new Int32Array(memory.buffer, controlPtr, CONTROL_BYTES / 4);
   ctl.fill(0);
 
@@ -304,10 +304,12 @@ export function createPool(options: PoolOptions): WasmPool {
   const dispose = (): void => {
     if (disposed) return;
     disposed = true;
-    // STOP first, then a new generation, so a worker spinning or about to wait sees the change.
-    Atomics.store(ctl, CTL.STOP, 1);
-    Atomics.add(ctl, CTL.GEN, 1);
-    Atomics.notify(ctl, CTL.GEN);
+    if (workers.length > 0) {
+      // STOP first, then a new generation, so a worker spinning or about to wait sees the change.
+      Atomics.store(ctl, CTL.STOP, 1);
+      Atomics.add(ctl, CTL.GEN, 1);
+      Atomics.notify(ctl, CTL.GEN);
+    }
     for (const w of workers) w.end();
     release();
   };
@@ -321,7 +323,7 @@ export function createPool(options: PoolOptions): WasmPool {
       return reason;
     },
     get readyWorkers() {
-      return disposed ? 0 : Atomics.load(ctl, CTL.READY);
+      return disposed || workers.length === 0 ? 0 : Atomics.load(ctl, CTL.READY);
     },
     exited: Promise.all(workers.map((w) => w.exited)).then(() => undefined),
     run,

@@ -7,10 +7,13 @@
  * type declarations do not need the DOM library (which declares WebAssembly) to be loaded.
  */
 import { BackendError } from '../../errors';
-import { wasmKernelBytes } from './binary';
+import { wasmKernelBytes, wasmKernelBytesUnshared } from './binary';
 
-let compiled: WebAssembly.Module | null = null;
-let compiling: Promise<WebAssembly.Module> | null = null;
+/** The module for a shared memory (threads) and the one for an unshared memory (one thread), compiled on demand. */
+const compiled: { shared: WebAssembly.Module | null; unshared: WebAssembly.Module | null } = { shared: null, unshared: null };
+const compiling: { shared: Promise<WebAssembly.Module> | null; unshared: Promise<WebAssembly.Module> | null } = { shared: null, unshared: null };
+const variant = (shared: boolean) => (shared ? 'shared' : 'unshared');
+const bytesFor = (shared: boolean) => (shared ? wasmKernelBytes() : wasmKernelBytesUnshared());
 
 /** Whether this engine runs WebAssembly with 128-bit SIMD (checked by validating a tiny SIMD module). */
 export function simdSupported(): boolean {
@@ -38,17 +41,20 @@ export function sharedMemorySupported(): boolean {
 
 /**
  * Compiles the kernel module asynchronously (what a browser page must do before
- * setBackend('wasm'); harmless in Node). Resolves once the module is ready.
+ * setBackend('wasm'); harmless in Node). Resolves once the module is ready: the one for a shared
+ * memory where this page can make one (cross-origin isolated), else the one-thread module for an
+ * ordinary memory.
  */
 export async function prepareWasm(): Promise<void> {
-  if (compiled) return;
-  compiling ??= WebAssembly.compile(wasmKernelBytes());
-  compiled = await compiling;
+  const v = variant(sharedMemorySupported());
+  if (compiled[v]) return;
+  compiling[v] ??= WebAssembly.compile(bytesFor(v === 'shared'));
+  compiled[v] = await compiling[v];
 }
 
-/** Whether the module is compiled, or can be compiled synchronously here. */
+/** Whether the module this environment uses is compiled, or can be compiled synchronously here. */
 export function wasmReady(): boolean {
-  return compiled !== null || !isBrowserMainThread();
+  return compiled[variant(sharedMemorySupported())] !== null || !isBrowserMainThread();
 }
 
 function isBrowserMainThread(): boolean {
@@ -56,16 +62,22 @@ function isBrowserMainThread(): boolean {
   return typeof g.window === 'object' && typeof g.document === 'object';
 }
 
-/** @internal The compiled kernel module (compiled now, synchronously, where that is allowed). */
-export function kernelModule(): WebAssembly.Module {
-  if (compiled) return compiled;
+/**
+ * @internal The compiled kernel module for a shared memory (default) or for an unshared one
+ * (compiled now, synchronously, where that is allowed).
+ */
+export function kernelModule(shared = true): WebAssembly.Module {
+  const v = variant(shared);
+  const ready = compiled[v];
+  if (ready) return ready;
   if (isBrowserMainThread()) {
     throw new BackendError(
       'setBackend',
       "the wasm kernels are not compiled yet: a browser compiles them only asynchronously; run `await prepareWasm()` before setBackend('wasm')",
     );
   }
-  compiled = new WebAssembly.Module(wasmKernelBytes());
-  return compiled;
+  const module = new WebAssembly.Module(bytesFor(shared));
+  compiled[v] = module;
+  return module;
 }
 

@@ -12,8 +12,11 @@
  *     heap                    tensors' storage, managed by WasmAllocator
  *
  * The kernel module has no data segments and no stack in memory, so everything above is ours.
- * The memory is shared (a SharedArrayBuffer) wherever threads can be used; a shared memory never
- * moves when it grows, so typed-array views on it stay valid.
+ * The memory is shared (a SharedArrayBuffer) wherever one can be made; a shared memory never
+ * moves when it grows, so typed-array views on it stay valid. Elsewhere (a page that is not
+ * cross-origin isolated) it is an ordinary memory with one thread: growing it detaches its
+ * ArrayBuffer, so every view on it is made anew after a growth (the kernels' wrappers make
+ * theirs per call; a tensor's buffer renews its view when `generation` has moved).
  *
  * Compiling the module is prepare.ts's part (synchronously in Node; a browser page awaits
  * `prepareWasm()` first).
@@ -38,28 +41,31 @@ export interface WasmRuntime {
 const PAGE = 65536;
 const align = (n: number, to: number) => Math.ceil(n / to) * to;
 
-/** Makes the memory, the pool of `threads` threads (fewer where workers cannot share memory) and the allocator. */
-export function createRuntime(threads: number): WasmRuntime {
+/**
+ * Makes the memory, the pool of `threads` threads (one on an unshared memory, fewer where workers
+ * cannot start) and the allocator. `sharedMemory` undefined: shared wherever it can be.
+ */
+export function createRuntime(threads: number, sharedMemory?: boolean): WasmRuntime {
   if (!simdSupported()) {
     throw new BackendError('setBackend', 'this JavaScript engine has no WebAssembly SIMD; use the cpu backend');
   }
-  const module = kernelModule();
-  const shared = sharedMemorySupported();
+  const shared = sharedMemory ?? sharedMemorySupported();
+  if (shared && !sharedMemorySupported()) {
+    throw new BackendError(
+      'setBackend',
+      'wasm: sharedMemory: true, but this page cannot make a shared WebAssembly memory: serve it cross-origin isolated ' +
+        '(headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), or leave ' +
+        'sharedMemory unset to run one thread on an ordinary memory',
+    );
+  }
+  const module = kernelModule(shared);
   const controlPtr = 64;
   const descPtr = align(controlPtr + CONTROL_BYTES, 64);
   const scratchStart = align(descPtr + DESC_BYTES, 64);
   const scratchPtrs = Array.from({ length: threads }, (_, i) => scratchStart + i * SCRATCH_BYTES);
   const heapStart = scratchStart + threads * SCRATCH_BYTES;
   const initial = Math.ceil((heapStart + (16 << 20)) / PAGE);
-  // The module imports a shared memory; without shared memory it cannot be instantiated.
-  if (!shared) {
-    throw new BackendError(
-      'setBackend',
-      'the wasm backend needs a shared WebAssembly memory, which this page cannot make: serve it cross-origin isolated ' +
-        '(headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp) or use the cpu backend',
-    );
-  }
-  const memory = new WebAssembly.Memory({ initial, maximum: 65536, shared: true });
+  const memory = new WebAssembly.Memory({ initial, maximum: 65536, shared });
   let generation = 0;
   const pool = createPool({ module, memory, threads, scratchPtrs, controlPtr, descPtr });
   const allocator = new WasmAllocator(memory, heapStart, () => generation++);
