@@ -268,7 +268,7 @@ export async function runWasmMatmulBench(options: WasmMatmulOptions = {}): Promi
         const row: WasmMatmulRow = {
           ...c,
           flops,
-          tasks: matmulTasks(shapeOf(c), 'float32').tasks,
+          tasks: matmulTasks(shapeOf(c), 'float32', 2).tasks,
           gflops,
           times,
           relError: relErr,

@@ -17,6 +17,8 @@ export interface WasmKernelRunner {
   run(fn: string, desc: number, tasks: number): void;
   /** A byte address of a small descriptor area (at least 256 bytes) the caller may overwrite before each run. */
   readonly descPtr: number;
+  /** Threads that take tasks, the caller included (1 when absent): kernels cut work finer only for more. */
+  readonly threads?: number;
 }
 
 /** Bytes of per-thread scratch every parallel kernel may use (the wasm module exports the same value). */

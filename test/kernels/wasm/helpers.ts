@@ -48,7 +48,9 @@ export function createWasmEnv(initialPages = 64): WasmTestEnv {
   if (DESC_PTR + DESC_BYTES > SCRATCH_PTR) throw new Error('test layout: the descriptor overlaps the scratch area');
   const memory = new WebAssembly.Memory({ initial: Math.max(initialPages, Math.ceil(HEAP_START / PAGE)), maximum: 65536, shared: true });
   const instance = new WebAssembly.Instance(kernelModule(), { env: { memory } });
-  const runner = singleThreadRunner(instance, memory, DESC_PTR, SCRATCH_PTR);
+  // plans work as for two threads, so that the kernels' task splits are exercised (the tasks
+  // still run one after another, on this thread)
+  const runner: WasmKernelRunner = { ...singleThreadRunner(instance, memory, DESC_PTR, SCRATCH_PTR), threads: 2 };
   let top = HEAP_START;
   const alloc = (bytes: number, align = 16): number => {
     const ptr = Math.ceil(top / align) * align;
@@ -88,6 +90,7 @@ export function orderedRunner(env: WasmTestEnv, order: (tasks: number) => number
     exports: base.exports,
     memory: base.memory,
     descPtr: base.descPtr,
+    threads: base.threads,
     run(fn, desc, tasks) {
       const kernel = base.exports[fn] as (d: number, t: number, s: number) => void;
       for (const t of order(tasks)) kernel(desc, t, SCRATCH_PTR);

@@ -166,7 +166,7 @@ describe('matmulInto (wasm)', () => {
       check(dtype, shapeOf(1, 133, 520, 21, { transA, transB }), 7); // two k slices, three row blocks (float64)
       check(dtype, shapeOf(1, 19, 33, 1030, { transA, transB }), 8); // three column blocks (float32)
       const split = shapeOf(1, 141, 110, 150, { transA, transB });
-      expect(matmulTasks(split, dtype).tasks).toBeGreaterThan(1);
+      expect(matmulTasks(split, dtype, 2).tasks).toBeGreaterThan(1);
       check(dtype, split, 9);
     }
   });
@@ -186,14 +186,14 @@ describe('matmulInto (wasm)', () => {
       check(dtype, shapeOf(4, 9, 13, 11, { transA, transB, aBatchStride: 9 * 13 + 5, bBatchStride: 13 * 11 + 3 }), 13);
     }
     const many = shapeOf(37, 5, 6, 7);
-    expect(matmulTasks(many, dtype).batchPer).toBe(37); // one task does all of them
+    expect(matmulTasks(many, dtype, 2).batchPer).toBe(37); // one task does all of them
     check(dtype, many, 14);
     check(dtype, shapeOf(5, 70, 300, 130, { aBatchStride: 0 }), 15); // several tasks per product
   });
 
   it.each(DTYPES)('%s: a shared B under back-to-back A products runs as one taller product, bit-identical to one call per product', (dtype) => {
     const s = shapeOf(4, 64, 200, 90, { bBatchStride: 0 });
-    expect(matmulTasks(s, dtype)).toEqual(matmulTasks(shapeOf(1, 256, 200, 90), dtype));
+    expect(matmulTasks(s, dtype, 2)).toEqual(matmulTasks(shapeOf(1, 256, 200, 90), dtype, 2));
     const { a, b } = operands(dtype, s, 51);
     const batched = runWasm(dtype, s, a, b);
     const size = s.m * s.k;
@@ -206,7 +206,7 @@ describe('matmulInto (wasm)', () => {
 
   it('batch 0 and empty m or n write nothing', () => {
     for (const s of [shapeOf(0, 4, 4, 4), shapeOf(2, 0, 4, 4), shapeOf(2, 4, 4, 0)]) {
-      expect(matmulTasks(s, 'float32').tasks).toBe(0);
+      expect(matmulTasks(s, 'float32', 2).tasks).toBe(0);
       expect(runWasm('float32', s, new Float32Array(64), new Float32Array(64))).toHaveLength(0);
     }
   });
@@ -224,7 +224,7 @@ describe('matmulInto (wasm)', () => {
 describe('tasks', () => {
   it.each(DTYPES)('%s: each task writes its own tile only, and together they write all of C once', (dtype) => {
     const s = shapeOf(3, 150, 96, 260, { transA: true, aBatchStride: 0 });
-    const plan = matmulTasks(s, dtype);
+    const plan = matmulTasks(s, dtype, 2);
     expect(plan.tasks).toBeGreaterThan(3);
     const { a, b } = operands(dtype, s, 31);
     const writes = new Uint8Array(s.batch * s.m * s.n);
@@ -242,7 +242,7 @@ describe('tasks', () => {
     for (const s of [shapeOf(2, 130, 100, 170, { transB: true }), shapeOf(6, 64, 64, 64, { aBatchStride: 0 })]) {
       const { a, b } = operands(dtype, s, 41);
       const inOrder = runWasm(dtype, s, a, b);
-      const tasks = matmulTasks(s, dtype).tasks;
+      const tasks = matmulTasks(s, dtype, 2).tasks;
       expect(tasks).toBeGreaterThan(1);
       const reversed = runWasm(dtype, s, a, b, orderedRunner(env, (n) => Array.from({ length: n }, (_, i) => n - 1 - i)));
       const random = runWasm(dtype, s, a, b, orderedRunner(env, (n) => shuffled(n, 5)));
@@ -253,11 +253,20 @@ describe('tasks', () => {
     }
   });
 
+  it('matmulTasks on one thread: one tile per product (every tile packs its own A and B), small products still grouped', () => {
+    for (const [m, k, n] of [[64, 688, 256], [256, 256, 688], [1024, 1024, 1024]]) {
+      expect(matmulTasks(shapeOf(1, m, k, n), 'float32', 1)).toEqual({ tasks: 1, batchPer: 1, rowsPer: m, colsPer: n, tilesM: 1, tilesN: 1 });
+      expect(matmulTasks(shapeOf(1, m, k, n), 'float32', 2).tasks).toBeGreaterThan(1);
+    }
+    expect(matmulTasks(shapeOf(6, 256, 256, 256), 'float64', 1).tasks).toBe(6);
+    expect(matmulTasks(shapeOf(37, 5, 6, 7), 'float32', 1).batchPer).toBe(37);
+  });
+
   it('matmulTasks: small products are one task, big ones an even number of aligned tiles', () => {
-    expect(matmulTasks(shapeOf(1, 64, 64, 64), 'float32').tasks).toBe(1);
+    expect(matmulTasks(shapeOf(1, 64, 64, 64), 'float32', 2).tasks).toBe(1);
     for (const dtype of DTYPES) {
       for (const [m, k, n] of [[256, 256, 256], [256, 688, 256], [1024, 1024, 1024], [688, 256, 256], [8, 4096, 4096]]) {
-        const p = matmulTasks(shapeOf(1, m, k, n), dtype);
+        const p = matmulTasks(shapeOf(1, m, k, n), dtype, 2);
         expect(p.tasks % 2).toBe(0);
         expect(p.tasks).toBe(p.tilesM * p.tilesN);
         expect(p.rowsPer * p.tilesM).toBeGreaterThanOrEqual(m);
