@@ -37,12 +37,19 @@ export interface WasmOperand {
 /** Dims the kernels walk; layouts that coalesce to more are left to the TypeScript kernels. */
 const MAX_DIMS = 4;
 /**
- * Output elements per task: 16K floats (64 KiB, ~5-20 us of work), so that the [tokens, hidden]
- * and [tokens, intermediate] tensors of a small batch (16K-44K elements) split over two threads;
- * the calling thread claims tasks too, so a worker that wakes late costs nothing. A multiple of
- * 16 (64 bytes), so that two tasks never write one cache line (given a 64-byte aligned output).
+ * Output elements per task, by the op's cost. A task handed to another thread must outweigh
+ * waking it: in the backward of a 64-token Llama on two threads, ops cut into 16K-element tasks
+ * took longer than on one thread when they are a few loads and a store per element (mul 1.5-1.8
+ * ms against 1.2 per backward; rotary and softmax alike), while silu, ~2.5 ns an element, did
+ * not. So the light ops split only from 64K elements (~15 us of work a task) and the ops that
+ * compute an exp or a log from 16K. Multiples of 16 (64 bytes), so that two tasks never write
+ * one cache line (given a 64-byte aligned output).
  */
-const CHUNK = 1 << 14;
+const CHUNK_LIGHT = 1 << 16;
+const CHUNK_HEAVY = 1 << 14;
+const HEAVY_UNARY: ReadonlySet<string> = new Set([
+  'exp', 'log', 'tanh', 'sigmoid', 'silu', 'siluGrad', 'gelu', 'geluGrad', 'geluTanh', 'geluTanhGrad',
+]);
 const DESC_WORDS = 24;
 
 /** Unary ops with a kernel (their export is `unary_${name}_f32`); powScalar is picked by exponent. */
@@ -155,11 +162,11 @@ export function checkExtent(rt: WasmKernelRunner, op: string, name: string, o: W
 }
 
 /**
- * Writes the descriptor and runs `fn` over the output in CHUNK-element tasks. p.strides holds
+ * Writes the descriptor and runs `fn` over the output in tasks of `chunk` elements. p.strides holds
  * a's, then b's, then cond's (where only).
  */
 function launch(
-  rt: WasmKernelRunner, fn: string, p: Plan, out: number, a: WasmOperand, b: WasmOperand | null, p0: number, p1: number,
+  rt: WasmKernelRunner, fn: string, p: Plan, chunk: number, out: number, a: WasmOperand, b: WasmOperand | null, p0: number, p1: number,
   cond: WasmOperand | null = null,
 ): void {
   const d = new Int32Array(rt.memory.buffer, rt.descPtr, DESC_WORDS);
@@ -173,12 +180,12 @@ function launch(
     d[20 + i] = cond === null ? 0 : p.strides[2][i];
   }
   d[19] = cond === null ? 0 : cond.address + 4 * cond.offset;
-  d[15] = CHUNK;
+  d[15] = chunk;
   d[16] = p.total;
   const f = new Float32Array(rt.memory.buffer, rt.descPtr, DESC_WORDS);
   f[17] = p0;
   f[18] = p1;
-  rt.run(fn, rt.descPtr, Math.ceil(p.total / CHUNK));
+  rt.run(fn, rt.descPtr, Math.ceil(p.total / chunk));
 }
 
 /**
@@ -195,7 +202,7 @@ export function unaryInto(rt: WasmKernelRunner, op: UnaryOp, x: WasmOperand, out
   checkExtent(rt, op, 'operand', x, out, p.total);
   checkExtent(rt, op, 'output', null, out, p.total);
   const [p0, p1] = unaryParams(op, params);
-  launch(rt, `unary_${name}_f32`, p, out, x, null, p0, p1);
+  launch(rt, `unary_${name}_f32`, p, HEAVY_UNARY.has(name) ? CHUNK_HEAVY : CHUNK_LIGHT, out, x, null, p0, p1);
   return true;
 }
 
@@ -212,7 +219,7 @@ export function binaryInto(rt: WasmKernelRunner, op: BinaryOp, a: WasmOperand, b
   checkExtent(rt, op, 'operand a', a, out, p.total);
   checkExtent(rt, op, 'operand b', b, out, p.total);
   checkExtent(rt, op, 'output', null, out, p.total);
-  launch(rt, `binary_${op}_f32`, p, out, a, b, 0, 0);
+  launch(rt, `binary_${op}_f32`, p, CHUNK_LIGHT, out, a, b, 0, 0);
   return true;
 }
 
@@ -230,7 +237,7 @@ export function whereInto(rt: WasmKernelRunner, cond: WasmOperand, condDtype: 'i
   checkExtent(rt, 'where', 'operand a', a, out, p.total);
   checkExtent(rt, 'where', 'operand b', b, out, p.total);
   checkExtent(rt, 'where', 'output', null, out, p.total);
-  launch(rt, `where_${condDtype === 'int32' ? 'i32' : 'f32'}_f32`, p, out, a, b, 0, 0, cond);
+  launch(rt, `where_${condDtype === 'int32' ? 'i32' : 'f32'}_f32`, p, CHUNK_LIGHT, out, a, b, 0, 0, cond);
   return true;
 }
 

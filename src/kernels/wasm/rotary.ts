@@ -16,8 +16,12 @@ import type { WasmKernelRunner } from './runner';
 
 const LEADING_DIMS = 3;
 const DESC_WORDS = 23;
-/** Elements a task covers at least: the kernel is about 1 ns per element, so ~8 us a task. */
-const MIN_TASK_ELEMENTS = 1 << 13;
+/**
+ * Elements a task covers at least: the kernel is about 1 ns per element, so ~30 us a task. With
+ * 8K-element tasks, the rotary of a 64-token backward on two threads took twice its one-thread
+ * time (0.9 against 0.5 ms per backward): waking the other thread cost more than the task.
+ */
+const MIN_TASK_ELEMENTS = 1 << 15;
 
 /**
  * out = rotary(x) (transpose false) or its adjoint rotaryᵀ(x) (true), float32; cos and sin are

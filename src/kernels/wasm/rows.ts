@@ -23,13 +23,14 @@ export type WasmReduceOp = 'sum' | 'max' | 'min';
 
 /**
  * Elements a task should at least cover, so that handing it to another thread costs little next
- * to its work. Measured on one thread: the exp kernels take ~2.5 ns per element (an 8K-element
- * task ~20 us), the norms ~0.8 ns and the reductions ~0.2 ns (a 16K-element task 4-13 us). A
- * worker wakes in a few microseconds while it is still spinning from the last task, and the calling
- * thread claims tasks too, so small tasks cost little even when a worker is slow to come.
+ * to its work. Measured on one thread: the exp kernels take ~2.5 ns per element (a 16K-element
+ * task ~40 us), the norms ~0.8 ns and the reductions ~0.2 ns (a 32K-element task 6-25 us). A
+ * worker still spinning from the last task joins in a few microseconds, but waking one that
+ * sleeps costs more: with half these sizes, the softmax of a 64-token backward (16K elements a
+ * call) took 0.7 ms per backward on two threads against 0.5 on one.
  */
-const MIN_TASK_ELEMENTS_EXP = 1 << 13;
-const MIN_TASK_ELEMENTS_LIGHT = 1 << 14;
+const MIN_TASK_ELEMENTS_EXP = 1 << 14;
+const MIN_TASK_ELEMENTS_LIGHT = 1 << 15;
 /** Column blocks of reduceMiddle tasks: a 64-byte line of each row, never shared by two tasks. */
 const COL_ALIGN = 16;
 

@@ -378,7 +378,7 @@ describe('tasks and errors', () => {
     };
   }
 
-  it('cuts large outputs into 16K-element tasks, which may run in any order; small ones are one task', () => {
+  it('cuts large outputs into tasks of 64K elements (light ops) or 16K (ops with an exp), which may run in any order; small ones are one task', () => {
     const { runner, runs } = recordingRunner();
     // [333, 400] + [1, 400]: task boundaries fall inside rows
     const n = 333 * 400;
@@ -394,7 +394,12 @@ describe('tasks and errors', () => {
     for (let i = 0; i < n; i++) if (!same(got[i], cpu[i])) throw new Error(`element ${i}: ${got[i]} vs ${cpu[i]}`);
     const small = runUnary('exp', values(1000, 3), { shape: [1000], strides: [1], offset: 0 }, [], runner);
     expect(small.handled).toBe(true);
-    expect(runs).toEqual([['binary_mul_f32', Math.ceil(n / 16384)], ['unary_exp_f32', 1]]); // 9 tasks
+    const heavy = runUnary('exp', values(40000, 4), { shape: [40000], strides: [1], offset: 0 }, [], runner);
+    expect(heavy.handled).toBe(true);
+    expectUnary('exp, 40,000 elements in reversed tasks', 'exp', [], 2, values(40000, 4), heavy.got, heavy.cpu);
+    const light = runUnary('neg', values(40000, 5), { shape: [40000], strides: [1], offset: 0 }, [], runner);
+    expect(light.handled).toBe(true);
+    expect(runs).toEqual([['binary_mul_f32', 3], ['unary_exp_f32', 1], ['unary_exp_f32', 3], ['unary_neg_f32', 1]]);
   });
 
   it('an empty output runs nothing and returns true', () => {

@@ -354,7 +354,7 @@ describe('reduceRowsInto and reduceMiddleInto', () => {
       expect(p.colsPer * (p.tilesN - 1)).toBeLessThan(inner);
       if (p.tilesN > 1) expect(p.colsPer % 16).toBe(0);
     }
-    expect(reduceMiddleTasks(64, 64, 64).outerPer).toBe(4); // 4 slices of 64 x 64: the 16K elements a task covers at least
+    expect(reduceMiddleTasks(64, 64, 64).outerPer).toBe(8); // 8 slices of 64 x 64: the 32K elements a task covers at least
     expect(reduceMiddleTasks(0, 5, 5).tasks).toBe(0);
   });
 });
