@@ -260,19 +260,31 @@ const B_GE = 11;
   return a < b ? a : b;
 }
 
+const ROWS_UNARY = 0;
+const ROWS_BINARY = 1;
+const ROWS_WHERE = 2;
+
 /**
  * Walks output elements [task·chunk, +chunk) row by row (a task may start and end inside a row),
- * running unaryRow on each; taskBinary below is the same walk over two operands. Positions are
- * element offsets (i32: memory holds at most 2^30 float32 values), turned into byte addresses
- * with wrap-around arithmetic so that negative strides work.
+ * running the row function of `kind` on each: unaryRow over operand a, binaryRow over a and b,
+ * whereRow over the condition, a and b. `kind` is a constant at every call, so the inlined walk
+ * keeps only its own operands. Positions are element offsets (i32: memory holds at most 2^30
+ * float32 values), turned into byte addresses with wrap-around arithmetic so that negative
+ * strides work.
  */
-@inline function taskUnary(op: i32, desc: usize, task: i32): void {
-  const x = <usize>load<u32>(desc, D_A);
+@inline function walkRows(kind: i32, op: i32, desc: usize, task: i32): void {
+  const a = <usize>load<u32>(desc, D_A);
+  const b = <usize>load<u32>(desc, D_B);
+  const c = <usize>load<u32>(desc, D_COND);
   const p0 = f32x4.splat(load<f32>(desc, D_P0));
   const p1 = f32x4.splat(load<f32>(desc, D_P1));
   const d1 = load<i32>(desc, D_SHAPE + 4), d2 = load<i32>(desc, D_SHAPE + 8), d3 = load<i32>(desc, D_SHAPE + 12);
-  const s0 = load<i32>(desc, D_A_STRIDE), s1 = load<i32>(desc, D_A_STRIDE + 4);
-  const s2 = load<i32>(desc, D_A_STRIDE + 8), s3 = load<i32>(desc, D_A_STRIDE + 12);
+  const a0 = load<i32>(desc, D_A_STRIDE), a1 = load<i32>(desc, D_A_STRIDE + 4);
+  const a2 = load<i32>(desc, D_A_STRIDE + 8), a3 = load<i32>(desc, D_A_STRIDE + 12);
+  const b0 = load<i32>(desc, D_B_STRIDE), b1 = load<i32>(desc, D_B_STRIDE + 4);
+  const b2 = load<i32>(desc, D_B_STRIDE + 8), b3 = load<i32>(desc, D_B_STRIDE + 12);
+  const c0 = load<i32>(desc, D_COND_STRIDE), c1 = load<i32>(desc, D_COND_STRIDE + 4);
+  const c2 = load<i32>(desc, D_COND_STRIDE + 8), c3 = load<i32>(desc, D_COND_STRIDE + 12);
   const chunk = load<i32>(desc, D_CHUNK);
   let e = task * chunk;
   const end = min(load<i32>(desc, D_TOTAL), e + chunk);
@@ -284,8 +296,17 @@ const B_GE = 11;
   let out = <usize>load<u32>(desc, D_OUT) + (<usize>e << 2);
   while (e < end) {
     const len = min(d3 - i3, end - e);
-    const pos = i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3;
-    unaryRow(op, x + (<usize>pos << 2), <usize>s3 << 2, out, len, p0, p1);
+    const pa = a + (<usize>(i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3) << 2);
+    if (kind == ROWS_UNARY) {
+      unaryRow(op, pa, <usize>a3 << 2, out, len, p0, p1);
+    } else {
+      const pb = b + (<usize>(i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3) << 2);
+      if (kind == ROWS_BINARY) binaryRow(op, pa, <usize>a3 << 2, pb, <usize>b3 << 2, out, len);
+      else {
+        const pc = c + (<usize>(i0 * c0 + i1 * c1 + i2 * c2 + i3 * c3) << 2);
+        whereRow(op != 0, pc, <usize>c3 << 2, pa, <usize>a3 << 2, pb, <usize>b3 << 2, out, len);
+      }
+    }
     e += len;
     out += <usize>len << 2;
     i3 = 0;
@@ -299,38 +320,12 @@ const B_GE = 11;
   }
 }
 
+@inline function taskUnary(op: i32, desc: usize, task: i32): void {
+  walkRows(ROWS_UNARY, op, desc, task);
+}
+
 @inline function taskBinary(op: i32, desc: usize, task: i32): void {
-  const a = <usize>load<u32>(desc, D_A);
-  const b = <usize>load<u32>(desc, D_B);
-  const d1 = load<i32>(desc, D_SHAPE + 4), d2 = load<i32>(desc, D_SHAPE + 8), d3 = load<i32>(desc, D_SHAPE + 12);
-  const a0 = load<i32>(desc, D_A_STRIDE), a1 = load<i32>(desc, D_A_STRIDE + 4);
-  const a2 = load<i32>(desc, D_A_STRIDE + 8), a3 = load<i32>(desc, D_A_STRIDE + 12);
-  const b0 = load<i32>(desc, D_B_STRIDE), b1 = load<i32>(desc, D_B_STRIDE + 4);
-  const b2 = load<i32>(desc, D_B_STRIDE + 8), b3 = load<i32>(desc, D_B_STRIDE + 12);
-  const chunk = load<i32>(desc, D_CHUNK);
-  let e = task * chunk;
-  const end = min(load<i32>(desc, D_TOTAL), e + chunk);
-  let i3 = e % d3, r = e / d3;
-  let i2 = r % d2;
-  r /= d2;
-  let i1 = r % d1, i0 = r / d1;
-  let out = <usize>load<u32>(desc, D_OUT) + (<usize>e << 2);
-  while (e < end) {
-    const len = min(d3 - i3, end - e);
-    const pa = i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3;
-    const pb = i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3;
-    binaryRow(op, a + (<usize>pa << 2), <usize>a3 << 2, b + (<usize>pb << 2), <usize>b3 << 2, out, len);
-    e += len;
-    out += <usize>len << 2;
-    i3 = 0;
-    if (++i2 == d2) {
-      i2 = 0;
-      if (++i1 == d1) {
-        i1 = 0;
-        i0++;
-      }
-    }
-  }
+  walkRows(ROWS_BINARY, op, desc, task);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -365,43 +360,9 @@ const B_GE = 11;
   }
 }
 
-/** The walk of taskBinary over three operands: the condition (D_COND), a and b. */
+/** where over the condition (D_COND), a and b; `condF32`: the condition is float32, else int32. */
 @inline function taskWhere(condF32: bool, desc: usize, task: i32): void {
-  const c = <usize>load<u32>(desc, D_COND);
-  const a = <usize>load<u32>(desc, D_A);
-  const b = <usize>load<u32>(desc, D_B);
-  const d1 = load<i32>(desc, D_SHAPE + 4), d2 = load<i32>(desc, D_SHAPE + 8), d3 = load<i32>(desc, D_SHAPE + 12);
-  const c0 = load<i32>(desc, D_COND_STRIDE), c1 = load<i32>(desc, D_COND_STRIDE + 4);
-  const c2 = load<i32>(desc, D_COND_STRIDE + 8), c3 = load<i32>(desc, D_COND_STRIDE + 12);
-  const a0 = load<i32>(desc, D_A_STRIDE), a1 = load<i32>(desc, D_A_STRIDE + 4);
-  const a2 = load<i32>(desc, D_A_STRIDE + 8), a3 = load<i32>(desc, D_A_STRIDE + 12);
-  const b0 = load<i32>(desc, D_B_STRIDE), b1 = load<i32>(desc, D_B_STRIDE + 4);
-  const b2 = load<i32>(desc, D_B_STRIDE + 8), b3 = load<i32>(desc, D_B_STRIDE + 12);
-  const chunk = load<i32>(desc, D_CHUNK);
-  let e = task * chunk;
-  const end = min(load<i32>(desc, D_TOTAL), e + chunk);
-  let i3 = e % d3, r = e / d3;
-  let i2 = r % d2;
-  r /= d2;
-  let i1 = r % d1, i0 = r / d1;
-  let out = <usize>load<u32>(desc, D_OUT) + (<usize>e << 2);
-  while (e < end) {
-    const len = min(d3 - i3, end - e);
-    const pc = i0 * c0 + i1 * c1 + i2 * c2 + i3 * c3;
-    const pa = i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3;
-    const pb = i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3;
-    whereRow(condF32, c + (<usize>pc << 2), <usize>c3 << 2, a + (<usize>pa << 2), <usize>a3 << 2, b + (<usize>pb << 2), <usize>b3 << 2, out, len);
-    e += len;
-    out += <usize>len << 2;
-    i3 = 0;
-    if (++i2 == d2) {
-      i2 = 0;
-      if (++i1 == d1) {
-        i1 = 0;
-        i0++;
-      }
-    }
-  }
+  walkRows(ROWS_WHERE, condF32 ? 1 : 0, desc, task);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,33 +39,45 @@ export const A_STEP_BYTES: i32 = MR * 16;
 // Micro-kernels
 // ---------------------------------------------------------------------------------------------
 
+/** a + b in T's lanes (f32x4 or f64x2). */
+@inline function vadd<T>(a: v128, b: v128): v128 {
+  return sizeof<T>() == 4 ? f32x4.add(a, b) : f64x2.add(a, b);
+}
+
+/** a · b in T's lanes. */
+@inline function vmul<T>(a: v128, b: v128): v128 {
+  return sizeof<T>() == 4 ? f32x4.mul(a, b) : f64x2.mul(a, b);
+}
+
 /**
- * C[0:4, 0:8] (+)= A panel (4 x kc: per p, 4 floats each broadcast to f32x4) @ B panel (kc x 8, 8 floats per p),
- * C at `c` with row stride `ldc` bytes. `accumulate` adds to C instead of overwriting it.
+ * C[0:4, 0:NR] (+)= A panel (4 x kc: per p, 4 values each broadcast to a v128) @ B panel (kc x NR,
+ * NR values per p: 8 floats or 4 doubles), C at `c` with row stride `ldc` bytes. `accumulate`
+ * adds to C instead of overwriting it. One function for both dtypes: T is known when it is
+ * compiled, so each instance has only its own lane type's instructions.
  */
-function kernel4x8f32(a: usize, b: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
-  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00;
+function kernel4xNR<T>(a: usize, b: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
+  let c00 = i32x4.splat(0), c01 = c00, c10 = c00, c11 = c00;
   let c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const aEnd = a + (<usize>kc) * A_STEP_BYTES;
   while (a < aEnd) {
     const b0 = v128.load(b), b1 = v128.load(b, 16);
     const a0 = v128.load(a), a1 = v128.load(a, 16), a2 = v128.load(a, 32), a3 = v128.load(a, 48);
-    c00 = f32x4.add(c00, f32x4.mul(a0, b0));
-    c01 = f32x4.add(c01, f32x4.mul(a0, b1));
-    c10 = f32x4.add(c10, f32x4.mul(a1, b0));
-    c11 = f32x4.add(c11, f32x4.mul(a1, b1));
-    c20 = f32x4.add(c20, f32x4.mul(a2, b0));
-    c21 = f32x4.add(c21, f32x4.mul(a2, b1));
-    c30 = f32x4.add(c30, f32x4.mul(a3, b0));
-    c31 = f32x4.add(c31, f32x4.mul(a3, b1));
+    c00 = vadd<T>(c00, vmul<T>(a0, b0));
+    c01 = vadd<T>(c01, vmul<T>(a0, b1));
+    c10 = vadd<T>(c10, vmul<T>(a1, b0));
+    c11 = vadd<T>(c11, vmul<T>(a1, b1));
+    c20 = vadd<T>(c20, vmul<T>(a2, b0));
+    c21 = vadd<T>(c21, vmul<T>(a2, b1));
+    c30 = vadd<T>(c30, vmul<T>(a3, b0));
+    c31 = vadd<T>(c31, vmul<T>(a3, b1));
     a += A_STEP_BYTES;
     b += 32;
   }
   if (accumulate) {
-    c00 = f32x4.add(c00, v128.load(c)); c01 = f32x4.add(c01, v128.load(c, 16));
-    c10 = f32x4.add(c10, v128.load(c + ldc)); c11 = f32x4.add(c11, v128.load(c + ldc, 16));
-    c20 = f32x4.add(c20, v128.load(c + 2 * ldc)); c21 = f32x4.add(c21, v128.load(c + 2 * ldc, 16));
-    c30 = f32x4.add(c30, v128.load(c + 3 * ldc)); c31 = f32x4.add(c31, v128.load(c + 3 * ldc, 16));
+    c00 = vadd<T>(c00, v128.load(c)); c01 = vadd<T>(c01, v128.load(c, 16));
+    c10 = vadd<T>(c10, v128.load(c + ldc)); c11 = vadd<T>(c11, v128.load(c + ldc, 16));
+    c20 = vadd<T>(c20, v128.load(c + 2 * ldc)); c21 = vadd<T>(c21, v128.load(c + 2 * ldc, 16));
+    c30 = vadd<T>(c30, v128.load(c + 3 * ldc)); c31 = vadd<T>(c31, v128.load(c + 3 * ldc, 16));
   }
   v128.store(c, c00); v128.store(c, c01, 16);
   v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
@@ -73,40 +85,8 @@ function kernel4x8f32(a: usize, b: usize, kc: i32, c: usize, ldc: usize, accumul
   v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
 }
 
-/** C[0:4, 0:4] (+)= A panel (4 x kc: per p, 4 doubles each broadcast to f64x2) @ B panel (kc x 4, 4 doubles per p). */
-function kernel4x4f64(a: usize, b: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
-  let c00 = f64x2.splat(0), c01 = c00, c10 = c00, c11 = c00;
-  let c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  const aEnd = a + (<usize>kc) * A_STEP_BYTES;
-  while (a < aEnd) {
-    const b0 = v128.load(b), b1 = v128.load(b, 16);
-    const a0 = v128.load(a), a1 = v128.load(a, 16), a2 = v128.load(a, 32), a3 = v128.load(a, 48);
-    c00 = f64x2.add(c00, f64x2.mul(a0, b0));
-    c01 = f64x2.add(c01, f64x2.mul(a0, b1));
-    c10 = f64x2.add(c10, f64x2.mul(a1, b0));
-    c11 = f64x2.add(c11, f64x2.mul(a1, b1));
-    c20 = f64x2.add(c20, f64x2.mul(a2, b0));
-    c21 = f64x2.add(c21, f64x2.mul(a2, b1));
-    c30 = f64x2.add(c30, f64x2.mul(a3, b0));
-    c31 = f64x2.add(c31, f64x2.mul(a3, b1));
-    a += A_STEP_BYTES;
-    b += 32;
-  }
-  if (accumulate) {
-    c00 = f64x2.add(c00, v128.load(c)); c01 = f64x2.add(c01, v128.load(c, 16));
-    c10 = f64x2.add(c10, v128.load(c + ldc)); c11 = f64x2.add(c11, v128.load(c + ldc, 16));
-    c20 = f64x2.add(c20, v128.load(c + 2 * ldc)); c21 = f64x2.add(c21, v128.load(c + 2 * ldc, 16));
-    c30 = f64x2.add(c30, v128.load(c + 3 * ldc)); c31 = f64x2.add(c31, v128.load(c + 3 * ldc, 16));
-  }
-  v128.store(c, c00); v128.store(c, c01, 16);
-  v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
-  v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
-  v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
-}
-
-/** The micro-kernel for T (f32 or f64), same contract as kernel4x8f32. */
+/** The micro-kernel for T (f32: a 4 x 8 tile, f64: 4 x 4); see kernel4xNR. */
 @inline export function microKernel<T>(a: usize, b: usize, kc: i32, c: usize, ldc: usize, accumulate: bool): void {
-  if (sizeof<T>() == 4) kernel4x8f32(a, b, kc, c, ldc, accumulate);
-  else kernel4x4f64(a, b, kc, c, ldc, accumulate);
+  kernel4xNR<T>(a, b, kc, c, ldc, accumulate);
 }
 
