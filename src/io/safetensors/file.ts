@@ -5,8 +5,9 @@
  * this module bundles for browsers, where passing a path raises a SafetensorsError that says to
  * pass the bytes instead.
  *
- * Reading takes the whole file, synchronously (`loadSafetensors` and `parseSafetensors` given a
- * path) or not (`loadSafetensorsFile`). Writing (`saveSafetensorsFile`) writes a temporary file
+ * Reading goes by byte ranges through one open file handle, synchronously (`loadSafetensors`,
+ * `parseSafetensors` and `openSafetensors` given a path) or not (`loadSafetensorsFile`), so a
+ * file is never in memory whole and may be larger than Node's 2 GiB buffer limit. Writing (`saveSafetensorsFile`) writes a temporary file
  * in the same folder, flushes it and renames it over the target, so a failed save leaves no
  * half-written file (and leaves an existing file at that path untouched). A save killed midway
  * (the process gone, so nothing could clean up) leaves its temporary file; the next save to the
@@ -38,17 +39,106 @@ function nodeFs(op: string): FsModule {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading
+// Reading: byte ranges through a file handle
 // ---------------------------------------------------------------------------------------------
+//
+// A reader hands out byte ranges, each a fresh Uint8Array of its own (so a tensor's bytes are
+// aligned whatever its offset in the file), and never the whole file: Node cannot read a file
+// past 2 GiB into one buffer, and a checkpoint's tensors are wanted one at a time anyway.
 
-/** The whole file's bytes, read synchronously. Errors from the file system are Node's own. */
-export function readWholeFile(op: string, path: string): Uint8Array {
-  return nodeFs(op).readFileSync(path);
+/** Byte ranges of a file (or of bytes in memory), read synchronously. */
+export interface RangeReader {
+  /** Bytes in all. */
+  readonly size: number;
+  /** A fresh copy of bytes [position, position + length); a range past the end is an error. */
+  read(position: number, length: number): Uint8Array;
+  close(): void;
 }
 
-/** The whole file's bytes, read without blocking. Errors from the file system are Node's own. */
-export function readWholeFileAsync(op: string, path: string): Promise<Uint8Array> {
-  return nodeFs(op).promises.readFile(path);
+/** The same, read without blocking (a file only). */
+export interface AsyncRangeReader {
+  readonly size: number;
+  read(position: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+function checkRange(op: string, size: number, position: number, length: number): void {
+  if (position + length > size) {
+    throw new SafetensorsError(op, `bytes [${position}, ${position + length}) run past the end of the file (${size} bytes; truncated file?)`);
+  }
+}
+
+/** A read that found the end of the file before the end of its range. */
+function shrank(op: string, at: number, position: number, length: number): SafetensorsError {
+  return new SafetensorsError(op, `the file ended at byte ${at} while reading bytes [${position}, ${position + length}) (it shrank while being read?)`);
+}
+
+/** Ranges of bytes already in memory. */
+export function memoryRanges(op: string, bytes: Uint8Array): RangeReader {
+  return {
+    size: bytes.length,
+    read(position, length) {
+      checkRange(op, bytes.length, position, length);
+      return bytes.slice(position, position + length);
+    },
+    close() {},
+  };
+}
+
+/** Ranges of the file at `path`, read with positioned reads on one open handle. Errors from the file system are Node's own. */
+export function fileRanges(op: string, path: string): RangeReader {
+  const fs = nodeFs(op);
+  const fd = fs.openSync(path, 'r');
+  let size: number;
+  try {
+    size = fs.fstatSync(fd).size;
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+  return {
+    size,
+    read(position, length) {
+      checkRange(op, size, position, length);
+      const out = new Uint8Array(length);
+      // a read may return fewer bytes than asked (large ranges, pipes): go on from where it stopped
+      for (let done = 0; done < length; ) {
+        const n = fs.readSync(fd, out, done, length - done, position + done);
+        if (n === 0) throw shrank(op, position + done, position, length);
+        done += n;
+      }
+      return out;
+    },
+    close() {
+      fs.closeSync(fd);
+    },
+  };
+}
+
+/** fileRanges without blocking. */
+export async function fileRangesAsync(op: string, path: string): Promise<AsyncRangeReader> {
+  const handle = await nodeFs(op).promises.open(path, 'r');
+  let size: number;
+  try {
+    size = (await handle.stat()).size;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return {
+    size,
+    async read(position, length) {
+      checkRange(op, size, position, length);
+      const out = new Uint8Array(length);
+      for (let done = 0; done < length; ) {
+        const { bytesRead } = await handle.read(out, done, length - done, position + done);
+        if (bytesRead === 0) throw shrank(op, position + done, position, length);
+        done += bytesRead;
+      }
+      return out;
+    },
+    close: () => handle.close(),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,6 +10,6 @@ export {
   type SafetensorsFile,
   type SaveSafetensorsOptions,
 } from './format';
-export { loadSafetensors, loadSafetensorsFile, parseSafetensors } from './read';
+export { loadSafetensors, loadSafetensorsFile, openSafetensors, parseSafetensors, type SafetensorsReader } from './read';
 export { saveSafetensors, saveSafetensorsFile } from './write';
 export { float32BitsToBFloat16Bits, numberToBFloat16Bits } from '../../tensor/bfloat16';

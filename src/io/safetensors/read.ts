@@ -1,14 +1,15 @@
 /**
  * Reading safetensors: the header, validated whole before any tensor is allocated, then each
- * tensor from its byte range. The bytes come from the caller or, for a path, from file.ts.
- * The format and its dtypes: format.ts.
+ * tensor from its byte range. The bytes come from the caller or, for a path, from file.ts by
+ * byte ranges (the file is never in memory whole). `openSafetensors` reads the header only and
+ * loads tensors when asked. The format and its dtypes: format.ts.
  */
 import { fmtShape } from '../../errors';
 import { kernels } from '../../kernels/registry';
 import { decodeBFloat16 } from '../../tensor/bfloat16';
 import { Tensor } from '../../tensor/tensor';
 import { isPlainObject } from '../../util/objects';
-import { readWholeFile, readWholeFileAsync } from './file';
+import { fileRanges, fileRangesAsync, memoryRanges, type RangeReader } from './file';
 import {
   ITEM_SIZE,
   KNOWN_UNSUPPORTED,
@@ -49,9 +50,9 @@ function asBytes(op: string, input: unknown): Uint8Array {
   throw new SafetensorsError(op, `expected the file's bytes (a Uint8Array, Buffer or ArrayBuffer) or a file path, got ${describe(input)}`);
 }
 
-function readInput(op: string, input: unknown): Uint8Array {
-  if (typeof input === 'string') return asBytes(op, readWholeFile(op, input));
-  return asBytes(op, input);
+/** A range reader over a path (a file handle) or over bytes in memory. */
+function openInput(op: string, input: unknown): RangeReader {
+  return typeof input === 'string' ? fileRanges(op, input) : memoryRanges(op, asBytes(op, input));
 }
 
 function checkUint(value: unknown): value is number {
@@ -122,24 +123,29 @@ function checkCoverage(op: string, entries: Entry[], dataLength: number): void {
   }
 }
 
-/** Reads and validates the length prefix and the header, and checks the entries tile the data. */
-function readHeader(op: string, bytes: Uint8Array): Header {
-  if (bytes.length < 8) {
-    throw new SafetensorsError(op, `the file is ${bytes.length} bytes, shorter than the 8-byte header length that starts every safetensors file`);
+/** The header's length from the file's first 8 bytes, checked against the file's size. */
+function headerLengthOf(op: string, prefix: Uint8Array, fileSize: number): number {
+  if (fileSize < 8) {
+    throw new SafetensorsError(op, `the file is ${fileSize} bytes, shorter than the 8-byte header length that starts every safetensors file`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const low = view.getUint32(0, true);
   const high = view.getUint32(4, true);
   const headerLength = high * 2 ** 32 + low; // exact below 2^53; anything that large is rejected
   if (headerLength > SAFETENSORS_MAX_HEADER_SIZE) {
     throw new SafetensorsError(op, `the header length is ${headerLength} bytes, over the ${SAFETENSORS_MAX_HEADER_SIZE}-byte limit (corrupt file, or not a safetensors file)`);
   }
-  if (8 + headerLength > bytes.length) {
-    throw new SafetensorsError(op, `the header length ${headerLength} runs past the end of the file (${bytes.length} bytes, so at most ${bytes.length - 8} header bytes)`);
+  if (8 + headerLength > fileSize) {
+    throw new SafetensorsError(op, `the header length ${headerLength} runs past the end of the file (${fileSize} bytes, so at most ${fileSize - 8} header bytes)`);
   }
+  return headerLength;
+}
+
+/** Validates the header (its JSON bytes, after the 8-byte prefix) and checks the entries tile the data. */
+function parseHeader(op: string, headerBytes: Uint8Array, fileSize: number): Header {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + headerLength));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch {
     throw new SafetensorsError(op, 'the header is not valid UTF-8');
   }
@@ -151,8 +157,8 @@ function readHeader(op: string, bytes: Uint8Array): Header {
   }
   if (!isPlainObject(header)) throw new SafetensorsError(op, `the header must be a JSON object, got ${describe(header)}`);
 
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.length - dataStart;
+  const dataStart = 8 + headerBytes.length;
+  const dataLength = fileSize - dataStart;
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(header)) {
@@ -173,10 +179,15 @@ function readHeader(op: string, bytes: Uint8Array): Header {
   return { dataStart, metadata, entries };
 }
 
-/** Copies a tensor's bytes out (so unaligned offsets work) and uploads them. */
-function makeTensor(bytes: Uint8Array, dataStart: number, e: Entry): Tensor {
+/** Reads and validates the header through a range reader. */
+function readHeader(op: string, r: RangeReader): Header {
+  const headerLength = headerLengthOf(op, r.read(0, Math.min(8, r.size)), r.size);
+  return parseHeader(op, r.read(8, headerLength), r.size);
+}
+
+/** Uploads a tensor's bytes (`raw`: a fresh buffer of its own, so aligned; byte-swapped here on big-endian hosts). */
+function makeTensor(raw: Uint8Array, e: Entry): Tensor {
   const size = ITEM_SIZE[e.dtype];
-  const raw = bytes.slice(dataStart + e.begin, dataStart + e.end); // fresh, aligned buffer
   if (!LITTLE_ENDIAN) swapBytes(raw, size);
   const n = raw.length / size;
   const k = kernels();
@@ -201,12 +212,24 @@ function makeTensor(bytes: Uint8Array, dataStart: number, e: Entry): Tensor {
   return new Tensor(buf, e.shape);
 }
 
+/** Frees the tensors a failed load made before it failed, then rethrows: a failed load leaves nothing allocated. */
+function undoLoad(tensors: Record<string, Tensor>, err: unknown): never {
+  for (const t of Object.values(tensors)) t.dispose();
+  throw err;
+}
+
 function parse(op: string, input: unknown): SafetensorsFile {
-  const bytes = readInput(op, input);
-  const { dataStart, metadata, entries } = readHeader(op, bytes);
+  const r = openInput(op, input);
   const tensors: Record<string, Tensor> = {};
-  for (const e of entries) setOwn(tensors, e.name, makeTensor(bytes, dataStart, e));
-  return { tensors, metadata };
+  try {
+    const header = readHeader(op, r);
+    for (const e of header.entries) setOwn(tensors, e.name, makeTensor(r.read(header.dataStart + e.begin, e.end - e.begin), e));
+    return { tensors, metadata: header.metadata };
+  } catch (err) {
+    return undoLoad(tensors, err);
+  } finally {
+    r.close();
+  }
 }
 
 /**
@@ -238,6 +261,76 @@ export function loadSafetensors(bytes: Uint8Array | ArrayBuffer | ArrayBufferVie
 export async function loadSafetensorsFile(path: string): Promise<Record<string, Tensor>> {
   const op = 'loadSafetensorsFile';
   if (typeof path !== 'string') throw new SafetensorsError(op, `expected a file path string, got ${describe(path)}`);
-  const bytes = await readWholeFileAsync(op, path);
-  return parse(op, bytes).tensors;
+  const r = await fileRangesAsync(op, path);
+  const tensors: Record<string, Tensor> = {};
+  try {
+    const headerLength = headerLengthOf(op, await r.read(0, Math.min(8, r.size)), r.size);
+    const header = parseHeader(op, await r.read(8, headerLength), r.size);
+    for (const e of header.entries) setOwn(tensors, e.name, makeTensor(await r.read(header.dataStart + e.begin, e.end - e.begin), e));
+    return tensors;
+  } catch (err) {
+    return undoLoad(tensors, err);
+  } finally {
+    await r.close();
+  }
 }
+
+/** A safetensors file opened for reading one tensor at a time (see {@link openSafetensors}). */
+export interface SafetensorsReader {
+  /** The header's `__metadata__`. */
+  readonly metadata: Record<string, string>;
+  /** The tensors' names, in header order. */
+  readonly names: readonly string[];
+  /** A tensor's dtype (as stored) and shape, without reading its data. */
+  info(name: string): { dtype: SafetensorsDType; shape: number[] };
+  /** Reads and uploads one tensor: a fresh leaf each call (BF16 loads as float32). */
+  load(name: string): Tensor;
+  /** Closes the file (a no-op for bytes in memory); load() afterwards is an error. */
+  close(): void;
+}
+
+/**
+ * Opens a safetensors file and reads its header only (validated whole, as the loaders do);
+ * tensors are read from their byte ranges when `load(name)` asks for them. For checkpoints
+ * larger than memory allows at once, or than Node's 2 GiB buffer limit: take the tensors one at
+ * a time, and close the reader when done. `input` is a file path (Node.js) or the file's bytes.
+ */
+export function openSafetensors(input: Uint8Array | ArrayBuffer | ArrayBufferView | string): SafetensorsReader {
+  const op = 'openSafetensors';
+  const r = openInput(op, input);
+  let header: Header;
+  try {
+    header = readHeader(op, r);
+  } catch (err) {
+    r.close();
+    throw err;
+  }
+  const byName = new Map(header.entries.map((e) => [e.name, e]));
+  let closed = false;
+  const entry = (name: string): Entry => {
+    const e = byName.get(name);
+    if (e === undefined) {
+      const some = header.entries.slice(0, 5).map((x) => quote(x.name)).join(', ');
+      throw new SafetensorsError(op, `the file has no tensor ${quote(String(name))}; it has ${header.entries.length} (${some}${header.entries.length > 5 ? ', ...' : ''}); see .names`);
+    }
+    return e;
+  };
+  return {
+    metadata: header.metadata,
+    names: header.entries.map((e) => e.name),
+    info(name) {
+      const e = entry(name);
+      return { dtype: e.dtype, shape: [...e.shape] };
+    },
+    load(name) {
+      const e = entry(name);
+      if (closed) throw new SafetensorsError(op, `load(${quote(name)}) after close(): open the file again`);
+      return makeTensor(r.read(header.dataStart + e.begin, e.end - e.begin), e);
+    },
+    close() {
+      if (!closed) r.close();
+      closed = true;
+    },
+  };
+}
+
