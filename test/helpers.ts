@@ -68,3 +68,14 @@ export function uniformValues(n: number, seed: number, lo = -1, hi = 1): number[
   const rand = mulberry32(seed);
   return Array.from({ length: n }, () => lo + (hi - lo) * rand());
 }
+
+/** A tiny Llama for checkpoint tests: hidden 16, 4 heads of 4 over 2 key/value heads, 2 layers, vocab 40. */
+export const TINY_LLAMA = {
+  vocabSize: 40,
+  hiddenSize: 16,
+  intermediateSize: 32,
+  numHiddenLayers: 2,
+  numAttentionHeads: 4,
+  numKeyValueHeads: 2,
+  maxPositionEmbeddings: 32,
+};

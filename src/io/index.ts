@@ -1,2 +1,3 @@
-/** Reading and writing tensors: safetensors. */
+/** Reading and writing tensors: safetensors, and Hugging Face model directories (pretrained.ts). */
 export * from './safetensors';
+export type { WritePretrainedOptions } from './pretrained';

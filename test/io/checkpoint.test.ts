@@ -4,16 +4,7 @@
  * Hugging Face writes them.
  */
 import { LlamaForCausalLM, loadSafetensors, saveSafetensors, tensor, type Tensor } from '../../src';
-
-const config = {
-  vocabSize: 40,
-  hiddenSize: 16,
-  intermediateSize: 32,
-  numHiddenLayers: 2,
-  numAttentionHeads: 4,
-  numKeyValueHeads: 2,
-  maxPositionEmbeddings: 32,
-};
+import { TINY_LLAMA as config } from '../helpers';
 const ids = tensor([[1, 5, 7, 3, 9]], { dtype: 'int32' });
 const logitsOf = (m: LlamaForCausalLM) => m.forward(ids).logits.toTypedArray();
 

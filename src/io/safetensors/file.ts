@@ -18,8 +18,8 @@ import { SafetensorsError } from './format';
 
 type FsModule = typeof NodeFs;
 
-/** Node's fs, found at run time so that browser bundles never reference it statically. */
-function nodeFs(op: string): FsModule {
+/** Node's fs, found at run time so that browser bundles never reference it statically (io/pretrained.ts uses it too). */
+export function nodeFs(op: string): FsModule {
   const proc = typeof process !== 'undefined' ? (process as { getBuiltinModule?: (id: string) => unknown }) : undefined;
   const viaBuiltin = proc?.getBuiltinModule?.('node:fs') as FsModule | undefined;
   if (viaBuiltin) return viaBuiltin;

@@ -18,6 +18,8 @@ import type { KVCache } from './kv-cache';
 import type { LayerOptions } from './layers';
 import { LlamaModel, type LlamaModelOptions } from './model';
 import { generateTokens, type GenerateOptions } from './generate';
+import { readPretrainedWeights, writePretrained, type WritePretrainedOptions } from '../../io/pretrained';
+import { llamaConfigToHF, readLlamaConfig } from './pretrained';
 
 /**
  * lm_head when tieWordEmbeddings is set: a bias-free linear layer whose weight IS the embedding
@@ -81,6 +83,41 @@ export class LlamaForCausalLM extends Module {
       if (m instanceof Linear || m instanceof Embedding) init.normal_(m.weight, 0, cfg.initializerRange, generator);
     }
     this.nameParameters();
+  }
+
+  /**
+   * A Llama from a Hugging Face model directory: config.json (see llamaConfigFromHF for the
+   * fields; the dtype is torch_dtype's unless `overrides` sets one) and the weights, one
+   * model.safetensors or the shards its index lists. Loads strictly (every parameter, nothing
+   * else; a tied model's checkpoint may omit lm_head.weight), converting each tensor to the
+   * model's dtype. Synchronous, Node.js only.
+   */
+  static fromPretrained(dir: string, overrides: Partial<LlamaConfig> = {}): LlamaForCausalLM {
+    const op = 'LlamaForCausalLM.fromPretrained';
+    if (typeof dir !== 'string' || dir === '') throw new ValueError(op, `expected a directory path, got ${JSON.stringify(dir)}`);
+    const model = new LlamaForCausalLM(readLlamaConfig(op, dir, overrides));
+    const weights = readPretrainedWeights(op, dir);
+    try {
+      model.loadStateDict(weights);
+    } finally {
+      for (const t of Object.values(weights)) t.dispose();
+    }
+    return model;
+  }
+
+  /**
+   * Writes this model as a Hugging Face model directory that transformers and fromPretrained
+   * read: config.json (torch_dtype is the model's dtype), generation_config.json, and the
+   * weights in the model's dtype as model.safetensors, or as shards of at most
+   * `maxShardBytes` (default 5 GB) with model.safetensors.index.json. A tied model omits
+   * lm_head.weight, as transformers does. Every file is written atomically.
+   */
+  async savePretrained(dir: string, options: WritePretrainedOptions = {}): Promise<void> {
+    const op = 'LlamaForCausalLM.savePretrained';
+    if (typeof dir !== 'string' || dir === '') throw new ValueError(op, `expected a directory path, got ${JSON.stringify(dir)}`);
+    const weights: Record<string, Tensor> = { ...this.stateDict() };
+    if (this.config.tieWordEmbeddings) delete weights['lm_head.weight'];
+    await writePretrained(op, dir, { config: llamaConfigToHF(this.config), generationConfig: { _from_model_config: true }, weights }, options);
   }
 
   forward(inputIds: Tensor, options: LlamaForwardOptions = {}): CausalLMOutput {

@@ -94,7 +94,7 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
 }
 
 /** HF config.json keys and the LlamaConfig fields they map to. */
-const HF_KEYS: [string, keyof LlamaConfig, 'number' | 'boolean'][] = [
+export const HF_KEYS: [string, keyof LlamaConfig, 'number' | 'boolean'][] = [
   ['vocab_size', 'vocabSize', 'number'],
   ['hidden_size', 'hiddenSize', 'number'],
   ['intermediate_size', 'intermediateSize', 'number'],

@@ -33,7 +33,9 @@
  *   kv-cache.ts   the key/value cache of incremental decoding
  *   layers.ts     attention (grouped-query, via the shared ../attention.ts), MLP, decoder layer
  *   model.ts      LlamaModel: the decoder stack, its causal/padding mask and input checks
- *   causal-lm.ts  LlamaForCausalLM: the language-model head, the loss, the tied head
+ *   causal-lm.ts  LlamaForCausalLM: the language-model head, the loss, the tied head,
+ *                 fromPretrained / savePretrained (Hugging Face model directories)
+ *   pretrained.ts config.json written from a config and read back, with torch_dtype
  *   generate.ts   the generation loop and token sampling
  */
 export { llamaConfigFromHF, resolveLlamaConfig, type LlamaConfig, type ResolvedLlamaConfig } from './config';
@@ -43,3 +45,4 @@ export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, repeatKv } from './layers'
 export { LlamaModel, type LlamaModelOptions } from './model';
 export { LlamaForCausalLM, TiedLinear, type CausalLMOutput, type LlamaForwardOptions } from './causal-lm';
 export type { GenerateOptions } from './generate';
+export { llamaConfigToHF } from './pretrained';

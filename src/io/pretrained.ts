@@ -1,0 +1,156 @@
+/**
+ * Hugging Face model directories: `config.json`, the weights as one `model.safetensors` or as
+ * shards `model-00001-of-00003.safetensors` ... listed by `model.safetensors.index.json` (its
+ * `weight_map` names each tensor's shard, its `metadata.total_size` the bytes of all tensors),
+ * and `generation_config.json`. This file reads and writes the directory; the models turn
+ * config.json into their config (LlamaForCausalLM.fromPretrained / savePretrained).
+ *
+ * Every file is written atomically (a temporary file renamed over the target), and a save
+ * removes the weights of the other layout (a stale index beside a new single file, or the
+ * reverse), so that a directory never holds two disagreeing sets of weights.
+ */
+import { ValueError } from '../errors';
+import { Tensor } from '../tensor/tensor';
+import { isPlainObject } from '../util/objects';
+import { SafetensorsError, setOwn } from './safetensors/format';
+import { nodeFs, writeFileAtomically } from './safetensors/file';
+import { openSafetensors, saveSafetensors } from './safetensors';
+
+export const WEIGHTS_FILE = 'model.safetensors';
+export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
+export const CONFIG_FILE = 'config.json';
+export const GENERATION_CONFIG_FILE = 'generation_config.json';
+/** Hugging Face's default max_shard_size ("5GB"). */
+export const DEFAULT_MAX_SHARD_BYTES = 5 * 10 ** 9;
+
+const join = (dir: string, file: string): string => (dir.endsWith('/') ? dir + file : `${dir}/${file}`);
+
+/** A JSON file of the directory, parsed; a missing or malformed file is a ValueError naming it. */
+export function readJsonFile(op: string, dir: string, file: string): Record<string, unknown> {
+  const path = join(dir, file);
+  let text: string;
+  try {
+    text = nodeFs(op).readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ValueError(op, `cannot read ${path} (${(err as { code?: string }).code ?? String(err)}): is ${dir} a Hugging Face model directory?`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ValueError(op, `${path} is not valid JSON (${(err as Error).message})`);
+  }
+  if (!isPlainObject(json)) throw new ValueError(op, `${path} must hold a JSON object`);
+  return json;
+}
+
+/** Whether the directory has this file. */
+function has(op: string, dir: string, file: string): boolean {
+  return nodeFs(op).existsSync(join(dir, file));
+}
+
+/**
+ * Every tensor of the directory's weights, by name: from the shards the index lists (each shard
+ * opened once, its tensors read one at a time) or from model.safetensors. Throws a
+ * SafetensorsError naming the file for a missing shard, a tensor missing from its shard, or a
+ * shard name that leaves the directory; on any error the tensors read so far are disposed.
+ */
+export function readPretrainedWeights(op: string, dir: string): Record<string, Tensor> {
+  const shards = new Map<string, string[]>(); // shard file -> tensor names, in index order
+  if (has(op, dir, WEIGHTS_INDEX_FILE)) {
+    const index = readJsonFile(op, dir, WEIGHTS_INDEX_FILE);
+    const map = index.weight_map;
+    if (!isPlainObject(map)) throw new SafetensorsError(op, `${join(dir, WEIGHTS_INDEX_FILE)}: weight_map must be an object of tensor name -> shard file`);
+    for (const [name, file] of Object.entries(map)) {
+      if (typeof file !== 'string' || file === '' || /[\\/]/.test(file) || file === '.' || file === '..') {
+        throw new SafetensorsError(op, `${join(dir, WEIGHTS_INDEX_FILE)}: the shard of ${JSON.stringify(name)} must be a file name in the directory, got ${JSON.stringify(file)}`);
+      }
+      shards.set(file, [...(shards.get(file) ?? []), name]);
+    }
+  } else if (has(op, dir, WEIGHTS_FILE)) {
+    shards.set(WEIGHTS_FILE, []); // every tensor of the file
+  } else {
+    throw new SafetensorsError(op, `${dir} has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX_FILE}: no weights to load`);
+  }
+  const tensors: Record<string, Tensor> = {};
+  try {
+    for (const [file, names] of shards) {
+      if (!has(op, dir, file)) throw new SafetensorsError(op, `${join(dir, file)}, a shard that ${WEIGHTS_INDEX_FILE} lists, does not exist`);
+      const reader = openSafetensors(join(dir, file));
+      try {
+        const wanted = names.length > 0 ? names : reader.names;
+        const missing = wanted.filter((n) => !reader.names.includes(n));
+        if (missing.length > 0) {
+          throw new SafetensorsError(op, `${join(dir, file)} lacks ${missing.map((n) => JSON.stringify(n)).join(', ')}, which ${WEIGHTS_INDEX_FILE} puts there`);
+        }
+        for (const name of wanted) setOwn(tensors, name, reader.load(name));
+      } finally {
+        reader.close();
+      }
+    }
+  } catch (err) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw err;
+  }
+  return tensors;
+}
+
+export interface WritePretrainedOptions {
+  /** Shards hold at most this many bytes of tensors (default HF's 5 GB); a larger tensor gets a shard of its own. */
+  maxShardBytes?: number;
+}
+
+/**
+ * Writes config.json, generation_config.json and the weights: one model.safetensors when they
+ * fit in one shard, else shards and the index. Each safetensors file carries the metadata
+ * `{"format": "pt"}` that transformers checks for.
+ */
+export async function writePretrained(
+  op: string,
+  dir: string,
+  files: { config: Record<string, unknown>; generationConfig: Record<string, unknown>; weights: Record<string, Tensor> },
+  options: WritePretrainedOptions = {},
+): Promise<void> {
+  const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+  if (!(Number.isFinite(maxShardBytes) && maxShardBytes > 0)) {
+    throw new ValueError(op, `maxShardBytes must be a positive number of bytes, got ${String(maxShardBytes)}`);
+  }
+  // cut the tensors into shards first, in state-dict order, so a bad option fails before any write
+  const shards: Record<string, Tensor>[] = [];
+  let current: Record<string, Tensor> = {};
+  let currentBytes = 0;
+  let totalBytes = 0;
+  for (const [name, t] of Object.entries(files.weights)) {
+    const bytes = t.numel * (t.dtype === 'float64' ? 8 : t.dtype === 'float16' ? 2 : 4);
+    if (currentBytes > 0 && currentBytes + bytes > maxShardBytes) {
+      shards.push(current);
+      current = {};
+      currentBytes = 0;
+    }
+    setOwn(current, name, t);
+    currentBytes += bytes;
+    totalBytes += bytes;
+  }
+  shards.push(current);
+
+  const fs = nodeFs(op);
+  fs.mkdirSync(dir, { recursive: true });
+  const json = (value: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+  await writeFileAtomically(op, join(dir, CONFIG_FILE), json(files.config));
+  await writeFileAtomically(op, join(dir, GENERATION_CONFIG_FILE), json(files.generationConfig));
+  const meta = { format: 'pt' };
+  if (shards.length === 1) {
+    await writeFileAtomically(op, join(dir, WEIGHTS_FILE), saveSafetensors(shards[0], meta));
+    fs.rmSync(join(dir, WEIGHTS_INDEX_FILE), { force: true });
+    return;
+  }
+  const pad = (i: number) => String(i).padStart(5, '0');
+  const weightMap: Record<string, string> = {};
+  for (let i = 0; i < shards.length; i++) {
+    const file = `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
+    await writeFileAtomically(op, join(dir, file), saveSafetensors(shards[i], meta));
+    for (const name of Object.keys(shards[i])) setOwn(weightMap, name, file);
+  }
+  await writeFileAtomically(op, join(dir, WEIGHTS_INDEX_FILE), json({ metadata: { total_size: totalBytes }, weight_map: weightMap }));
+  fs.rmSync(join(dir, WEIGHTS_FILE), { force: true });
+}

@@ -1,0 +1,51 @@
+/**
+ * A Llama's Hugging Face model directory (see io/pretrained.ts for the files): its config.json
+ * written from a ResolvedLlamaConfig and read back into one, with the dtype the weights are in
+ * (`torch_dtype`). LlamaForCausalLM.fromPretrained and savePretrained (causal-lm.ts) use these.
+ */
+import { ValueError } from '../../errors';
+import type { DType } from '../../tensor/dtype';
+import { CONFIG_FILE, readJsonFile } from '../../io/pretrained';
+import { HF_KEYS, llamaConfigFromHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
+
+/** torch_dtype for each dtype a model can have. */
+const TORCH_DTYPE: Record<DType, string> = { float64: 'float64', float32: 'float32', float16: 'float16', int32: 'int32' };
+
+/**
+ * config.json for this config, with Hugging Face's field names: what transformers' LlamaConfig
+ * reads (model_type llama, architectures, torch_dtype from the model's dtype), no rope scaling,
+ * no biases, silu.
+ */
+export function llamaConfigToHF(config: ResolvedLlamaConfig): Record<string, unknown> {
+  const json: Record<string, unknown> = { architectures: ['LlamaForCausalLM'], model_type: 'llama' };
+  const fields = config as unknown as Record<string, unknown>;
+  for (const [key, field] of HF_KEYS) json[key] = fields[field];
+  Object.assign(json, {
+    hidden_act: 'silu',
+    rope_scaling: null,
+    attention_bias: false,
+    mlp_bias: false,
+    torch_dtype: TORCH_DTYPE[config.dtype],
+  });
+  return json;
+}
+
+/**
+ * The config of the Llama in `dir` (its config.json), with the dtype its torch_dtype names
+ * unless `overrides` sets one. bfloat16 checkpoints load as float32 (blockgrad has no bfloat16
+ * dtype yet). A model_type other than llama, or a torch_dtype blockgrad does not know, is a
+ * ValueError naming the field.
+ */
+export function readLlamaConfig(op: string, dir: string, overrides: Partial<LlamaConfig>): ResolvedLlamaConfig {
+  const json = readJsonFile(op, dir, CONFIG_FILE);
+  if (json.model_type !== undefined && json.model_type !== 'llama') {
+    throw new ValueError(op, `${dir}/${CONFIG_FILE}: model_type ${JSON.stringify(json.model_type)} is not a Llama; LlamaForCausalLM loads model_type "llama"`);
+  }
+  const fromTorch: Record<string, DType> = { float64: 'float64', float32: 'float32', float16: 'float16', bfloat16: 'float32' };
+  const torchDtype = json.torch_dtype;
+  if (torchDtype !== undefined && torchDtype !== null && (typeof torchDtype !== 'string' || !(torchDtype in fromTorch))) {
+    throw new ValueError(op, `${dir}/${CONFIG_FILE}: torch_dtype ${JSON.stringify(torchDtype)} is not one blockgrad loads (float64, float32, float16, bfloat16)`);
+  }
+  const dtype = typeof torchDtype === 'string' ? fromTorch[torchDtype] : undefined;
+  return llamaConfigFromHF(json, { ...(dtype ? { dtype } : {}), ...overrides });
+}

@@ -1,0 +1,191 @@
+/**
+ * Hugging Face model directories: LlamaForCausalLM.savePretrained writes config.json,
+ * generation_config.json and the weights (one file, or shards with their index), and
+ * fromPretrained loads them back bit for bit in float32 and float16, tied or not. A directory made
+ * by hand as transformers lays one out (its config.json with fields blockgrad ignores, two shards
+ * and an index) loads too; a broken directory fails with an error that names the file or field.
+ */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LlamaForCausalLM, SafetensorsError, ValueError, openSafetensors, saveSafetensors, tensor, type Tensor } from '../../src';
+import { TINY_LLAMA } from '../helpers';
+
+let root = '';
+let count = 0;
+beforeAll(() => {
+  root = mkdtempSync(join(tmpdir(), 'blockgrad-pretrained-'));
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const freshDir = (): string => join(root, `m${count++}`);
+
+const config = { ...TINY_LLAMA, initializerRange: 0.2 };
+const ids = tensor([[1, 5, 7, 3, 9]], { dtype: 'int32' });
+const logitsOf = (m: LlamaForCausalLM) => Array.from(m.forward(ids).logits.toTypedArray() as ArrayLike<number>);
+const json = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
+
+/** Every parameter of b has the bits of a's parameter of the same name (same dtype, shape and values). */
+function expectSameWeights(a: LlamaForCausalLM, b: LlamaForCausalLM): void {
+  const sa = a.stateDict();
+  const sb = b.stateDict();
+  expect(Object.keys(sb)).toEqual(Object.keys(sa));
+  for (const [name, t] of Object.entries(sa)) {
+    expect([name, sb[name].dtype, sb[name].shape]).toEqual([name, t.dtype, t.shape]);
+    expect(Array.from(sb[name].toTypedArray() as ArrayLike<number>)).toEqual(Array.from(t.toTypedArray() as ArrayLike<number>));
+  }
+}
+
+test('savePretrained writes what transformers reads, and fromPretrained loads it back bit for bit (float32, one file)', async () => {
+  const source = new LlamaForCausalLM({ ...config, seed: 1 });
+  const dir = freshDir();
+  await source.savePretrained(dir);
+  expect(readdirSync(dir).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors']);
+  expect(json(dir, 'config.json')).toMatchObject({
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    vocab_size: 40,
+    hidden_size: 16,
+    intermediate_size: 32,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    head_dim: 4,
+    tie_word_embeddings: false,
+    torch_dtype: 'float32',
+    rope_scaling: null,
+    hidden_act: 'silu',
+  });
+  const file = openSafetensors(join(dir, 'model.safetensors'));
+  expect(file.metadata).toEqual({ format: 'pt' });
+  expect(file.names).toContain('lm_head.weight');
+  file.close();
+
+  const loaded = LlamaForCausalLM.fromPretrained(dir);
+  expect(loaded.config.dtype).toBe('float32');
+  expectSameWeights(source, loaded);
+  expect(logitsOf(loaded)).toEqual(logitsOf(source));
+});
+
+test('shards and their index when the weights pass maxShardBytes; float16 and tied embeddings round-trip', async () => {
+  const source = new LlamaForCausalLM({ ...config, seed: 2, dtype: 'float16', tieWordEmbeddings: true });
+  const dir = freshDir();
+  await source.savePretrained(dir, { maxShardBytes: 3000 });
+  const files = readdirSync(dir).sort();
+  const shards = files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+  expect(shards.length).toBeGreaterThan(2);
+  expect(files).toEqual(['config.json', 'generation_config.json', ...shards, 'model.safetensors.index.json']);
+  expect(shards[0]).toBe(`model-00001-of-${String(shards.length).padStart(5, '0')}.safetensors`);
+
+  const index = json(dir, 'model.safetensors.index.json') as { metadata: { total_size: number }; weight_map: Record<string, string> };
+  const names = Object.keys(source.stateDict()).filter((n) => n !== 'lm_head.weight'); // tied: transformers omits it
+  expect(Object.keys(index.weight_map).sort()).toEqual([...names].sort());
+  expect(index.metadata.total_size).toBe(names.reduce((s, n) => s + 2 * source.stateDict()[n].numel, 0));
+  for (const shard of shards) {
+    const reader = openSafetensors(join(dir, shard));
+    expect(reader.metadata).toEqual({ format: 'pt' });
+    expect([...reader.names].sort()).toEqual(Object.keys(index.weight_map).filter((n) => index.weight_map[n] === shard).sort());
+    expect(reader.info(reader.names[0]).dtype).toBe('F16');
+    reader.close();
+  }
+  expect(json(dir, 'config.json')).toMatchObject({ torch_dtype: 'float16', tie_word_embeddings: true });
+
+  const loaded = LlamaForCausalLM.fromPretrained(dir);
+  expect(loaded.config.dtype).toBe('float16');
+  expectSameWeights(source, loaded);
+  expect(logitsOf(loaded)).toEqual(logitsOf(source));
+  // overrides win over torch_dtype
+  expect(LlamaForCausalLM.fromPretrained(dir, { dtype: 'float32' }).config.dtype).toBe('float32');
+});
+
+test('saving one layout over the other removes the other, so a directory never holds two sets of weights', async () => {
+  const dir = freshDir();
+  const a = new LlamaForCausalLM({ ...config, seed: 3 });
+  await a.savePretrained(dir, { maxShardBytes: 3000 });
+  const b = new LlamaForCausalLM({ ...config, seed: 4 });
+  await b.savePretrained(dir);
+  expect(readdirSync(dir)).not.toContain('model.safetensors.index.json');
+  expectSameWeights(b, LlamaForCausalLM.fromPretrained(dir));
+  await a.savePretrained(dir, { maxShardBytes: 3000 });
+  expect(readdirSync(dir)).not.toContain('model.safetensors');
+  expectSameWeights(a, LlamaForCausalLM.fromPretrained(dir));
+});
+
+test('a directory laid out by hand as transformers writes one (extra config fields, two shards, an index) loads', () => {
+  const source = new LlamaForCausalLM({ ...config, rmsNormEps: 1e-6, ropeTheta: 10000, seed: 5 });
+  const dir = freshDir();
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({
+    _name_or_path: 'tiny-llama', architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0,
+    bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 16, initializer_range: 0.02, intermediate_size: 32,
+    max_position_embeddings: 32, mlp_bias: false, model_type: 'llama', num_attention_heads: 4, num_hidden_layers: 2,
+    num_key_value_heads: 2, pretraining_tp: 1, rms_norm_eps: 1e-6, rope_scaling: null, rope_theta: 10000.0,
+    tie_word_embeddings: false, torch_dtype: 'float32', transformers_version: '4.46.0', use_cache: true, vocab_size: 40,
+  }));
+  const sd = source.stateDict();
+  const names = Object.keys(sd);
+  const half = Math.ceil(names.length / 2);
+  const shard = (part: string[]): Record<string, Tensor> => Object.fromEntries(part.map((n) => [n, sd[n]]));
+  writeFileSync(join(dir, 'model-00001-of-00002.safetensors'), saveSafetensors(shard(names.slice(0, half)), { format: 'pt' }));
+  writeFileSync(join(dir, 'model-00002-of-00002.safetensors'), saveSafetensors(shard(names.slice(half)), { format: 'pt' }));
+  const weightMap = Object.fromEntries(names.map((n, i) => [n, `model-0000${i < half ? 1 : 2}-of-00002.safetensors`]));
+  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap }));
+  const loaded = LlamaForCausalLM.fromPretrained(dir);
+  expect(loaded.config.rmsNormEps).toBe(1e-6);
+  expectSameWeights(source, loaded);
+  expect(logitsOf(loaded)).toEqual(logitsOf(source));
+});
+
+describe('a broken directory is an error that names the file or the field', () => {
+  async function saved(): Promise<string> {
+    const dir = freshDir();
+    await new LlamaForCausalLM({ ...config, seed: 6 }).savePretrained(dir, { maxShardBytes: 3000 });
+    return dir;
+  }
+  const editJson = (dir: string, file: string, edit: (j: Record<string, unknown>) => void) => {
+    const j = json(dir, file);
+    edit(j);
+    writeFileSync(join(dir, file), JSON.stringify(j));
+  };
+
+  it('no config.json; another model_type; a torch_dtype blockgrad does not load', async () => {
+    const empty = freshDir();
+    mkdirSync(empty);
+    expect(() => LlamaForCausalLM.fromPretrained(empty)).toThrow(ValueError);
+    expect(() => LlamaForCausalLM.fromPretrained(empty)).toThrow(/config\.json/);
+    const dir = await saved();
+    editJson(dir, 'config.json', (j) => (j.model_type = 'gpt2'));
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/model_type "gpt2" is not a Llama/);
+    editJson(dir, 'config.json', (j) => Object.assign(j, { model_type: 'llama', torch_dtype: 'int8' }));
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/torch_dtype "int8"/);
+  });
+
+  it('no weights; a shard name that leaves the directory; a missing shard; a tensor missing from its shard', async () => {
+    const dir = await saved();
+    editJson(dir, 'model.safetensors.index.json', (j) => {
+      const map = j.weight_map as Record<string, string>;
+      map['model.norm.weight'] = '../elsewhere.safetensors';
+    });
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(SafetensorsError);
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/must be a file name in the directory, got "..\/elsewhere.safetensors"/);
+    const first = readdirSync(dir).filter((f) => f.startsWith('model-')).sort()[0];
+    editJson(dir, 'model.safetensors.index.json', (j) => {
+      const map = j.weight_map as Record<string, string>;
+      map['model.norm.weight'] = 'model-00009-of-00009.safetensors';
+    });
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/model-00009-of-00009\.safetensors, a shard that model\.safetensors\.index\.json lists, does not exist/);
+    editJson(dir, 'model.safetensors.index.json', (j) => {
+      const map = j.weight_map as Record<string, string>;
+      map['model.norm.weight'] = first;
+      map['model.extra.weight'] = first;
+    });
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/lacks "model\.norm\.weight", "model\.extra\.weight", which model\.safetensors\.index\.json puts there/);
+    rmSync(join(dir, 'model.safetensors.index.json'));
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/has neither model\.safetensors nor model\.safetensors\.index\.json/);
+  });
+
+  it('maxShardBytes must be a positive number, checked before anything is written', async () => {
+    const dir = freshDir();
+    await expect(new LlamaForCausalLM({ ...config, seed: 7 }).savePretrained(dir, { maxShardBytes: 0 })).rejects.toThrow(/maxShardBytes must be a positive number/);
+    expect(() => readdirSync(dir)).toThrow();
+  });
+});
