@@ -10,6 +10,7 @@
  * reverse), so that a directory never holds two disagreeing sets of weights.
  */
 import { ValueError } from '../errors';
+import type { DType } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { isPlainObject } from '../util/objects';
 import { SafetensorsError, setOwn } from './safetensors/format';
@@ -22,6 +23,26 @@ export const CONFIG_FILE = 'config.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 /** Hugging Face's default max_shard_size ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5 * 10 ** 9;
+
+/** config.json's torch_dtype for a model of this dtype. */
+export function torchDtypeOf(dtype: DType): string {
+  return dtype;
+}
+
+/**
+ * The dtype to build a model in from config.json's torch_dtype (undefined when it has none).
+ * bfloat16 checkpoints load as float32, since blockgrad has no bfloat16 dtype yet; a torch_dtype
+ * blockgrad does not load is a ValueError naming it.
+ */
+export function dtypeFromTorch(op: string, dir: string, json: Record<string, unknown>): DType | undefined {
+  const fromTorch: Record<string, DType> = { float64: 'float64', float32: 'float32', float16: 'float16', bfloat16: 'float32' };
+  const torchDtype = json.torch_dtype;
+  if (torchDtype === undefined || torchDtype === null) return undefined;
+  if (typeof torchDtype !== 'string' || !Object.prototype.hasOwnProperty.call(fromTorch, torchDtype)) {
+    throw new ValueError(op, `${dir}/${CONFIG_FILE}: torch_dtype ${JSON.stringify(torchDtype)} is not one blockgrad loads (float64, float32, float16, bfloat16)`);
+  }
+  return fromTorch[torchDtype];
+}
 
 const join = (dir: string, file: string): string => (dir.endsWith('/') ? dir + file : `${dir}/${file}`);
 
@@ -154,3 +175,48 @@ export async function writePretrained(
   await writeFileAtomically(op, join(dir, WEIGHTS_INDEX_FILE), json({ metadata: { total_size: totalBytes }, weight_map: weightMap }));
   fs.rmSync(join(dir, WEIGHTS_FILE), { force: true });
 }
+
+/** What fromPretrained / savePretrained need of a model (a Module has both). */
+export interface StateDictModel {
+  stateDict(): Record<string, Tensor>;
+  loadStateDict(stateDict: Record<string, Tensor>): unknown;
+}
+
+function checkDir(op: string, dir: unknown): asserts dir is string {
+  if (typeof dir !== 'string' || dir === '') throw new ValueError(op, `expected a directory path, got ${JSON.stringify(dir)}`);
+}
+
+/**
+ * Loads the directory's weights into `model` (freshly built from its config.json) strictly,
+ * converting each tensor to the model's dtype; the tensors read are freed afterwards.
+ */
+export function loadPretrainedInto<M extends StateDictModel>(op: string, dir: string, build: () => M): M {
+  checkDir(op, dir);
+  const model = build();
+  const weights = readPretrainedWeights(op, dir);
+  try {
+    model.loadStateDict(weights);
+  } finally {
+    for (const t of Object.values(weights)) t.dispose();
+  }
+  return model;
+}
+
+/**
+ * Writes `model` as a model directory with this config.json; `omit` names state-dict entries
+ * transformers leaves out (a tied lm_head.weight).
+ */
+export async function savePretrainedModel(
+  op: string,
+  dir: string,
+  model: StateDictModel,
+  config: Record<string, unknown>,
+  options: WritePretrainedOptions = {},
+  omit: readonly string[] = [],
+): Promise<void> {
+  checkDir(op, dir);
+  const weights: Record<string, Tensor> = { ...model.stateDict() };
+  for (const name of omit) delete weights[name];
+  await writePretrained(op, dir, { config, generationConfig: { _from_model_config: true }, weights }, options);
+}
+

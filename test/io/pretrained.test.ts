@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LlamaForCausalLM, SafetensorsError, ValueError, openSafetensors, saveSafetensors, tensor, type Tensor } from '../../src';
+import { LlamaForCausalLM, SafetensorsError, ValueError, nn, openSafetensors, saveSafetensors, tensor, type Tensor } from '../../src';
 import { TINY_LLAMA } from '../helpers';
 
 let root = '';
@@ -25,7 +25,7 @@ const logitsOf = (m: LlamaForCausalLM) => Array.from(m.forward(ids).logits.toTyp
 const json = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
 
 /** Every parameter of b has the bits of a's parameter of the same name (same dtype, shape and values). */
-function expectSameWeights(a: LlamaForCausalLM, b: LlamaForCausalLM): void {
+function expectSameWeights(a: { stateDict(): Record<string, Tensor> }, b: { stateDict(): Record<string, Tensor> }): void {
   const sa = a.stateDict();
   const sb = b.stateDict();
   expect(Object.keys(sb)).toEqual(Object.keys(sa));
@@ -133,6 +133,32 @@ test('a directory laid out by hand as transformers writes one (extra config fiel
   expect(loaded.config.rmsNormEps).toBe(1e-6);
   expectSameWeights(source, loaded);
   expect(logitsOf(loaded)).toEqual(logitsOf(source));
+});
+
+test('a RoBERTa classifier round-trips too: config.json as transformers writes it (id2label, torch_dtype), weights bit for bit', async () => {
+  const { RobertaForSequenceClassification } = nn;
+  const source = new RobertaForSequenceClassification({
+    vocabSize: 30, hiddenSize: 8, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 16,
+    maxPositionEmbeddings: 20, numLabels: 3, hiddenDropoutProb: 0, attentionProbsDropoutProb: 0, dtype: 'float16', seed: 8,
+  });
+  const dir = freshDir();
+  await source.savePretrained(dir, { maxShardBytes: 2000 });
+  expect(json(dir, 'config.json')).toMatchObject({
+    architectures: ['RobertaForSequenceClassification'],
+    model_type: 'roberta',
+    hidden_size: 8,
+    id2label: { 0: 'LABEL_0', 1: 'LABEL_1', 2: 'LABEL_2' },
+    label2id: { LABEL_0: 0, LABEL_1: 1, LABEL_2: 2 },
+    torch_dtype: 'float16',
+  });
+  expect(readdirSync(dir)).toContain('model.safetensors.index.json');
+  const loaded = RobertaForSequenceClassification.fromPretrained(dir);
+  expect(loaded.config).toEqual({ ...source.config, seed: loaded.config.seed });
+  expectSameWeights(source, loaded);
+  const input = tensor([[0, 5, 9, 2]], { dtype: 'int32' });
+  expect(Array.from(loaded.forward(input).logits.toTypedArray() as ArrayLike<number>)).toEqual(
+    Array.from(source.forward(input).logits.toTypedArray() as ArrayLike<number>),
+  );
 });
 
 describe('a broken directory is an error that names the file or the field', () => {

@@ -18,7 +18,7 @@ import type { KVCache } from './kv-cache';
 import type { LayerOptions } from './layers';
 import { LlamaModel, type LlamaModelOptions } from './model';
 import { generateTokens, type GenerateOptions } from './generate';
-import { readPretrainedWeights, writePretrained, type WritePretrainedOptions } from '../../io/pretrained';
+import { loadPretrainedInto, savePretrainedModel, type WritePretrainedOptions } from '../../io/pretrained';
 import { llamaConfigToHF, readLlamaConfig } from './pretrained';
 
 /**
@@ -94,15 +94,7 @@ export class LlamaForCausalLM extends Module {
    */
   static fromPretrained(dir: string, overrides: Partial<LlamaConfig> = {}): LlamaForCausalLM {
     const op = 'LlamaForCausalLM.fromPretrained';
-    if (typeof dir !== 'string' || dir === '') throw new ValueError(op, `expected a directory path, got ${JSON.stringify(dir)}`);
-    const model = new LlamaForCausalLM(readLlamaConfig(op, dir, overrides));
-    const weights = readPretrainedWeights(op, dir);
-    try {
-      model.loadStateDict(weights);
-    } finally {
-      for (const t of Object.values(weights)) t.dispose();
-    }
-    return model;
+    return loadPretrainedInto(op, dir, () => new LlamaForCausalLM(readLlamaConfig(op, dir, overrides)));
   }
 
   /**
@@ -112,12 +104,9 @@ export class LlamaForCausalLM extends Module {
    * `maxShardBytes` (default 5 GB) with model.safetensors.index.json. A tied model omits
    * lm_head.weight, as transformers does. Every file is written atomically.
    */
-  async savePretrained(dir: string, options: WritePretrainedOptions = {}): Promise<void> {
-    const op = 'LlamaForCausalLM.savePretrained';
-    if (typeof dir !== 'string' || dir === '') throw new ValueError(op, `expected a directory path, got ${JSON.stringify(dir)}`);
-    const weights: Record<string, Tensor> = { ...this.stateDict() };
-    if (this.config.tieWordEmbeddings) delete weights['lm_head.weight'];
-    await writePretrained(op, dir, { config: llamaConfigToHF(this.config), generationConfig: { _from_model_config: true }, weights }, options);
+  savePretrained(dir: string, options: WritePretrainedOptions = {}): Promise<void> {
+    const omit = this.config.tieWordEmbeddings ? ['lm_head.weight'] : [];
+    return savePretrainedModel('LlamaForCausalLM.savePretrained', dir, this, llamaConfigToHF(this.config), options, omit);
   }
 
   forward(inputIds: Tensor, options: LlamaForwardOptions = {}): CausalLMOutput {

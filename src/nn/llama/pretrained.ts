@@ -4,12 +4,8 @@
  * (`torch_dtype`). LlamaForCausalLM.fromPretrained and savePretrained (causal-lm.ts) use these.
  */
 import { ValueError } from '../../errors';
-import type { DType } from '../../tensor/dtype';
-import { CONFIG_FILE, readJsonFile } from '../../io/pretrained';
+import { CONFIG_FILE, dtypeFromTorch, readJsonFile, torchDtypeOf } from '../../io/pretrained';
 import { HF_KEYS, llamaConfigFromHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
-
-/** torch_dtype for each dtype a model can have. */
-const TORCH_DTYPE: Record<DType, string> = { float64: 'float64', float32: 'float32', float16: 'float16', int32: 'int32' };
 
 /**
  * config.json for this config, with Hugging Face's field names: what transformers' LlamaConfig
@@ -25,7 +21,7 @@ export function llamaConfigToHF(config: ResolvedLlamaConfig): Record<string, unk
     rope_scaling: null,
     attention_bias: false,
     mlp_bias: false,
-    torch_dtype: TORCH_DTYPE[config.dtype],
+    torch_dtype: torchDtypeOf(config.dtype),
   });
   return json;
 }
@@ -41,11 +37,6 @@ export function readLlamaConfig(op: string, dir: string, overrides: Partial<Llam
   if (json.model_type !== undefined && json.model_type !== 'llama') {
     throw new ValueError(op, `${dir}/${CONFIG_FILE}: model_type ${JSON.stringify(json.model_type)} is not a Llama; LlamaForCausalLM loads model_type "llama"`);
   }
-  const fromTorch: Record<string, DType> = { float64: 'float64', float32: 'float32', float16: 'float16', bfloat16: 'float32' };
-  const torchDtype = json.torch_dtype;
-  if (torchDtype !== undefined && torchDtype !== null && (typeof torchDtype !== 'string' || !(torchDtype in fromTorch))) {
-    throw new ValueError(op, `${dir}/${CONFIG_FILE}: torch_dtype ${JSON.stringify(torchDtype)} is not one blockgrad loads (float64, float32, float16, bfloat16)`);
-  }
-  const dtype = typeof torchDtype === 'string' ? fromTorch[torchDtype] : undefined;
+  const dtype = dtypeFromTorch(op, dir, json);
   return llamaConfigFromHF(json, { ...(dtype ? { dtype } : {}), ...overrides });
 }

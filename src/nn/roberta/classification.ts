@@ -14,6 +14,8 @@ import { Dropout, Linear } from '../layers';
 import { Module } from '../module';
 import { resolveRobertaConfig, type ResolvedRobertaConfig, type RobertaConfig, type RobertaProblemType } from './config';
 import { RobertaModel, checkIds, initRobertaWeights, modelGenerator, type RobertaInputs } from './model';
+import { loadPretrainedInto, savePretrainedModel, type WritePretrainedOptions } from '../../io/pretrained';
+import { readRobertaConfig, robertaConfigToHF } from './pretrained';
 
 /** HF's RobertaClassificationHead: first token -> dropout -> dense -> tanh -> dropout -> out_proj. */
 export class RobertaClassificationHead extends Module {
@@ -64,6 +66,25 @@ export class RobertaForSequenceClassification extends Module {
     this.classifier = this.registerModule('classifier', new RobertaClassificationHead(this.config, this.generator));
     initRobertaWeights(this, this.config.initializerRange, this.generator);
     this.nameParameters();
+  }
+
+  /**
+   * A classifier from a Hugging Face model directory: config.json (see robertaConfigFromHF; the
+   * dtype is torch_dtype's unless `overrides` sets one) and the weights, one model.safetensors or
+   * the shards its index lists, loaded strictly. Synchronous, Node.js only.
+   */
+  static fromPretrained(dir: string, overrides: Partial<RobertaConfig> = {}): RobertaForSequenceClassification {
+    const op = 'RobertaForSequenceClassification.fromPretrained';
+    return loadPretrainedInto(op, dir, () => new RobertaForSequenceClassification(readRobertaConfig(op, dir, overrides)));
+  }
+
+  /**
+   * Writes this model as a Hugging Face model directory (config.json with id2label, torch_dtype;
+   * generation_config.json; the weights, sharded past `maxShardBytes`), as
+   * LlamaForCausalLM.savePretrained does.
+   */
+  savePretrained(dir: string, options: WritePretrainedOptions = {}): Promise<void> {
+    return savePretrainedModel('RobertaForSequenceClassification.savePretrained', dir, this, robertaConfigToHF(this.config), options);
   }
 
   /**

@@ -27,7 +27,9 @@
  *   config.ts          RobertaConfig, its defaults and checks, and the reader of HF's config.json
  *   layers.ts          embeddings and the encoder layers (attention via the shared ../attention.ts)
  *   model.ts           RobertaModel: input checks, position ids, initialisation, the generator
- *   classification.ts  RobertaForSequenceClassification: the head and the problem-type losses
+ *   classification.ts  RobertaForSequenceClassification: the head and the problem-type losses,
+ *                      fromPretrained / savePretrained (Hugging Face model directories)
+ *   pretrained.ts      config.json written from a config and read back, with torch_dtype
  */
 export {
   resolveRobertaConfig,
@@ -49,3 +51,4 @@ export {
 } from './layers';
 export { RobertaModel, robertaPositionIds, type RobertaInputs } from './model';
 export { RobertaClassificationHead, RobertaForSequenceClassification, type SequenceClassifierOutput } from './classification';
+export { robertaConfigToHF } from './pretrained';
