@@ -71,7 +71,7 @@ export type Contender = (typeof CONTENDERS)[number];
 
 export interface WasmMatmulRow extends MatmulCase {
   flops: number;
-  /** Tasks the wasm kernel cuts the float32 product into (what the threads share). */
+  /** Tasks the wasm kernel cuts the float32 product into on two threads (one thread runs it as one). */
   tasks: number;
   /** Median GFLOP/s of each kernel that ran (absent: that peer could not start). */
   gflops: Partial<Record<Contender, number>>;

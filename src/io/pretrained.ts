@@ -10,7 +10,7 @@
  * reverse), so that a directory never holds two disagreeing sets of weights.
  */
 import { ValueError } from '../errors';
-import type { DType } from '../tensor/dtype';
+import { itemSize, type DType } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { isPlainObject } from '../util/objects';
 import { SafetensorsError, setOwn } from './safetensors/format';
@@ -23,11 +23,6 @@ export const CONFIG_FILE = 'config.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
 /** Hugging Face's default max_shard_size ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5 * 10 ** 9;
-
-/** config.json's torch_dtype for a model of this dtype. */
-export function torchDtypeOf(dtype: DType): string {
-  return dtype;
-}
 
 /**
  * The dtype to build a model in from config.json's torch_dtype (undefined when it has none).
@@ -86,7 +81,9 @@ export function readPretrainedWeights(op: string, dir: string): Record<string, T
       if (typeof file !== 'string' || file === '' || /[\\/]/.test(file) || file === '.' || file === '..') {
         throw new SafetensorsError(op, `${join(dir, WEIGHTS_INDEX_FILE)}: the shard of ${JSON.stringify(name)} must be a file name in the directory, got ${JSON.stringify(file)}`);
       }
-      shards.set(file, [...(shards.get(file) ?? []), name]);
+      const names = shards.get(file);
+      if (names) names.push(name);
+      else shards.set(file, [name]);
     }
   } else if (has(op, dir, WEIGHTS_FILE)) {
     shards.set(WEIGHTS_FILE, []); // every tensor of the file
@@ -142,7 +139,7 @@ export async function writePretrained(
   let currentBytes = 0;
   let totalBytes = 0;
   for (const [name, t] of Object.entries(files.weights)) {
-    const bytes = t.numel * (t.dtype === 'float64' ? 8 : t.dtype === 'float16' ? 2 : 4);
+    const bytes = t.numel * itemSize(t.dtype);
     if (currentBytes > 0 && currentBytes + bytes > maxShardBytes) {
       shards.push(current);
       current = {};
@@ -176,10 +173,12 @@ export async function writePretrained(
   fs.rmSync(join(dir, WEIGHTS_FILE), { force: true });
 }
 
-/** What fromPretrained / savePretrained need of a model (a Module has both). */
+/** What fromPretrained / savePretrained need of a model (a Module has all four). */
 export interface StateDictModel {
   stateDict(): Record<string, Tensor>;
   loadStateDict(stateDict: Record<string, Tensor>): unknown;
+  parameters(): Tensor[];
+  namedBuffers(): [string, Tensor][];
 }
 
 function checkDir(op: string, dir: unknown): asserts dir is string {
@@ -188,18 +187,25 @@ function checkDir(op: string, dir: unknown): asserts dir is string {
 
 /**
  * Loads the directory's weights into `model` (freshly built from its config.json) strictly,
- * converting each tensor to the model's dtype; the tensors read are freed afterwards.
+ * converting each tensor to the model's dtype; the tensors read are freed afterwards, and so is
+ * the model's own storage when the weights do not fit it (a failed load leaves nothing allocated).
  */
 export function loadPretrainedInto<M extends StateDictModel>(op: string, dir: string, build: () => M): M {
   checkDir(op, dir);
   const model = build();
-  const weights = readPretrainedWeights(op, dir);
+  let weights: Record<string, Tensor> = {};
   try {
+    weights = readPretrainedWeights(op, dir);
     model.loadStateDict(weights);
+    return model;
+  } catch (err) {
+    // the model's own tensors: stateDict() would hand out new tensors on the same storage
+    for (const t of model.parameters()) t.dispose();
+    for (const [, t] of model.namedBuffers()) t.dispose();
+    throw err;
   } finally {
     for (const t of Object.values(weights)) t.dispose();
   }
-  return model;
 }
 
 /**

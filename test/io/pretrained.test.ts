@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LlamaForCausalLM, SafetensorsError, ValueError, nn, openSafetensors, saveSafetensors, tensor, type Tensor } from '../../src';
+import { LlamaForCausalLM, SafetensorsError, ValueError, memory, nn, openSafetensors, saveSafetensors, tensor, type Tensor } from '../../src';
 import { TINY_LLAMA } from '../helpers';
 
 let root = '';
@@ -207,6 +207,15 @@ describe('a broken directory is an error that names the file or the field', () =
     expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/lacks "model\.norm\.weight", "model\.extra\.weight", which model\.safetensors\.index\.json puts there/);
     rmSync(join(dir, 'model.safetensors.index.json'));
     expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/has neither model\.safetensors nor model\.safetensors\.index\.json/);
+  });
+
+  it('weights that do not fit the config fail the load, and neither they nor the model built for them stay allocated', async () => {
+    const dir = await saved();
+    editJson(dir, 'config.json', (j) => (j.intermediate_size = 48));
+    const before = memory.stats();
+    expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/mlp/);
+    const after = memory.stats();
+    expect([after.liveBytes, after.liveBuffers]).toEqual([before.liveBytes, before.liveBuffers]);
   });
 
   it('maxShardBytes must be a positive number, checked before anything is written', async () => {

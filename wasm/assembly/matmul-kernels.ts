@@ -11,8 +11,10 @@
 // V8 compiles a broadcast load with an offset (v128.load32_splat(a, 4)) to an address
 // computation plus the load, but folds the offset of a plain v128.load into the load itself.
 // With the values broadcast beforehand the loop has 3 instructions fewer per step (30 instead
-// of 33, of which 16 are the multiplies and adds), and it measured ~20% faster (36-39 against
-// 42-48 GFLOP/s, float32, 256-512 square, the project's AMD EPYC, Node 20): a loop this dense is
+// of 33, of which 16 are the multiplies and adds; seen with node --print-wasm-code), and it
+// measured ~20% faster (42-48 against 36-39 GFLOP/s, float32, 256-512 square, the two builds'
+// matmul_f32 timed in alternating 25 ms slices in one process, the project's AMD EPYC, Node 20):
+// a loop this dense is
 // bound by how many instructions the core issues, not only by its floating-point ports. The
 // extra bytes cost little: an A panel (kc x 64 bytes) is read from L1/L2 once per B panel.
 //
@@ -20,8 +22,8 @@
 // multiply-add outside relaxed SIMD), and 8 accumulators give the adds enough independent chains.
 // V8 loads all of a step's operands before its arithmetic, so a tile's registers are its
 // accumulators plus every operand of one step plus a temporary: 8 + 2 + 4 + 1 = 15 here, all
-// there are. A larger tile (6 x 8) or a k loop unrolled twice spills to the stack and measured
-// 20-30% slower. With relaxed SIMD's f32x4.relaxed_madd (an FMA on x64) a 4 x 8 kernel measured
+// there are. A larger tile spills to the stack, and so does a k loop unrolled four times: 6 x 8
+// measured ~20% slower, the unrolled loop ~30% slower (an unroll by two gained nothing). With relaxed SIMD's f32x4.relaxed_madd (an FMA on x64) a 4 x 8 kernel measured
 // 46 against 38 GFLOP/s (float64: 24 against 18) on the project's Xeon, Node 20 with
 // --experimental-wasm-relaxed-simd; not used, because relaxed SIMD is not everywhere yet and
 // its results may differ between machines (fused or not).

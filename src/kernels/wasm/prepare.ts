@@ -30,13 +30,18 @@ export function simdSupported(): boolean {
   }
 }
 
-/** Whether a shared WebAssembly memory can be made here (Node; cross-origin-isolated pages). */
+let canShare: boolean | undefined;
+
+/** Whether a shared WebAssembly memory can be made here (Node; cross-origin-isolated pages). Probed once: a page cannot change it. */
 export function sharedMemorySupported(): boolean {
-  try {
-    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
-  } catch {
-    return false;
+  if (canShare === undefined) {
+    try {
+      canShare = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+    } catch {
+      canShare = false;
+    }
   }
+  return canShare;
 }
 
 /**

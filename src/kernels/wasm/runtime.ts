@@ -49,8 +49,9 @@ export function createRuntime(threads: number, sharedMemory?: boolean): WasmRunt
   if (!simdSupported()) {
     throw new BackendError('setBackend', 'this JavaScript engine has no WebAssembly SIMD; use the cpu backend');
   }
-  const shared = sharedMemory ?? sharedMemorySupported();
-  if (shared && !sharedMemorySupported()) {
+  const canShare = sharedMemorySupported();
+  const shared = sharedMemory ?? canShare;
+  if (shared && !canShare) {
     throw new BackendError(
       'setBackend',
       'wasm: sharedMemory: true, but this page cannot make a shared WebAssembly memory: serve it cross-origin isolated ' +

@@ -4,7 +4,7 @@
  * (`torch_dtype`). LlamaForCausalLM.fromPretrained and savePretrained (causal-lm.ts) use these.
  */
 import { ValueError } from '../../errors';
-import { CONFIG_FILE, dtypeFromTorch, readJsonFile, torchDtypeOf } from '../../io/pretrained';
+import { CONFIG_FILE, dtypeFromTorch, readJsonFile } from '../../io/pretrained';
 import { HF_KEYS, llamaConfigFromHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
 
 /**
@@ -21,7 +21,7 @@ export function llamaConfigToHF(config: ResolvedLlamaConfig): Record<string, unk
     rope_scaling: null,
     attention_bias: false,
     mlp_bias: false,
-    torch_dtype: torchDtypeOf(config.dtype),
+    torch_dtype: config.dtype, // blockgrad's dtype names are torch's
   });
   return json;
 }

@@ -4,7 +4,7 @@
  * back with the dtype the weights are in. RobertaForSequenceClassification.fromPretrained and
  * savePretrained (classification.ts) use these.
  */
-import { CONFIG_FILE, dtypeFromTorch, readJsonFile, torchDtypeOf } from '../../io/pretrained';
+import { CONFIG_FILE, dtypeFromTorch, readJsonFile } from '../../io/pretrained';
 import { robertaConfigFromHF, type ResolvedRobertaConfig, type RobertaConfig } from './config';
 
 /**
@@ -37,7 +37,7 @@ export function robertaConfigToHF(config: ResolvedRobertaConfig): Record<string,
     ...(config.problemType ? { problem_type: config.problemType } : {}),
     id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
     label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
-    torch_dtype: torchDtypeOf(config.dtype),
+    torch_dtype: config.dtype, // blockgrad's dtype names are torch's
   };
 }
 
