@@ -12,7 +12,7 @@ import { ShapeError, ValueError, fmtShape } from '../../errors';
 import { promoteTypes } from '../../tensor/dtype';
 import { checkNumel, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
-import { record } from '../node';
+import { notSaved, record } from '../node';
 import { castTo } from './elementwise';
 import { sum, sumTo } from './reduce';
 import { reshape, transpose, unsqueeze } from './shape';
@@ -79,26 +79,23 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const bShape = b.shape;
   const aDtype = a.dtype;
   const bDtype = b.dtype;
-  // dA = g @ Bᵀ needs B; dB = Aᵀ @ g needs A: keep only what a needed gradient reads
-  const keepA = b.requiresGrad;
-  const keepB = a.requiresGrad;
-  const save = [...(keepA ? [a] : []), ...(keepB ? [b] : [])];
-  return record('matmul', [a, b], out, save, (g, saved, needs) => {
-    const sa = keepA ? saved[0] : null;
-    const sb = keepB ? saved[keepA ? 1 : 0] : null;
+  // dA = g @ Bᵀ needs B; dB = Aᵀ @ g needs A: keep only what a needed gradient reads (slot 0 is
+  // A, slot 1 is B, an empty placeholder where not kept; needs[0] implies B was kept, and needs[1] A)
+  const save = [b.requiresGrad ? a : notSaved(), a.requiresGrad ? b : notSaved()];
+  return record('matmul', [a, b], out, save, (g, [sa, sb], needs) => {
     // g back to the full [...batch, m, n] (the dims removed for 1-D operands, as size-1 views)
     let g2 = g;
     if (aVec) g2 = unsqueeze(g2, g2.ndim - (bVec ? 0 : 1));
     if (bVec) g2 = unsqueeze(g2, g2.ndim);
     let dA: Tensor | null = null;
     let dB: Tensor | null = null;
-    if (needs[0] && sb) {
+    if (needs[0]) {
       const b2 = bVec ? unsqueeze(sb, 1) : sb;
       // dA = g @ Bᵀ, summed over the batch dims A was broadcast along
       const a2Shape = aVec ? [1, k] : aShape;
       dA = castTo(reshape(sumTo(matmul(g2, transpose(b2)), a2Shape), aShape), aDtype);
     }
-    if (needs[1] && sa) {
+    if (needs[1]) {
       const a2 = aVec ? unsqueeze(sa, 0) : sa;
       const b2Shape = bVec ? [k, 1] : bShape;
       let d: Tensor;
@@ -194,17 +191,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const xDtype = x.dtype;
   const wDtype = weight.dtype;
   const bDtype = b?.dtype ?? dtype;
-  // dx = g @ W needs W; dW = gᵀ @ x needs x; db needs neither
-  const keepX = weight.requiresGrad;
-  const keepW = x.requiresGrad;
-  const save = [...(keepX ? [x] : []), ...(keepW ? [weight] : [])];
-  return record('linear', [x, weight, b], out, save, (g, saved, needs) => {
-    const sx = keepX ? saved[0] : null;
-    const sw = keepW ? saved[keepX ? 1 : 0] : null;
+  // dx = g @ W needs W; dW = gᵀ @ x needs x; db needs neither (slot 0 is x, slot 1 is W, an
+  // empty placeholder where not kept; needs[0] implies W was kept, and needs[1] x)
+  const save = [weight.requiresGrad ? x : notSaved(), x.requiresGrad ? weight : notSaved()];
+  return record('linear', [x, weight, b], out, save, (g, [sx, sw], needs) => {
     // dx = g @ W: [..., out] @ [out, in] -> [..., in] (the batch folds into one product)
-    const dx = needs[0] && sw ? castTo(matmul(g, sw), xDtype) : null;
+    const dx = needs[0] ? castTo(matmul(g, sw), xDtype) : null;
     // dW = gᵀ @ x over all rows: [out, N] @ [N, in]
-    const dW = needs[1] && sx ? castTo(matmul(transpose(reshape(g, [-1, outF])), reshape(sx, [-1, inF])), wDtype) : null;
+    const dW = needs[1] ? castTo(matmul(transpose(reshape(g, [-1, outF])), reshape(sx, [-1, inF])), wDtype) : null;
     // db = g summed over every dim but the last
     const db = needs[2] ? castTo(g.ndim === 1 ? g : sum(g, { dim: g.shape.slice(0, -1).map((_, i) => i) }), bDtype) : null;
     return [dx, dW, db];

@@ -19,7 +19,7 @@ import { ShapeError, ValueError, fmtShape } from '../../errors';
 import { promoteTypes, type DType } from '../../tensor/dtype';
 import { broadcastShapes, sameShape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
-import { record } from '../node';
+import { notSaved, record } from '../node';
 import { broadcastView, castTo, mul, neg, requireFloating } from './elementwise';
 import { sumTo } from './reduce';
 import { cat, slice } from './shape';
@@ -73,17 +73,15 @@ function rotate(x: Tensor, cos: Tensor, sin: Tensor, transpose: boolean): Tensor
   const dtype: DType = promoteTypes(promoteTypes(x.dtype, cos.dtype), sin.dtype);
   const out = new Tensor(kernels().rotary(x, broadcastView(cos, x.shape), broadcastView(sin, x.shape), dtype, transpose), x.shape);
   const xDtype = x.dtype;
-  const tablesNeedGrad = cos.requiresGrad || sin.requiresGrad;
-  const save = tablesNeedGrad ? [cos, sin, x] : [cos, sin];
-  return record(transpose ? 'rotaryEmbeddingBackward' : 'rotaryEmbedding', [x, cos, sin], out, save, (g, saved, needs) => {
-    const [c, s] = saved;
-    const xs = tablesNeedGrad ? saved[2] : null;
+  // x is read only by the tables' gradients: an empty placeholder in its slot when they need none
+  const save = [cos, sin, cos.requiresGrad || sin.requiresGrad ? x : notSaved()];
+  return record(transpose ? 'rotaryEmbeddingBackward' : 'rotaryEmbedding', [x, cos, sin], out, save, (g, [c, s, xs], needs) => {
     const dx = needs[0] ? castTo(rotate(g, c, s, !transpose), xDtype) : null;
     // ∂y/∂cos = x both ways. ∂y/∂sin: the forward y = x·cos + rotate_half(x)·sin gives
     // g·rotate_half(x); the adjoint (y_j = x_j·cos_j + x_k·sin_k, y_k = x_k·cos_k − x_j·sin_j,
     // k = j + D/2) gives x·rotate_half(g)
-    const dcos = needs[1] && xs ? castTo(sumTo(mul(g, xs), c.shape), c.dtype) : null;
-    const dsin = needs[2] && xs ? castTo(sumTo(transpose ? mul(xs, rotateHalf(g)) : mul(g, rotateHalf(xs)), s.shape), s.dtype) : null;
+    const dcos = needs[1] ? castTo(sumTo(mul(g, xs), c.shape), c.dtype) : null;
+    const dsin = needs[2] ? castTo(sumTo(transpose ? mul(xs, rotateHalf(g)) : mul(g, rotateHalf(xs)), s.shape), s.dtype) : null;
     return [dx, dcos, dsin];
   });
 }
