@@ -21,6 +21,7 @@ import { Tensor } from '../tensor/tensor';
 import { isGradEnabled, noGrad } from './grad-mode';
 import { notSaved, record, type BackwardFn } from './node';
 import { contiguous, view_ } from './ops/shape';
+import { describe } from '../util/describe';
 
 /** What a defined op's forward is given besides its inputs. */
 export interface OpContext {
@@ -206,10 +207,4 @@ function checkGradients(
 /** A new tensor object on the same storage, recorded (an identity view) for a recorded backward. */
 function alias(t: Tensor): Tensor {
   return t.isContiguous() ? view_(t, t.shape) : contiguous(t, true);
-}
-
-function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return `an array of ${x.length}`;
-  return typeof x;
 }

@@ -8,6 +8,7 @@
  */
 import { ValueError } from '../errors';
 import type { ByteTokenizer } from './tokenizer';
+import { describe } from '../util/describe';
 
 export interface AlpacaExample {
   instruction: string;
@@ -19,15 +20,6 @@ export interface AlpacaExample {
 
 /** The label of a position the loss must ignore (PyTorch's and crossEntropy's default ignoreIndex). */
 export const IGNORE_INDEX = -100;
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (v === undefined) return 'nothing (the field is missing)';
-  if (Array.isArray(v)) return `an array of length ${v.length}`;
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  if (typeof v === 'object') return 'an object';
-  return `${typeof v} ${String(v)}`;
-}
 
 function parseRecords(json: unknown, op: string, where: string): AlpacaExample[] {
   if (!Array.isArray(json)) {

@@ -57,27 +57,27 @@ function operand(v: View, batch: Shape): Operand {
   const nd = v.shape.length;
   const rows = v.shape[nd - 2];
   const cols = v.shape[nd - 1];
-  const describe = (view: View, temp: BackendBuffer | null): Operand | null => {
+  const operandOf = (view: View, temp: BackendBuffer | null): Operand | null => {
     const vd = view.shape.length;
     const layout = matrixLayout(rows, cols, view.strides[vd - 2], view.strides[vd - 1]);
     const bs = flatBatchStride(batch, batchStrides(view, batch));
     if (layout === null || bs === null) return null;
     return { buffer: view.buffer, offset: view.offset, trans: layout === 't', batchStride: bs, temp };
   };
-  const direct = describe(v, null);
+  const direct = operandOf(v, null);
   if (direct) return direct;
   const k = kernels();
   // a contiguous copy of the operand alone, when that suffices (keeps a broadcast matrix broadcast)
   const packedStrides = contiguousStrides(v.shape);
   if (flatBatchStride(batch, batchStrides({ ...v, strides: packedStrides }, batch)) !== null) {
     const own = k.copy(v, v.buffer.dtype);
-    return describe({ buffer: own, shape: v.shape, strides: packedStrides, offset: 0 }, own) as Operand;
+    return operandOf({ buffer: own, shape: v.shape, strides: packedStrides, offset: 0 }, own) as Operand;
   }
   // broadcast along some batch dims but not others: materialise the operand over the whole batch
   const fullShape = [...batch, rows, cols];
   const expanded: View = { buffer: v.buffer, shape: fullShape, strides: [...batchStrides(v, batch), v.strides[nd - 2], v.strides[nd - 1]], offset: v.offset };
   const full = k.copy(expanded, v.buffer.dtype);
-  return describe({ buffer: full, shape: fullShape, strides: contiguousStrides(fullShape), offset: 0 }, full) as Operand;
+  return operandOf({ buffer: full, shape: fullShape, strides: contiguousStrides(fullShape), offset: 0 }, full) as Operand;
 }
 
 /** The strides of a view's leading (batch) dims read as broadcast to `batch` (0 on broadcast dims). */

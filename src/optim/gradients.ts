@@ -8,7 +8,7 @@ import { isFloating } from '../tensor/dtype';
 import { sameShape } from '../tensor/shape';
 import { noGrad } from '../autograd/grad-mode';
 import { copy_ } from '../autograd/ops/inplace';
-import { describe } from './describe';
+import { describe } from '../util/describe';
 
 /**
  * Why `g` cannot be the gradient of `p` (a problem naming the parameter), or null: it must be a

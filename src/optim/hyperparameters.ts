@@ -5,7 +5,7 @@
  */
 import { ValueError } from '../errors';
 import { hasOwn, isPlainObject } from '../util/objects';
-import { describe } from './describe';
+import { describe } from '../util/describe';
 
 /**
  * Hyperparameters: numbers, booleans, or fixed-length tuples of numbers (`betas`). Every

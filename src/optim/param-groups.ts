@@ -8,7 +8,7 @@ import { Tensor } from '../tensor/tensor';
 import { isFloating } from '../tensor/dtype';
 import { hasOwn, isPlainObject } from '../util/objects';
 import { copyValue, hyperProblem, type Hyperparameters } from './hyperparameters';
-import { describe } from './describe';
+import { describe } from '../util/describe';
 import { isNamedPair } from './parameters';
 
 /** A parameter group: the parameters and the hyperparameters that update them. */

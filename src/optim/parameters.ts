@@ -6,7 +6,7 @@
 import { ValueError } from '../errors';
 import { Tensor } from '../tensor/tensor';
 import { isFloating } from '../tensor/dtype';
-import { describe } from './describe';
+import { describe } from '../util/describe';
 
 /** Whether `x` is a `[name, Tensor]` pair. */
 export function isNamedPair(x: unknown): x is [string, Tensor] {

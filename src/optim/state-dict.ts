@@ -19,7 +19,7 @@ import { copyValue, hyperProblem, type Hyperparameters } from './hyperparameters
 import type { ParamGroup } from './param-groups';
 import { cloneOnto, stateDtype } from './state-tensors';
 import type { LoadProblems } from './load-contract';
-import { describe } from './describe';
+import { describe } from '../util/describe';
 
 /** A value in a parameter's optimizer state: a tensor (moment, buffer) or a number (step). */
 export type StateValue = Tensor | number;

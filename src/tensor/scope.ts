@@ -16,6 +16,7 @@
  * Outside any tidy, tensors are released by dispose() or, as a fallback, at garbage collection.
  */
 import { ValueError } from '../errors';
+import { describe } from '../util/describe';
 
 /** What a scope needs of a tensor (kept structural so this file does not import Tensor). */
 export interface ScopedTensor {
@@ -182,8 +183,4 @@ function collectTensors(value: unknown, into: Set<ScopedTensor>, seen: Set<objec
   if (Array.isArray(value) || value instanceof Set) for (const v of value) collectTensors(v, into, seen);
   else if (value instanceof Map) for (const [k, v] of value) (collectTensors(k, into, seen), collectTensors(v, into, seen));
   else for (const key of Object.keys(value)) collectTensors((value as Record<string, unknown>)[key], into, seen);
-}
-
-function describe(x: unknown): string {
-  return x === null ? 'null' : typeof x;
 }

@@ -220,7 +220,7 @@ describe('validation: what the backward returns, what the op is given', () => {
     const op = make((g) => [g]);
     expectError(() => op(a(), b()).sum().backward(), AutogradError, 'bad (backward)', 'returned 1 gradient', "'bad' has 2 inputs", 'one gradient per input');
     const notArray = make((g) => g);
-    expectError(() => notArray(a(), b()).sum().backward(), AutogradError, 'bad (backward)', 'returned object', 'has 2 inputs');
+    expectError(() => notArray(a(), b()).sum().backward(), AutogradError, 'bad (backward)', 'returned a Tensor of shape [2,3]', 'has 2 inputs');
   });
 
   test('a gradient of the wrong shape names the input, both shapes and sumTo', () => {
@@ -241,7 +241,7 @@ describe('validation: what the backward returns, what the op is given', () => {
   });
 
   test('not a tensor, or undefined instead of null', () => {
-    expectError(() => make((g) => [g, 3])(a(), b()).sum().backward(), AutogradError, 'bad (backward)', 'gradient 1 is number', 'or null');
+    expectError(() => make((g) => [g, 3])(a(), b()).sum().backward(), AutogradError, 'bad (backward)', 'gradient 1 is 3', 'or null');
     expectError(() => make((g) => [g, undefined])(a(), b()).sum().backward(), AutogradError, 'bad (backward)', 'gradient 1 is undefined', 'return null');
   });
 
@@ -249,9 +249,9 @@ describe('validation: what the backward returns, what the op is given', () => {
     expectError(() => defineOp({ name: '', forward: (_c, x) => x, backward: (g) => [g] }), ValueError, 'defineOp', 'non-empty string');
     expectError(() => defineOp({ name: 'x', forward: (_c: unknown, x: Tensor) => x } as never), ValueError, 'defineOp', "'x' needs a backward function");
     expectError(() => defineOp(null as never), ValueError, 'defineOp', 'expected { name, forward, backward }');
-    expectError(() => (cube as (x: unknown) => Tensor)(2), ValueError, 'cube', 'input 0 is number, not a Tensor', 'closure');
+    expectError(() => (cube as (x: unknown) => Tensor)(2), ValueError, 'cube', 'input 0 is 2, not a Tensor', 'closure');
     const noOutput = defineOp({ name: 'noOutput', forward: (_ctx, _x: Tensor) => 1 as unknown as Tensor, backward: (g) => [g] });
-    expectError(() => noOutput(f64([1])), ValueError, 'noOutput', 'the forward returned number');
+    expectError(() => noOutput(f64([1])), ValueError, 'noOutput', 'the forward returned 1;');
     let leaked: { save(...t: (Tensor | null)[]): void } | null = null;
     const late = defineOp({
       name: 'late',
@@ -263,7 +263,7 @@ describe('validation: what the backward returns, what the op is given', () => {
     });
     late(f64([1]));
     expectError(() => leaked?.save(f64([1])), AutogradError, 'late', 'after the forward returned');
-    expectError(() => defineOp({ name: 's', forward: (ctx, x) => (ctx.save(3 as never), x.mul(1)), backward: (g) => [g] })(f64([1])), ValueError, 's', 'ctx.save() argument 0 is number');
+    expectError(() => defineOp({ name: 's', forward: (ctx, x) => (ctx.save(3 as never), x.mul(1)), backward: (g) => [g] })(f64([1])), ValueError, 's', 'ctx.save() argument 0 is 3,');
   });
 });
 

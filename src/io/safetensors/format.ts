@@ -86,14 +86,6 @@ export function quote(name: string): string {
   return JSON.stringify(name);
 }
 
-export function describe(x: unknown): string {
-  if (x === null) return 'null';
-  if (Array.isArray(x)) return 'an array';
-  if (typeof x === 'string') return `the string ${JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}...` : x)}`;
-  if (typeof x === 'object') return 'an object';
-  return `${typeof x} ${String(x)}`;
-}
-
 /** Reverses each `size`-byte group in place (used only on big-endian hosts). */
 export function swapBytes(bytes: Uint8Array, size: number): void {
   if (size === 1) return;

@@ -17,7 +17,6 @@ import {
   SAFETENSORS_MAX_HEADER_SIZE,
   SUPPORTED_TEXT,
   SafetensorsError,
-  describe,
   isSupported,
   quote,
   setOwn,
@@ -25,6 +24,7 @@ import {
   type SafetensorsDType,
   type SafetensorsFile,
 } from './format';
+import { describe } from '../../util/describe';
 
 /** One tensor's header entry; begin and end count from the start of the data section. */
 interface Entry {

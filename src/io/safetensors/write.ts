@@ -17,7 +17,6 @@ import {
   SAFETENSORS_MAX_HEADER_SIZE,
   SUPPORTED_TEXT,
   SafetensorsError,
-  describe,
   isSupported,
   quote,
   setOwn,
@@ -25,6 +24,7 @@ import {
   type SafetensorsDType,
   type SaveSafetensorsOptions,
 } from './format';
+import { describe } from '../../util/describe';
 
 const DEFAULT_TARGET: Record<DType, SafetensorsDType> = { float64: 'F64', float32: 'F32', float16: 'F16', int32: 'I32' };
 

@@ -13,7 +13,7 @@ import type { ParamGroupInput } from '../param-groups';
 import type { OptimizerStateDict } from '../state-dict';
 import { LoadProblems } from '../load-contract';
 import { isNoDecayParameter } from '../parameters';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import { hasOwn } from '../../util/objects';
 import type { BaseOptimizerFactory } from './block-options';
 

@@ -57,7 +57,7 @@ import type { ParamState, SavedParamGroup } from '../state-dict';
 import { clearGrads } from '../gradients';
 import { namedParameterList } from '../parameters';
 import { LoadProblems } from '../load-contract';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import { checkClaims, claimParameters } from '../ownership';
 import type { BlockInfo } from './partition';
 import { ModelBlocks } from './model-blocks';

@@ -18,7 +18,7 @@
 import { ValueError } from '../../errors';
 import type { Tensor } from '../../tensor/tensor';
 import type { Optimizer } from '../optimizer';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import { checkSharedOptions, type OptionNames, type SharedSettings } from './options';
 import type { BlockOptimizerEvent } from './events';
 

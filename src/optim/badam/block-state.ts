@@ -15,7 +15,7 @@ import { hasOwn, isPlainObject } from '../../util/objects';
 import type { OptimizerStateDict } from '../state-dict';
 import { stateValueProblem } from '../state-tensors';
 import { refuseLoad, type LoadProblems } from '../load-contract';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import type { SwitchMode } from './block-options';
 
 /** The schedule and masters part of a BlockOptimizer state dict. */

@@ -6,7 +6,7 @@
  */
 import { ValueError } from '../../errors';
 import { hasOwn, isPlainObject } from '../../util/objects';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import type { Verbosity } from './events';
 
 /** The options both optimizers have. */

@@ -25,7 +25,7 @@
  */
 import { ValueError } from '../../errors';
 import type { Tensor } from '../../tensor/tensor';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 
 export interface InferBlocksOptions {
   /** The embedding as its own first block (reference: include_embedding). Default false. */

@@ -6,7 +6,7 @@
 import { ValueError, fmtShape } from '../../errors';
 import type { Tensor } from '../../tensor/tensor';
 import { isPlainObject } from '../../util/objects';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import { lrProblem } from '../hyperparameters';
 import type { OptionNames, SharedSettings } from './options';
 import type { RatioMaskEvent } from './events';

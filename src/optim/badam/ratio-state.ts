@@ -9,7 +9,7 @@ import { isFloating } from '../../tensor/dtype';
 import { hasOwn, isPlainObject } from '../../util/objects';
 import { cloneOnto, stateDtype, stateValueProblem } from '../state-tensors';
 import { LoadProblems, refuseLoad } from '../load-contract';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import { buildMask, dropMoments, type MaskedParam } from './ratio-masks';
 import { ratioHyperProblem, type MaskMode, type RatioHyper } from './ratio-options';
 

@@ -14,7 +14,7 @@
  * activation fails, `cancel()` puts the generator back and the schedule is as it was.
  */
 import { Generator, type GeneratorState } from '../../tensor/random';
-import { describe } from '../describe';
+import { describe } from '../../util/describe';
 import type { LoadProblems } from '../load-contract';
 import type { SwitchMode } from './block-options';
 import type { BlockScheduleState } from './block-state';
