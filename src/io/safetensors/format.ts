@@ -71,7 +71,7 @@ export const ITEM_SIZE: Record<SafetensorsDType, number> = { F64: 8, F32: 4, I32
 /** Dtypes the spec defines that blockgrad does not read (for a clearer message). */
 export const KNOWN_UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'U32', 'I64', 'U64', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
 
-export const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export function isSupported(x: unknown): x is SafetensorsDType {
   return typeof x === 'string' && (SUPPORTED as readonly string[]).includes(x);
@@ -86,9 +86,13 @@ export function quote(name: string): string {
   return JSON.stringify(name);
 }
 
-/** Reverses each `size`-byte group in place (used only on big-endian hosts). */
-export function swapBytes(bytes: Uint8Array, size: number): void {
-  if (size === 1) return;
+/**
+ * Converts between a file's byte order (safetensors stores little-endian values) and this host's,
+ * for values of `size` bytes each, in place. Nothing to do on little-endian hosts, which is all
+ * of today's; on a big-endian one each value's bytes are reversed.
+ */
+export function swapToHostOrder(bytes: Uint8Array, size: number): void {
+  if (LITTLE_ENDIAN || size === 1) return;
   for (let i = 0; i + size <= bytes.length; i += size) {
     for (let a = i, b = i + size - 1; a < b; a++, b--) {
       const t = bytes[a];

@@ -13,14 +13,13 @@ import { fileRanges, fileRangesAsync, memoryRanges, type RangeReader } from './f
 import {
   ITEM_SIZE,
   KNOWN_UNSUPPORTED,
-  LITTLE_ENDIAN,
   SAFETENSORS_MAX_HEADER_SIZE,
   SUPPORTED_TEXT,
   SafetensorsError,
   isSupported,
   quote,
   setOwn,
-  swapBytes,
+  swapToHostOrder,
   type SafetensorsDType,
   type SafetensorsFile,
 } from './format';
@@ -188,7 +187,7 @@ function readHeader(op: string, r: RangeReader): Header {
 /** Uploads a tensor's bytes (`raw`: a fresh buffer of its own, so aligned; byte-swapped here on big-endian hosts). */
 function makeTensor(raw: Uint8Array, e: Entry): Tensor {
   const size = ITEM_SIZE[e.dtype];
-  if (!LITTLE_ENDIAN) swapBytes(raw, size);
+  swapToHostOrder(raw, size);
   const n = raw.length / size;
   const k = kernels();
   let buf;

@@ -13,14 +13,13 @@ import type { Float16Array } from '@petamoriken/float16';
 import { writeFileAtomically } from './file';
 import {
   ITEM_SIZE,
-  LITTLE_ENDIAN,
   SAFETENSORS_MAX_HEADER_SIZE,
   SUPPORTED_TEXT,
   SafetensorsError,
   isSupported,
   quote,
   setOwn,
-  swapBytes,
+  swapToHostOrder,
   type SafetensorsDType,
   type SaveSafetensorsOptions,
 } from './format';
@@ -79,11 +78,10 @@ function encodeTensor(p: Planned): Uint8Array {
       out = encodeBFloat16(numbers);
       break;
   }
+  // the values were encoded into a fresh array above, never the tensor's own storage: swapping in place is safe
   const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-  if (LITTLE_ENDIAN) return bytes;
-  const copy = bytes.slice();
-  swapBytes(copy, ITEM_SIZE[p.target]);
-  return copy;
+  swapToHostOrder(bytes, ITEM_SIZE[p.target]);
+  return bytes;
 }
 
 /**
