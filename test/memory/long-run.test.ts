@@ -15,9 +15,10 @@
  * `npm test` runs 600 (checked every 100 after 200 of warm-up) unless the variable says otherwise.
  */
 import { build } from 'esbuild';
-import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { availableGpuModes } from '../../src';
 
 interface Reading {
@@ -44,10 +45,23 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-/** Runs the program in a child with a 256 MB heap and --expose-gc; resolves to its readings. */
+/**
+ * Runs the program in a child with a 256 MB heap and --expose-gc; resolves to its readings.
+ *
+ * The child runs in a directory of its own with core dumps allowed, so that a crash in native
+ * code (the gpu backend's headlessgl mode runs gpu.js on the native `gl` module: ANGLE over
+ * Mesa's software GL) leaves a core there, and the failure shows where it crashed (gdb's
+ * backtrace, where gdb is installed) instead of only a signal name.
+ */
 function longRun(args: string[], stop: AbortSignal): Promise<Reading[]> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--max-old-space-size=256', program, ...args], { stdio: ['ignore', 'pipe', 'pipe'], signal: stop });
+  const workDir = mkdtempSync(join(tmpdir(), 'blockgrad-long-run-'));
+  const node = [process.execPath, '--expose-gc', '--max-old-space-size=256', program, ...args];
+  return new Promise<Reading[]>((done, fail) => {
+    const child = spawn('/bin/sh', ['-c', 'ulimit -c unlimited 2>/dev/null; exec "$@"', 'sh', ...node], {
+      cwd: workDir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      signal: stop,
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -55,22 +69,54 @@ function longRun(args: string[], stop: AbortSignal): Promise<Reading[]> {
     child.on('error', fail);
     child.on('close', (code, signal) => {
       // a child killed by a signal (a crash in native GL code, the kernel's OOM killer) prints
-      // nothing of its own: say which signal, and how far it got, so the log tells what happened
+      // nothing of its own: say which signal, how far it got and, from its core, where
       if (code !== 0) {
         const how = signal ? `was killed by ${signal}` : `exited with ${code}`;
         const lastReading = out.trim().split('\n').pop() || '(no reading yet)';
-        return fail(new Error(`long-run ${args.join(' ')} ${how}; last reading: ${lastReading}\nstderr: ${err.slice(-2000)}`));
+        const message = `long-run ${args.join(' ')} ${how}; last reading: ${lastReading}\nstderr: ${err.slice(-2000)}`;
+        return fail(signal === 'SIGSEGV' ? new NativeCrash(message + backtrace(workDir)) : new Error(message));
       }
       done(out.trim().split('\n').map((line) => JSON.parse(line) as Reading));
     });
-  });
+  }).finally(() => rmSync(workDir, { recursive: true, force: true }));
 }
 
-/** Runs the Adam and the BAdam child at once; when one fails, the other is stopped (not left running after jest). */
-async function adamAndBadam(args: string[]): Promise<Reading[][]> {
+/** gdb's backtrace of the crashed child, from the core it left in `workDir` (empty when there is no core or no gdb). */
+function backtrace(workDir: string): string {
+  const core = readdirSync(workDir).find((f) => f === 'core' || f.startsWith('core.'));
+  if (!core) return '\n(no core file: core dumps are off here, or the kernel\'s core_pattern sends them elsewhere)';
+  const gdb = spawnSync('gdb', ['-q', '-batch', '-ex', 'bt 40', '-ex', 'info threads', process.execPath, join(workDir, core)], { encoding: 'utf8', timeout: 120_000 });
+  if (gdb.error) return `\n(a core was written, but gdb could not read it: ${gdb.error.message})`;
+  return `\ngdb backtrace of the core:\n${gdb.stdout.slice(-6000)}`;
+}
+
+/** A child that died of a segmentation fault: a crash in native code, never in the JavaScript it runs. */
+class NativeCrash extends Error {}
+
+/**
+ * Runs the Adam and the BAdam child at once; when one fails, the other is stopped (not left
+ * running after jest).
+ *
+ * `rerunNativeCrash` (the gpu backend only): a child that dies of SIGSEGV is run once more from
+ * the start, with the crash and its backtrace printed. The headlessgl stack (the `gl` module's
+ * ANGLE over Mesa's software GL) has segfaulted twice in CI, at a different step each time (past
+ * step 1,000 of 6,000), and never in many runs here; blockgrad's gpu backend is JavaScript only,
+ * so the crash is in that stack, and this test is about memory. A second crash still fails it,
+ * and every run that finishes must pass the same checks.
+ */
+async function adamAndBadam(args: string[], { rerunNativeCrash = false } = {}): Promise<Reading[][]> {
   const stop = new AbortController();
+  const run = async (optimizer: string): Promise<Reading[]> => {
+    try {
+      return await longRun([optimizer, ...args], stop.signal);
+    } catch (e) {
+      if (!rerunNativeCrash || !(e instanceof NativeCrash) || stop.signal.aborted) throw e;
+      console.warn(`${e.message}\n\nA crash in native GL code: running long-run ${optimizer} once more from the start.`);
+      return longRun([optimizer, ...args], stop.signal);
+    }
+  };
   try {
-    return await Promise.all(['adam', 'badam'].map((o) => longRun([o, ...args], stop.signal)));
+    return await Promise.all(['adam', 'badam'].map(run));
   } finally {
     stop.abort();
   }
@@ -114,7 +160,7 @@ const gpuSteps = Number(process.env.BLOCKGRAD_GPU_LONG_RUN_STEPS ?? 600);
 const gpuEvery = gpuSteps >= 6000 ? 500 : 100;
 const gpuWarmUp = gpuSteps >= 6000 ? 1000 : 200;
 (gpuMode ? test : test.skip)(`gpu/${gpuMode ?? 'headlessgl (not available here)'}: ${gpuSteps} synchronous Adam steps and ${gpuSteps} BAdam steps, live bytes and heap flat after warm-up`, async () => {
-  const [adam, badam] = await adamAndBadam([String(gpuSteps), String(gpuEvery), 'gpu', '', gpuMode as string]);
+  const [adam, badam] = await adamAndBadam([String(gpuSteps), String(gpuEvery), 'gpu', '', gpuMode as string], { rerunNativeCrash: true });
   expectFlat(`gpu/${gpuMode}, adam`, adam, gpuSteps, gpuWarmUp);
   expectFlat(`gpu/${gpuMode}, badam`, badam, gpuSteps, gpuWarmUp);
-}, 1_800_000);
+}, 2_700_000); // 45 minutes: the two children (~8-17 minutes at 6,000 steps, at once) and room for one rerun
