@@ -7,7 +7,7 @@
  * reads). Other fields are ignored.
  */
 import { ValueError } from '../errors';
-import type { ByteTokenizer } from './tokenizer';
+import type { Tokenizer } from './tokenizer';
 import { describe } from '../util/describe';
 
 export interface AlpacaExample {
@@ -139,9 +139,9 @@ export function formatPrompt(example: AlpacaExample): string {
 export interface EncodeExampleOptions {
   /** Longest sequence to produce, in tokens (default: no limit). See encodeExample for the truncation rule. */
   maxLength?: number;
-  /** Start with `<bos>` (default true). It belongs to the prompt, so its label is -100. */
+  /** Start with the bos token (default: true where the tokenizer has one). It belongs to the prompt, so its label is -100. */
   addBos?: boolean;
-  /** End the response with `<eos>` (default true). It is trained on: the model learns to stop. */
+  /** End the response with the eos token (default: true where the tokenizer has one). It is trained on: the model learns to stop. */
   addEos?: boolean;
 }
 
@@ -173,15 +173,15 @@ export interface EncodedExample {
  *   preamble, then the oldest history), keeping "### Response:\n" and the text nearest to the
  *   answer; <bos>, when present, is kept at position 0.
  * So a short prompt is never cut, a short response is never cut, and when both are long each
- * gets half. Cuts are at token (byte) boundaries and can split a multi-byte character, which then
- * decodes to U+FFFD.
+ * gets half. Cuts are at token boundaries; with ByteTokenizer those are bytes, and a cut can split
+ * a multi-byte character, which then decodes to U+FFFD.
  *
  * Returns null when the example would teach nothing: no response token survives (L < 2 with
  * <bos>, or an empty output with addEos false).
  */
-export function encodeExample(example: AlpacaExample, tokenizer: ByteTokenizer, options: EncodeExampleOptions = {}): EncodedExample | null {
+export function encodeExample(example: AlpacaExample, tokenizer: Tokenizer, options: EncodeExampleOptions = {}): EncodedExample | null {
   const op = 'encodeExample';
-  const { maxLength = Infinity, addBos = true, addEos = true } = options;
+  const { maxLength = Infinity, addBos = tokenizer.bosId !== null, addEos = tokenizer.eosId !== null } = options;
   if (maxLength !== Infinity && (!Number.isInteger(maxLength) || maxLength < 1)) {
     throw new ValueError(op, `maxLength must be a positive integer, got ${maxLength}`);
   }
@@ -218,7 +218,7 @@ export interface EncodedDataset {
 }
 
 /** encodeExample over a list, keeping the examples that teach something and reporting the rest. */
-export function encodeDataset(examples: readonly AlpacaExample[], tokenizer: ByteTokenizer, options: EncodeExampleOptions = {}): EncodedDataset {
+export function encodeDataset(examples: readonly AlpacaExample[], tokenizer: Tokenizer, options: EncodeExampleOptions = {}): EncodedDataset {
   const out: EncodedDataset = { examples: [], sourceIndices: [], dropped: [], truncatedCount: 0 };
   examples.forEach((ex, i) => {
     const enc = encodeExample(ex, tokenizer, options);

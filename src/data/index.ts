@@ -1,5 +1,7 @@
-/** The instruction-tuning data pipeline: byte tokenizer, Alpaca records, batching, demo data. */
+/** The instruction-tuning data pipeline: tokenizers, Alpaca records, batching, demo data. */
 export * from './tokenizer';
+export * from './byte-tokenizer';
+export * from './hf-tokenizer';
 export * from './alpaca';
 export * from './batcher';
 export * from './instructions';

@@ -15,6 +15,7 @@ import { Tensor } from '../tensor/tensor';
 import { isPlainObject } from '../util/objects';
 import { SafetensorsError, setOwn } from './safetensors/format';
 import { nodeFs, writeFileAtomically } from './safetensors/file';
+import { hasFile, join, readJsonFile } from './directory';
 import { openSafetensors, saveSafetensors } from './safetensors';
 
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -39,32 +40,6 @@ export function dtypeFromTorch(op: string, dir: string, json: Record<string, unk
   return fromTorch[torchDtype];
 }
 
-const join = (dir: string, file: string): string => (dir.endsWith('/') ? dir + file : `${dir}/${file}`);
-
-/** A JSON file of the directory, parsed; a missing or malformed file is a ValueError naming it. */
-export function readJsonFile(op: string, dir: string, file: string): Record<string, unknown> {
-  const path = join(dir, file);
-  let text: string;
-  try {
-    text = nodeFs(op).readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ValueError(op, `cannot read ${path} (${(err as { code?: string }).code ?? String(err)}): is ${dir} a Hugging Face model directory?`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ValueError(op, `${path} is not valid JSON (${(err as Error).message})`);
-  }
-  if (!isPlainObject(json)) throw new ValueError(op, `${path} must hold a JSON object`);
-  return json;
-}
-
-/** Whether the directory has this file. */
-function has(op: string, dir: string, file: string): boolean {
-  return nodeFs(op).existsSync(join(dir, file));
-}
-
 /**
  * Every tensor of the directory's weights, by name: from the shards the index lists (each shard
  * opened once, its tensors read one at a time) or from model.safetensors. Throws a
@@ -73,7 +48,7 @@ function has(op: string, dir: string, file: string): boolean {
  */
 export function readPretrainedWeights(op: string, dir: string): Record<string, Tensor> {
   const shards = new Map<string, string[]>(); // shard file -> tensor names, in index order
-  if (has(op, dir, WEIGHTS_INDEX_FILE)) {
+  if (hasFile(op, dir, WEIGHTS_INDEX_FILE)) {
     const index = readJsonFile(op, dir, WEIGHTS_INDEX_FILE);
     const map = index.weight_map;
     if (!isPlainObject(map)) throw new SafetensorsError(op, `${join(dir, WEIGHTS_INDEX_FILE)}: weight_map must be an object of tensor name -> shard file`);
@@ -85,7 +60,7 @@ export function readPretrainedWeights(op: string, dir: string): Record<string, T
       if (names) names.push(name);
       else shards.set(file, [name]);
     }
-  } else if (has(op, dir, WEIGHTS_FILE)) {
+  } else if (hasFile(op, dir, WEIGHTS_FILE)) {
     shards.set(WEIGHTS_FILE, []); // every tensor of the file
   } else {
     throw new SafetensorsError(op, `${dir} has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX_FILE}: no weights to load`);
@@ -93,7 +68,7 @@ export function readPretrainedWeights(op: string, dir: string): Record<string, T
   const tensors: Record<string, Tensor> = {};
   try {
     for (const [file, names] of shards) {
-      if (!has(op, dir, file)) throw new SafetensorsError(op, `${join(dir, file)}, a shard that ${WEIGHTS_INDEX_FILE} lists, does not exist`);
+      if (!hasFile(op, dir, file)) throw new SafetensorsError(op, `${join(dir, file)}, a shard that ${WEIGHTS_INDEX_FILE} lists, does not exist`);
       const reader = openSafetensors(join(dir, file));
       try {
         const wanted = names.length > 0 ? names : reader.names;

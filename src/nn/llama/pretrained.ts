@@ -4,7 +4,8 @@
  * (`torch_dtype`). LlamaForCausalLM.fromPretrained and savePretrained (causal-lm.ts) use these.
  */
 import { ValueError } from '../../errors';
-import { CONFIG_FILE, dtypeFromTorch, readJsonFile } from '../../io/pretrained';
+import { CONFIG_FILE, dtypeFromTorch } from '../../io/pretrained';
+import { readJsonFile } from '../../io/directory';
 import { HF_KEYS, llamaConfigFromHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
 
 /**

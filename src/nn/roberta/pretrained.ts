@@ -4,7 +4,8 @@
  * back with the dtype the weights are in. RobertaForSequenceClassification.fromPretrained and
  * savePretrained (classification.ts) use these.
  */
-import { CONFIG_FILE, dtypeFromTorch, readJsonFile } from '../../io/pretrained';
+import { CONFIG_FILE, dtypeFromTorch } from '../../io/pretrained';
+import { readJsonFile } from '../../io/directory';
 import { robertaConfigFromHF, type ResolvedRobertaConfig, type RobertaConfig } from './config';
 
 /**
