@@ -43,7 +43,7 @@ function tsc(label, args) {
   });
 }
 
-// A library does not bundle its dependencies (@petamoriken/float16 and gpu.js) in its Node builds.
+// A library does not bundle its dependencies (nor its optional peer gpu.js) in its Node builds.
 const external = [
   ...Object.keys(pkg.dependencies ?? {}),
   ...Object.keys(pkg.peerDependencies ?? {}),
@@ -60,6 +60,12 @@ const common = {
   logLevel: 'silent',
   metafile: false,
 };
+
+// An ES module has no `require`; the gpu backend loads its optional peer dependency gpu.js with
+// one (src/kernels/gpu/gpujs.ts), made here so that gpu.js resolves from blockgrad's own place in
+// node_modules. Through process.getBuiltinModule (Node >= 20.16), not a static import of
+// node:module, so that the platform-neutral bundle still loads where there is no Node.
+const ESM_REQUIRE = "const require = globalThis.process?.getBuiltinModule?.('node:module')?.createRequire(import.meta.url);";
 
 // The browser bundle carries its dependencies. Node built-ins stay external: nothing on the
 // browser path imports them (safetensors and alpaca reach `fs` through process.getBuiltinModule
@@ -125,7 +131,7 @@ const steps = await Promise.all([
   ]),
   // the browser example is checked with the DOM's types, which the rest of the project does not get
   tsc('tsc -p examples/browser --noEmit (the browser example, with DOM types)', ['-p', 'examples/browser', '--noEmit', '--pretty', 'false']),
-  bundle('esbuild -> dist/esm/index.mjs', { format: 'esm', outfile: 'dist/esm/index.mjs' }),
+  bundle('esbuild -> dist/esm/index.mjs', { format: 'esm', outfile: 'dist/esm/index.mjs', banner: { js: ESM_REQUIRE } }),
   bundle('esbuild -> dist/cjs/index.cjs', { format: 'cjs', outfile: 'dist/cjs/index.cjs' }),
   bundle('esbuild -> dist/browser/blockgrad.mjs', { ...browserOptions, outfile: 'dist/browser/blockgrad.mjs' }, checkBrowserBundle),
 ]);

@@ -180,3 +180,63 @@ describe('the built package', () => {
     expect(run.status).toBe(0);
   });
 });
+
+/**
+ * What a user gets from `npm install blockgrad`: the packed package installed into an empty
+ * project. gpu.js is an optional peer dependency, so neither it nor its native `gl` module (which
+ * would build from source) is installed; both builds load and compute, and setBackend('gpu')
+ * names the package to install. Dependencies come from npm's cache where `npm ci` left them.
+ */
+describe('npm pack, installed in an empty project', () => {
+  let consumer: string;
+  const npm = (args: string[], cwd: string) => {
+    const run = spawnSync('npm', args, { cwd, encoding: 'utf8', timeout: 240_000, env: { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' } });
+    if (run.status !== 0) throw new Error(`npm ${args.join(' ')} exited with ${run.status}:\n${run.stderr}${run.stdout}`);
+    return run.stdout;
+  };
+
+  beforeAll(() => {
+    requireBuilt(CJS);
+    requireBuilt(ESM);
+    const packDir = mkdtempSync(join(tmpdir(), 'blockgrad-pack-'));
+    const [{ filename }] = JSON.parse(npm(['pack', '--json', '--pack-destination', packDir], root)) as { filename: string }[];
+    consumer = mkdtempSync(join(tmpdir(), 'blockgrad-installed-'));
+    writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+    npm(['install', '--prefer-offline', '--no-package-lock', join(packDir, filename)], consumer);
+    rmSync(packDir, { recursive: true, force: true });
+  }, 300_000);
+  afterAll(() => {
+    if (consumer) rmSync(consumer, { recursive: true, force: true });
+  });
+
+  test('neither gpu.js nor gl is installed', () => {
+    expect(existsSync(join(consumer, 'node_modules', 'blockgrad', 'dist', 'cjs', 'index.cjs'))).toBe(true);
+    expect(existsSync(join(consumer, 'node_modules', 'gpu.js'))).toBe(false);
+    expect(existsSync(join(consumer, 'node_modules', 'gl'))).toBe(false);
+  });
+
+  const script = (load: string) =>
+    [
+      load,
+      'const sum = Array.from(bg.tensor([1, 2, 3]).mul(2).toTypedArray());',
+      'let gpuError = null;',
+      "try { bg.setBackend('gpu'); } catch (e) { gpuError = `${e.name}: ${e.message}`; }",
+      'console.log(JSON.stringify({ backend: bg.getBackendName(), sum, modes: bg.availableGpuModes(), gpuError }));',
+    ].join('\n');
+  const expected = {
+    backend: 'wasm',
+    sum: [2, 4, 6],
+    modes: [],
+    gpuError: 'BackendError: setBackend: the gpu backend needs gpu.js, an optional peer dependency that is not installed: run `npm install gpu.js`',
+  };
+
+  test.each([
+    ['require (CommonJS)', 'check.cjs', "const bg = require('blockgrad');"],
+    ['import (ES module)', 'check.mjs', "import * as bg from 'blockgrad';"],
+  ])('%s: computes on the default backend; setBackend("gpu") names the package to install', (_, file, load) => {
+    writeFileSync(join(consumer, file), script(load));
+    const run = spawnSync(process.execPath, [file], { cwd: consumer, encoding: 'utf8', timeout: 30000 });
+    if (run.status !== 0) throw new Error(`node ${file} exited with ${run.status}:\n${run.stderr}${run.stdout}`);
+    expect(JSON.parse(run.stdout.trim().split('\n').pop() as string)).toEqual(expected);
+  });
+});

@@ -3,7 +3,7 @@
  * public declarations (GpuMode, availableGpuModes) never mention gpu.js's own types, which need
  * the DOM's type library: a consumer's strict type check must not depend on it.
  */
-import { GPU } from 'gpu.js';
+import { gpuJsMissing, tryGpuJs } from './gpujs';
 
 /** The gpu.js modes a user may ask for. */
 export type GpuMode = 'headlessgl' | 'webgl2' | 'webgl' | 'webasm' | 'cpu';
@@ -17,6 +17,9 @@ export interface GpuBackendOptions {
 
 /** Why a mode is not available here, or null if it is. */
 export function missingFor(mode: GpuMode): string | null {
+  const gpuJs = tryGpuJs();
+  if (!gpuJs) return gpuJsMissing();
+  const { GPU } = gpuJs;
   switch (mode) {
     case 'cpu':
       return null;

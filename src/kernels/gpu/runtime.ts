@@ -8,7 +8,8 @@
  * change from call to call (offsets, learning rates) travel in a small `h` array argument instead,
  * so that changing them never recompiles anything.
  */
-import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
+import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
+import { gpuJs } from './gpujs';
 import { BackendError } from '../../errors';
 import { GPU_MODES, autoMode, missingFor, type GpuMode } from './modes';
 import type { BackendInfo } from '../backend';
@@ -106,6 +107,7 @@ export class GpuRuntime {
 
   /** `requested` undefined lets gpu.js choose (GL where it works, else webasm, else cpu). */
   constructor(requested?: GpuMode) {
+    const { GPU } = gpuJs('setBackend'); // before anything else: without gpu.js, say what to install
     if (requested !== undefined) {
       if (!GPU_MODES.includes(requested)) {
         throw new BackendError('setBackend', `unknown gpu mode '${String(requested)}'; modes: ${GPU_MODES.join(', ')}`);
