@@ -450,6 +450,7 @@ describe('llamaConfigFromHF', () => {
       headDim: 8,
       rmsNormEps: 1e-5,
       ropeTheta: 500000,
+      ropeScaling: null,
       maxPositionEmbeddings: 512,
       tieWordEmbeddings: true,
       initializerRange: 0.02,

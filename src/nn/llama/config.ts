@@ -18,6 +18,8 @@ export interface LlamaConfig {
   headDim?: number;
   rmsNormEps?: number;
   ropeTheta?: number;
+  /** RoPE frequency scaling for contexts longer than pretraining (default null: plain RoPE). */
+  ropeScaling?: RopeScaling | null;
   maxPositionEmbeddings?: number;
   /** lm_head uses the embedding matrix (one tensor, two names). */
   tieWordEmbeddings?: boolean;
@@ -28,6 +30,19 @@ export interface LlamaConfig {
   /** Seed of the Generator that initialises the weights (default 0). */
   seed?: number;
 }
+
+/**
+ * Hugging Face's rope_scaling in camelCase. `linear` divides every frequency by `factor`
+ * (positions read as p / factor). `llama3` (Llama 3.1 and later) keeps the high frequencies,
+ * divides the low ones by `factor`, and blends the band between: wavelengths below
+ * originalMaxPositionEmbeddings / highFreqFactor are kept, those above
+ * originalMaxPositionEmbeddings / lowFreqFactor are divided, and in between the frequency is
+ * (1 − s)·f / factor + s·f with s = (originalMaxPositionEmbeddings / wavelength − lowFreqFactor) /
+ * (highFreqFactor − lowFreqFactor).
+ */
+export type RopeScaling =
+  | { ropeType: 'linear'; factor: number }
+  | { ropeType: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
 /** A LlamaConfig with every default filled in. */
 export type ResolvedLlamaConfig = Required<LlamaConfig>;
@@ -65,6 +80,7 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
     headDim,
     rmsNormEps: config.rmsNormEps ?? 1e-6,
     ropeTheta: config.ropeTheta ?? 10000,
+    ropeScaling: config.ropeScaling === undefined ? null : checkRopeScaling(op, 'ropeScaling', config.ropeScaling),
     maxPositionEmbeddings: config.maxPositionEmbeddings ?? 2048,
     tieWordEmbeddings: config.tieWordEmbeddings ?? false,
     initializerRange: config.initializerRange ?? 0.02,
@@ -113,8 +129,8 @@ export const HF_KEYS: [string, keyof LlamaConfig, 'number' | 'boolean'][] = [
  * A LlamaConfig from a Hugging Face config.json object (snake_case). Unknown keys are ignored;
  * null values mean "default" (as HF's num_key_value_heads: null). Keys that would change the
  * computation in a way this model does not implement are refused rather than silently ignored:
- * rope_scaling (Llama 3.1's scaled RoPE), attention_bias / mlp_bias true, a hidden_act other
- * than silu. `overrides` sets blockgrad-only fields (dtype, seed) or replaces any field.
+ * a rope_scaling type other than linear and llama3 (yarn, dynamic, longrope), attention_bias /
+ * mlp_bias true, a hidden_act other than silu. `overrides` sets blockgrad-only fields (dtype, seed) or replaces any field.
  */
 export function llamaConfigFromHF(json: Record<string, unknown>, overrides: Partial<LlamaConfig> = {}): ResolvedLlamaConfig {
   const op = 'llamaConfigFromHF';
@@ -128,9 +144,8 @@ export function llamaConfigFromHF(json: Record<string, unknown>, overrides: Part
     if (typeof value !== type) throw new ValueError(op, `${key} must be a ${type}, got ${JSON.stringify(value)}`);
     config[field] = value;
   }
-  if (json.rope_scaling !== undefined && json.rope_scaling !== null) {
-    throw new ValueError(op, `rope_scaling ${JSON.stringify(json.rope_scaling)} is not supported: only plain RoPE (rope_scaling null) is implemented`);
-  }
+  const ropeScaling = ropeScalingFromHF(op, json.rope_scaling);
+  if (ropeScaling) config.ropeScaling = ropeScaling;
   for (const key of ['attention_bias', 'mlp_bias']) {
     if (json[key] === true) throw new ValueError(op, `${key}: true is not supported: this Llama has no biases`);
   }
@@ -138,4 +153,56 @@ export function llamaConfigFromHF(json: Record<string, unknown>, overrides: Part
     throw new ValueError(op, `hidden_act ${JSON.stringify(json.hidden_act)} is not supported: the MLP uses silu`);
   }
   return resolveLlamaConfig({ ...(config as unknown as LlamaConfig), ...overrides });
+}
+
+/** The fields of each rope scaling type, in HF's names and blockgrad's. */
+const ROPE_FIELDS = {
+  linear: [['factor', 'factor']],
+  llama3: [
+    ['factor', 'factor'],
+    ['low_freq_factor', 'lowFreqFactor'],
+    ['high_freq_factor', 'highFreqFactor'],
+    ['original_max_position_embeddings', 'originalMaxPositionEmbeddings'],
+  ],
+} as const;
+
+/** config.json's rope_scaling as a RopeScaling (null for none or "default"); any other type is a ValueError naming it. */
+function ropeScalingFromHF(op: string, value: unknown): RopeScaling | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ValueError(op, `rope_scaling must be an object or null, got ${JSON.stringify(value)}`);
+  const hf = value as Record<string, unknown>;
+  const type = hf.rope_type ?? hf.type; // transformers wrote "type" before 4.45
+  if (type === 'default') return null;
+  if (type !== 'linear' && type !== 'llama3') {
+    throw new ValueError(op, `rope_scaling type ${JSON.stringify(type)} is not supported: blockgrad implements "linear" and "llama3" (and plain RoPE, rope_scaling null)`);
+  }
+  const scaling: Record<string, unknown> = { ropeType: type };
+  for (const [key, field] of ROPE_FIELDS[type]) scaling[field] = hf[key];
+  return checkRopeScaling(op, 'rope_scaling', scaling as RopeScaling, (field) => ROPE_FIELDS[type].find(([, f]) => f === field)?.[0] ?? field);
+}
+
+/** Validates a RopeScaling; `name` gives the field's name as the caller wrote it (HF's snake_case from config.json). */
+function checkRopeScaling(op: string, where: string, s: RopeScaling | null, name = (field: string) => field): RopeScaling | null {
+  if (s === null) return null;
+  if (typeof s !== 'object' || (s.ropeType !== 'linear' && s.ropeType !== 'llama3')) {
+    throw new ValueError(op, `${where} must be null, { ropeType: 'linear', factor } or { ropeType: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings }, got ${JSON.stringify(s)}`);
+  }
+  const numbers = s as unknown as Record<string, unknown>;
+  for (const [, field] of ROPE_FIELDS[s.ropeType]) {
+    const v = numbers[field];
+    if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) throw new ValueError(op, `${where}.${name(field)} must be a finite positive number, got ${JSON.stringify(v)}`);
+  }
+  if (s.ropeType === 'linear') return { ropeType: 'linear', factor: s.factor };
+  if (!(s.highFreqFactor > s.lowFreqFactor)) {
+    throw new ValueError(op, `${where}: ${name('highFreqFactor')} (${s.highFreqFactor}) must be above ${name('lowFreqFactor')} (${s.lowFreqFactor}): the blended band lies between them`);
+  }
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings } = s;
+  return { ropeType: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings };
+}
+
+/** RopeScaling in config.json's form (snake_case, rope_type), or null. */
+export function ropeScalingToHF(s: RopeScaling | null): Record<string, unknown> | null {
+  if (s === null) return null;
+  const fields = s as unknown as Record<string, unknown>;
+  return Object.fromEntries([['rope_type', s.ropeType], ...ROPE_FIELDS[s.ropeType].map(([key, field]) => [key, fields[field]])]);
 }

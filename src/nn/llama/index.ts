@@ -38,8 +38,8 @@
  *   pretrained.ts config.json written from a config and read back, with torch_dtype
  *   generate.ts   the generation loop and token sampling
  */
-export { llamaConfigFromHF, resolveLlamaConfig, type LlamaConfig, type ResolvedLlamaConfig } from './config';
-export { applyRotary, rotaryTables, rotateHalf, type RotaryTables } from './rotary';
+export { llamaConfigFromHF, resolveLlamaConfig, type LlamaConfig, type ResolvedLlamaConfig, type RopeScaling } from './config';
+export { applyRotary, ropeInverseFrequencies, rotaryTables, rotateHalf, type RotaryTables } from './rotary';
 export { KVCache, type LayerKV } from './kv-cache';
 export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, repeatKv } from './layers';
 export { LlamaModel, type LlamaModelOptions } from './model';

@@ -81,9 +81,9 @@ export class LlamaModel extends Module {
   }
 
   private rotary(op: string, positionIds: Tensor | undefined, b: number, t: number, pastLen: number, dtype: DType): RotaryTables {
-    const { headDim, ropeTheta } = this.config;
+    const { headDim, ropeTheta, ropeScaling } = this.config;
     if (positionIds === undefined) {
-      return rotaryTables(Array.from({ length: t }, (_, i) => pastLen + i), headDim, ropeTheta, dtype);
+      return rotaryTables(Array.from({ length: t }, (_, i) => pastLen + i), headDim, ropeTheta, dtype, [t], ropeScaling);
     }
     if (!(positionIds instanceof Tensor) || positionIds.dtype !== 'int32' || positionIds.ndim !== 2 || positionIds.shape[0] !== b || positionIds.shape[1] !== t) {
       const got = positionIds instanceof Tensor ? `${positionIds.dtype} of shape ${fmtShape(positionIds.shape)}` : typeof positionIds;
@@ -92,7 +92,7 @@ export class LlamaModel extends Module {
     const positions = positionIds.toTypedArray() as Int32Array;
     const bad = positions.findIndex((p) => p < 0);
     if (bad >= 0) throw new ValueError(op, `positionIds must be non-negative, got ${positions[bad]} at flat index ${bad}`);
-    return rotaryTables(positions, headDim, ropeTheta, dtype, [b, 1, t]);
+    return rotaryTables(positions, headDim, ropeTheta, dtype, [b, 1, t], ropeScaling);
   }
 }
 

@@ -6,12 +6,12 @@
 import { ValueError } from '../../errors';
 import { CONFIG_FILE, dtypeFromTorch } from '../../io/pretrained';
 import { readJsonFile } from '../../io/directory';
-import { HF_KEYS, llamaConfigFromHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
+import { HF_KEYS, llamaConfigFromHF, ropeScalingToHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
 
 /**
  * config.json for this config, with Hugging Face's field names: what transformers' LlamaConfig
- * reads (model_type llama, architectures, torch_dtype from the model's dtype), no rope scaling,
- * no biases, silu.
+ * reads (model_type llama, architectures, torch_dtype from the model's dtype, rope_scaling), no
+ * biases, silu.
  */
 export function llamaConfigToHF(config: ResolvedLlamaConfig): Record<string, unknown> {
   const json: Record<string, unknown> = { architectures: ['LlamaForCausalLM'], model_type: 'llama' };
@@ -19,7 +19,7 @@ export function llamaConfigToHF(config: ResolvedLlamaConfig): Record<string, unk
   for (const [key, field] of HF_KEYS) json[key] = fields[field];
   Object.assign(json, {
     hidden_act: 'silu',
-    rope_scaling: null,
+    rope_scaling: ropeScalingToHF(config.ropeScaling),
     attention_bias: false,
     mlp_bias: false,
     torch_dtype: config.dtype, // blockgrad's dtype names are torch's
