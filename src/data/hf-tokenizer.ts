@@ -31,9 +31,9 @@ export interface ChatTemplateOptions {
   variables?: Record<string, unknown>;
 }
 
-/** The special tokens tokenizer_config.json can name, and the fields they come from. */
-const SPECIAL_FIELDS = ['bos_token', 'eos_token', 'pad_token', 'unk_token'] as const;
-type SpecialField = (typeof SPECIAL_FIELDS)[number];
+/** A tokenizer_config.json field that names a special token. */
+export type SpecialTokenField = 'bos_token' | 'eos_token' | 'pad_token' | 'unk_token';
+const SPECIAL_FIELDS: readonly SpecialTokenField[] = ['bos_token', 'eos_token', 'pad_token', 'unk_token'];
 
 export class HuggingFaceTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -41,7 +41,7 @@ export class HuggingFaceTokenizer implements Tokenizer {
   readonly eosId: number | null;
   readonly padId: number;
   /** The special tokens by their tokenizer_config.json field (absent where it names none). */
-  readonly specialTokens: Readonly<Partial<Record<SpecialField, string>>>;
+  readonly specialTokens: Readonly<Partial<Record<SpecialTokenField, string>>>;
   /** The chat template (Jinja), or null where the files have none. */
   readonly chatTemplate: string | null;
   private readonly core: TokenizerCore;
@@ -82,8 +82,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
     for (const id of this.core.get_vocab(true).values()) largest = Math.max(largest, id);
     this.vocabSize = largest + 1;
 
-    const specials: Partial<Record<SpecialField, string>> = {};
-    const ids: Partial<Record<SpecialField, number>> = {};
+    const specials: Partial<Record<SpecialTokenField, string>> = {};
+    const ids: Partial<Record<SpecialTokenField, number>> = {};
     for (const field of SPECIAL_FIELDS) {
       const token = specialTokenName(op, field, tokenizerConfig[field]);
       if (token === null) continue;
@@ -156,7 +156,7 @@ export class HuggingFaceTokenizer implements Tokenizer {
     return this.encode(this.applyChatTemplate(messages, options));
   }
 
-  private required(op: string, field: SpecialField, id: number | null): number {
+  private required(op: string, field: SpecialTokenField, id: number | null): number {
     if (id === null) throw new ValueError(op, `this tokenizer has no ${field} (tokenizer_config.json names none); pass ${field === 'bos_token' ? 'addBos' : 'addEos'}: false`);
     return id;
   }
