@@ -23,8 +23,9 @@ export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './autograd/gr
 export { backward, grad, type BackwardOptions, type GradOptions } from './autograd/engine';
 export { gradcheck, gradgradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck';
 export { defineOp, type OpContext, type OpDefinition } from './autograd/define-op';
+export { checkpoint } from './autograd/checkpoint';
 export { profile, type ProfileReport, type RecordedNodeEvent, type BackwardNodeEvent } from './autograd/profile';
-export { Node, type BackwardFn } from './autograd/node';
+export { Node, type BackwardFn, type SavedTensorRegion } from './autograd/node';
 
 export * from './autograd/ops/elementwise';
 export * from './autograd/ops/reduce';
@@ -51,6 +52,7 @@ import { profile } from './autograd/profile';
 import { grad } from './autograd/engine';
 import { gradcheck, gradgradcheck } from './autograd/gradcheck';
 import { defineOp } from './autograd/define-op';
+import { checkpoint } from './autograd/checkpoint';
 import { noGrad, enableGrad } from './autograd/grad-mode';
 /** The autograd namespace, PyTorch style: autograd.grad, autograd.profile, ... */
-export const autograd = { grad, profile, gradcheck, gradgradcheck, defineOp, noGrad, enableGrad };
+export const autograd = { grad, profile, gradcheck, gradgradcheck, defineOp, checkpoint, noGrad, enableGrad };

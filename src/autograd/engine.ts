@@ -220,7 +220,7 @@ function checkRunnable(paths: TargetPaths, op: string): void {
 /** Calls a node's backward for the inputs in `needs`, and reports it to a running profile. */
 function runBackward(node: Node, g: Tensor, needs: boolean[], createGraph: boolean, op: string): (Tensor | null)[] {
   const start = profiling() ? performance.now() : 0;
-  const saved = createGraph ? node.savedForGraph(op) : node.saved ?? [];
+  const saved = createGraph ? node.savedForGraph(op) : node.savedForBackward();
   const fn = node.backwardFn as NonNullable<Node['backwardFn']>;
   // the backward's own temporaries are freed when it returns (a createGraph backward keeps its graph)
   const gradIn = createGraph ? withMode(true, () => fn(g, saved, needs)) : tidy(`${node.op} (backward)`, () => noGrad(() => fn(g, saved, needs)));

@@ -25,6 +25,37 @@ export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean
 let nextSeq = 0;
 
 /**
+ * Where saved tensors go when they are not kept by their node: a checkpointed region (Note
+ * [Checkpointing] in checkpoint.ts). While one is active, `record` tells it of every node it
+ * makes; in its first run it asks nodes to keep nothing (`defersSaves`), and a node that needs
+ * its saved tensors in the backward asks the region (`savedFor`), which recomputes them.
+ */
+export interface SavedTensorRegion {
+  readonly defersSaves: boolean;
+  onRecord(node: Node): void;
+  savedFor(node: Node): Tensor[];
+  onRelease(node: Node): void;
+}
+
+let region: SavedTensorRegion | null = null;
+
+/** Runs fn with `r` receiving the nodes that record() makes (null: none). */
+export function withSavedTensorRegion<T>(r: SavedTensorRegion | null, fn: () => T): T {
+  const outer = region;
+  region = r;
+  try {
+    return fn();
+  } finally {
+    region = outer;
+  }
+}
+
+/** The region active now, if any. */
+export function activeSavedTensorRegion(): SavedTensorRegion | null {
+  return region;
+}
+
+/**
  * A node that is never run (pruned by reachability, or its graph dropped outside any tidy scope)
  * still holds its saved tensors until it is garbage collected; this un-counts them then. Inside a
  * tidy scope such a node is released when the scope ends instead (tensor/scope.ts).
@@ -43,6 +74,8 @@ export class Node {
   /** The output tensor, when it called retainGrad(). */
   retainGradOf: Tensor | null = null;
   released = false;
+  /** The checkpointed region that holds this node's saved tensors instead of the node (and the node's place in it). */
+  deferredTo: SavedTensorRegion | null = null;
 
   /**
    * What the backward reads: one alias per saved tensor, holding its own reference to the
@@ -81,6 +114,13 @@ export class Node {
    * a detached leaf). They must still be alive.
    */
   savedForGraph(op: string): Tensor[] {
+    if (this.deferredTo) {
+      throw new AutogradError(
+        op,
+        `createGraph cannot go through '${this.op}', which ran inside checkpoint(): its saved tensors are recomputed without a graph; ` +
+          'leave the region out of checkpoint() for higher-order gradients',
+      );
+    }
     this.savedSources.forEach((t, k) => {
       if (t.isDisposed) {
         throw new AutogradError(
@@ -102,11 +142,30 @@ export class Node {
    * The storage each saved tensor had at record time and its version then: the engine refuses
    * to run the backward if a saved tensor was modified in place (or re-pointed) since.
    */
-  readonly savedLedgers: readonly BufferLedger[];
+  savedLedgers: readonly BufferLedger[];
   readonly savedVersions: readonly number[];
+
+  /** What the backward reads: the node's own aliases, or what its checkpointed region recomputes. */
+  savedForBackward(): Tensor[] {
+    return this.deferredTo ? this.deferredTo.savedFor(this) : (this.saved ?? []);
+  }
+
+  /**
+   * Hands the saved aliases (and their memory accounting) to the caller, who disposes them and
+   * un-counts their storage: a checkpointed region's recomputation keeps them past this node.
+   */
+  takeSaved(): { saved: Tensor[]; ledgers: readonly BufferLedger[] } {
+    const saved = this.saved ?? [];
+    const ledgers = this.savedLedgers;
+    unsaveOnCollect.unregister(this);
+    this.saved = null;
+    this.savedLedgers = [];
+    return { saved, ledgers };
+  }
 
   /** Frees what the node kept for backward (after backward without retainGraph). */
   release(): void {
+    if (this.deferredTo && !this.released) this.deferredTo.onRelease(this);
     if (this.saved) {
       unsaveOnCollect.unregister(this);
       for (const ledger of this.savedLedgers) memoryTracker.onUnsave(ledger);
@@ -149,15 +208,18 @@ export function record(
     return output;
   }
   if (!isFloating(output.dtype)) return output; // integer outputs (indices, masks) carry no gradient
-  for (const t of save) memoryTracker.onSave(t.buffer.ledger);
-  const node = new Node(op, inputs, needs, save, backward);
-  if (save.length > 0) unsaveOnCollect.register(node, [...node.savedLedgers], node);
+  // in a checkpointed region's first run the node keeps nothing: the region recomputes it
+  const kept = region?.defersSaves ? [] : save;
+  for (const t of kept) memoryTracker.onSave(t.buffer.ledger);
+  const node = new Node(op, inputs, needs, kept, backward);
+  if (kept.length > 0) unsaveOnCollect.register(node, [...node.savedLedgers], node);
   output.gradFn = node;
   trackNode(node);
+  region?.onRecord(node);
   if (profiling()) {
     const seen = new Set<unknown>();
     let savedBytes = 0;
-    for (const t of save) {
+    for (const t of kept) {
       if (t.buffer.category === 'weights' || seen.has(t.buffer)) continue;
       seen.add(t.buffer);
       savedBytes += t.buffer.bytes;

@@ -36,6 +36,7 @@ export class Generator {
 
   /** The next raw 32-bit unsigned integer. */
   nextUint32(): number {
+    if (drawObserver !== null) drawObserver(this);
     const s = this.s;
     const result = Math.imul(rotl(Math.imul(s[1], 5), 7), 9) >>> 0;
     const t = s[1] << 9;
@@ -102,6 +103,24 @@ export class Generator {
     }
     this.s.set(words);
     return this;
+  }
+}
+
+/**
+ * Told of every draw, before it changes the state, while set: checkpoint() notes each
+ * generator's state at its region's first draw, so that the recomputation draws the same numbers
+ * (the same dropout masks).
+ */
+let drawObserver: ((generator: Generator) => void) | null = null;
+
+/** Runs fn with `observer` told of every draw from any Generator. */
+export function observeDraws<T>(observer: (generator: Generator) => void, fn: () => T): T {
+  const outer = drawObserver;
+  drawObserver = outer ? (g) => (outer(g), observer(g)) : observer;
+  try {
+    return fn();
+  } finally {
+    drawObserver = outer;
   }
 }
 

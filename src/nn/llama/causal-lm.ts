@@ -97,6 +97,12 @@ export class LlamaForCausalLM extends Module {
     return loadPretrainedInto(op, dir, () => new LlamaForCausalLM(readLlamaConfig(op, dir, overrides)));
   }
 
+  /** Turns gradient checkpointing of the decoder layers on or off (LlamaModel.gradientCheckpointing); returns the model. */
+  gradientCheckpointingEnable(on = true): this {
+    this.model.gradientCheckpointing = on;
+    return this;
+  }
+
   /**
    * Writes this model as a Hugging Face model directory that transformers and fromPretrained
    * read: config.json (torch_dtype is the model's dtype), generation_config.json, and the

@@ -8,6 +8,7 @@ import type { DType } from '../../tensor/dtype';
 import { Tensor } from '../../tensor/tensor';
 import { tensor } from '../../tensor/creation';
 import { reshape } from '../../autograd/ops/shape';
+import { checkpoint } from '../../autograd/checkpoint';
 import { Module } from '../module';
 import { Embedding, ModuleList, RMSNorm } from '../layers';
 import type { ResolvedLlamaConfig } from './config';
@@ -31,6 +32,12 @@ export class LlamaModel extends Module {
   readonly embedTokens: Embedding;
   readonly layers: ModuleList<LlamaDecoderLayer>;
   readonly norm: RMSNorm;
+  /**
+   * Run each decoder layer under checkpoint() while training without a cache: the backward
+   * recomputes a layer's activations instead of keeping them (Hugging Face's gradient
+   * checkpointing). Gradients are unchanged to the bit; memory falls, time rises by about a forward.
+   */
+  gradientCheckpointing = false;
 
   constructor(
     readonly config: ResolvedLlamaConfig,
@@ -70,7 +77,14 @@ export class LlamaModel extends Module {
     let h = this.embedTokens.forward(inputIds);
     const cached: LayerKV[] = [];
     let i = 0;
+    const recompute = this.gradientCheckpointing && this.training && !useCache;
     for (const layer of this.layers) {
+      if (recompute) {
+        // the tables and the mask are inputs too, so that they are kept for the recomputation
+        const run = (x: Tensor, cos: Tensor, sin: Tensor, ...m: Tensor[]) => layer.forward(x, { cos, sin }, m[0] ?? null, null).output;
+        h = checkpoint(run, h, rope.cos, rope.sin, ...(mask ? [mask] : []));
+        continue;
+      }
       const out = layer.forward(h, rope, mask, past ? past.layers[i] : null);
       if (useCache) cached.push({ key: out.key.detach(), value: out.value.detach() });
       h = out.output;
