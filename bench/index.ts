@@ -4,7 +4,7 @@
  * every row) and latest.md (one markdown table per suite, quoted by the README). Each suite reports
  * ratios against a baseline measured in the same run.
  *
- *   npm run bench                          all suites (matmul, backward, ops, gpu, peers, wasm): ~8-10 minutes on 2 cores
+ *   npm run bench                          all suites (matmul, backward, checkpoint, ops, gpu, peers, wasm): ~9-11 minutes on 2 cores
  *   npm run bench -- --only wasm           the wasm backend against cpu, tfjs and PyTorch: ~3-4 minutes
  *   npm run bench -- --only backward       some suites (comma-separated or repeated --only); the
  *                                          results then go to bench/results/only-<suites>.{json,md},
@@ -22,14 +22,16 @@ import { opsMarkdown, runOpsBench, type OpsBenchResult } from './ops.bench';
 import { peersMarkdown, runPeersBench, type PeersBenchResult } from './peers.bench';
 import { gpuMarkdown, runGpuBench, type GpuBenchResult } from './gpu.bench';
 import { runWasmBench, wasmMarkdown, type WasmBenchResult } from './wasm.bench';
+import { checkpointMarkdown, runCheckpointBench, type CheckpointBenchResult } from './checkpoint.bench';
 
 // wasm last: the wasm backends it starts keep their worker threads until the process exits
-const SUITES = ['matmul', 'backward', 'ops', 'gpu', 'peers', 'wasm'] as const;
+const SUITES = ['matmul', 'backward', 'checkpoint', 'ops', 'gpu', 'peers', 'wasm'] as const;
 type Suite = (typeof SUITES)[number];
 
 interface Results {
   matmul?: MatmulBenchResult[];
   backward?: BackwardBenchResult;
+  checkpoint?: CheckpointBenchResult;
   ops?: OpsBenchResult;
   peers?: PeersBenchResult;
   gpu?: GpuBenchResult;
@@ -102,6 +104,9 @@ function markdown(info: ReturnType<typeof machine>, wallSeconds: number, results
   if (results.backward) {
     sections.push('', '## Backward cost: full, BAdam block by block, LoRA', '', backwardMarkdown(results.backward));
   }
+  if (results.checkpoint) {
+    sections.push('', '## Activation checkpointing: saved bytes against step time', '', checkpointMarkdown(results.checkpoint));
+  }
   if (results.ops) {
     sections.push('', '## Per-op kernels, by backend', '', opsMarkdown(results.ops));
   }
@@ -129,6 +134,7 @@ async function main(): Promise<void> {
     console.log(`\n== ${suite} ==`);
     if (suite === 'matmul') results.matmul = await runMatmulBench();
     else if (suite === 'backward') results.backward = await runBackwardBench();
+    else if (suite === 'checkpoint') results.checkpoint = await runCheckpointBench();
     else if (suite === 'ops') results.ops = await runOpsBench();
     else if (suite === 'gpu') results.gpu = await runGpuBench();
     else if (suite === 'wasm') results.wasm = await runWasmBench();
