@@ -9,14 +9,16 @@
  * removes the weights of the other layout (a stale index beside a new single file, or the
  * reverse), so that a directory never holds two disagreeing sets of weights.
  */
-import { ValueError } from '../errors';
-import { itemSize, type DType } from '../tensor/dtype';
+import { ValueError, fmtShape } from '../errors';
+import { StateDictError } from '../nn/module';
+import { isFloating, itemSize, type DType } from '../tensor/dtype';
+import { sameShape } from '../tensor/shape';
 import { Tensor } from '../tensor/tensor';
 import { isPlainObject } from '../util/objects';
-import { SafetensorsError, setOwn } from './safetensors/format';
+import { SafetensorsError, setOwn, type SafetensorsDType } from './safetensors/format';
 import { nodeFs, writeFileAtomically } from './safetensors/file';
 import { hasFile, join, readJsonFile } from './directory';
-import { openSafetensors, saveSafetensors } from './safetensors';
+import { openSafetensors, saveSafetensors, type SafetensorsReader } from './safetensors';
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
@@ -40,13 +42,25 @@ export function dtypeFromTorch(op: string, dir: string, json: Record<string, unk
   return fromTorch[torchDtype];
 }
 
+/** The weights of a model directory, opened: headers read, each tensor loaded on request. */
+export interface PretrainedWeights {
+  /** Every tensor name, in index (or file) order. */
+  readonly names: readonly string[];
+  /** A tensor's safetensors dtype and shape, from its file's header (nothing is read). */
+  info(name: string): { dtype: SafetensorsDType; shape: number[] };
+  /** Reads one tensor from its shard. */
+  load(name: string): Tensor;
+  /** Closes every shard. */
+  close(): void;
+}
+
 /**
- * Every tensor of the directory's weights, by name: from the shards the index lists (each shard
- * opened once, its tensors read one at a time) or from model.safetensors. Throws a
- * SafetensorsError naming the file for a missing shard, a tensor missing from its shard, or a
- * shard name that leaves the directory; on any error the tensors read so far are disposed.
+ * Opens the directory's weights: the shards the index lists (each opened once, its header read
+ * and checked against the index) or model.safetensors. Nothing but the headers is read. Throws a
+ * SafetensorsError naming the file for a missing shard, a tensor missing from its shard, or a shard
+ * name that leaves the directory; on any error the shards opened so far are closed.
  */
-export function readPretrainedWeights(op: string, dir: string): Record<string, Tensor> {
+export function openPretrainedWeights(op: string, dir: string): PretrainedWeights {
   const shards = new Map<string, string[]>(); // shard file -> tensor names, in index order
   if (hasFile(op, dir, WEIGHTS_INDEX_FILE)) {
     const index = readJsonFile(op, dir, WEIGHTS_INDEX_FILE);
@@ -65,27 +79,31 @@ export function readPretrainedWeights(op: string, dir: string): Record<string, T
   } else {
     throw new SafetensorsError(op, `${dir} has neither ${WEIGHTS_FILE} nor ${WEIGHTS_INDEX_FILE}: no weights to load`);
   }
-  const tensors: Record<string, Tensor> = {};
+  const readers: SafetensorsReader[] = [];
+  const shardOf = new Map<string, SafetensorsReader>();
   try {
     for (const [file, names] of shards) {
       if (!hasFile(op, dir, file)) throw new SafetensorsError(op, `${join(dir, file)}, a shard that ${WEIGHTS_INDEX_FILE} lists, does not exist`);
       const reader = openSafetensors(join(dir, file));
-      try {
-        const wanted = names.length > 0 ? names : reader.names;
-        const missing = wanted.filter((n) => !reader.names.includes(n));
-        if (missing.length > 0) {
-          throw new SafetensorsError(op, `${join(dir, file)} lacks ${missing.map((n) => JSON.stringify(n)).join(', ')}, which ${WEIGHTS_INDEX_FILE} puts there`);
-        }
-        for (const name of wanted) setOwn(tensors, name, reader.load(name));
-      } finally {
-        reader.close();
+      readers.push(reader);
+      const wanted = names.length > 0 ? names : reader.names;
+      const missing = wanted.filter((n) => !reader.names.includes(n));
+      if (missing.length > 0) {
+        throw new SafetensorsError(op, `${join(dir, file)} lacks ${missing.map((n) => JSON.stringify(n)).join(', ')}, which ${WEIGHTS_INDEX_FILE} puts there`);
       }
+      for (const name of wanted) shardOf.set(name, reader);
     }
   } catch (err) {
-    for (const t of Object.values(tensors)) t.dispose();
+    for (const r of readers) r.close();
     throw err;
   }
-  return tensors;
+  const reader = (name: string) => shardOf.get(name) ?? (readers[0] as SafetensorsReader); // an unknown name: the reader's own error
+  return {
+    names: [...shardOf.keys()],
+    info: (name) => reader(name).info(name),
+    load: (name) => reader(name).load(name),
+    close: () => readers.forEach((r) => r.close()),
+  };
 }
 
 export interface WritePretrainedOptions {
@@ -151,7 +169,7 @@ export async function writePretrained(
 /** What fromPretrained / savePretrained need of a model (a Module has all four). */
 export interface StateDictModel {
   stateDict(): Record<string, Tensor>;
-  loadStateDict(stateDict: Record<string, Tensor>): unknown;
+  loadStateDict(stateDict: Record<string, Tensor>, options?: { strict?: boolean }): unknown;
   parameters(): Tensor[];
   namedBuffers(): [string, Tensor][];
 }
@@ -162,16 +180,27 @@ function checkDir(op: string, dir: unknown): asserts dir is string {
 
 /**
  * Loads the directory's weights into `model` (freshly built from its config.json) strictly,
- * converting each tensor to the model's dtype; the tensors read are freed afterwards, and so is
- * the model's own storage when the weights do not fit it (a failed load leaves nothing allocated).
+ * one tensor at a time: every name, shape and kind is checked against the model from the
+ * headers first (a StateDictError listing every problem, as loadStateDict gives), then each
+ * tensor is read, copied into the model (converted to its dtype) and freed before the next, so
+ * that memory peaks at the model plus its largest tensor. A failed load frees the model's own
+ * storage too, leaving nothing allocated.
  */
 export function loadPretrainedInto<M extends StateDictModel>(op: string, dir: string, build: () => M): M {
   checkDir(op, dir);
   const model = build();
-  let weights: Record<string, Tensor> = {};
+  let weights: PretrainedWeights | null = null;
   try {
-    weights = readPretrainedWeights(op, dir);
-    model.loadStateDict(weights);
+    weights = openPretrainedWeights(op, dir);
+    checkAgainstModel(weights, model);
+    for (const name of weights.names) {
+      const t = weights.load(name);
+      try {
+        model.loadStateDict({ [name]: t }, { strict: false });
+      } finally {
+        t.dispose();
+      }
+    }
     return model;
   } catch (err) {
     // the model's own tensors: stateDict() would hand out new tensors on the same storage
@@ -179,8 +208,31 @@ export function loadPretrainedInto<M extends StateDictModel>(op: string, dir: st
     for (const [, t] of model.namedBuffers()) t.dispose();
     throw err;
   } finally {
-    for (const t of Object.values(weights)) t.dispose();
+    weights?.close();
   }
+}
+
+/**
+ * What a strict loadStateDict would refuse, found from the headers: names the model lacks, model
+ * entries no file provides (a tied weight counts as provided under any of its names), and
+ * shapes or kinds (integer against floating) that differ.
+ */
+function checkAgainstModel(weights: PretrainedWeights, model: StateDictModel): void {
+  const own = model.stateDict();
+  const given = new Set(weights.names);
+  const unexpected = weights.names.filter((n) => !Object.prototype.hasOwnProperty.call(own, n));
+  const providedStorage = new Set(weights.names.filter((n) => !unexpected.includes(n)).map((n) => own[n].buffer));
+  const missing = Object.keys(own).filter((n) => !given.has(n) && !providedStorage.has(own[n].buffer));
+  const mismatches: string[] = [];
+  for (const name of weights.names) {
+    const target = own[name];
+    if (!target) continue;
+    const { dtype, shape } = weights.info(name);
+    if (!sameShape(shape, target.shape)) mismatches.push(`${name} has shape ${fmtShape(shape)} in the state dict but ${fmtShape(target.shape)} in the model`);
+    else if ((dtype === 'I32') === isFloating(target.dtype)) mismatches.push(`${name} is ${dtype} in the file but ${target.dtype} in the model`);
+  }
+  for (const t of Object.values(own)) t.dispose(); // aliases: the model's storage stays
+  if (missing.length > 0 || unexpected.length > 0 || mismatches.length > 0) throw new StateDictError(missing, unexpected, mismatches);
 }
 
 /**

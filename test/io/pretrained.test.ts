@@ -135,6 +135,21 @@ test('a directory laid out by hand as transformers writes one (extra config fiel
   expect(logitsOf(loaded)).toEqual(logitsOf(source));
 });
 
+test('fromPretrained reads one tensor at a time: memory peaks at the model plus its largest tensor, not twice the model', async () => {
+  const dir = freshDir();
+  const source = new LlamaForCausalLM({ ...config, seed: 11 });
+  await source.savePretrained(dir);
+  const sizes = source.parameters().map((p) => p.numel * 4);
+  const modelBytes = sizes.reduce((a, b) => a + b, 0);
+  const largest = Math.max(...sizes);
+  const before = memory.stats().liveBytes;
+  memory.resetPeak();
+  const loaded = LlamaForCausalLM.fromPretrained(dir);
+  const peak = memory.stats().peakBytes - before;
+  expect(peak).toBeLessThanOrEqual(modelBytes + largest);
+  expect(logitsOf(loaded)).toEqual(logitsOf(source));
+});
+
 test('a RoBERTa classifier round-trips too: config.json as transformers writes it (id2label, torch_dtype), weights bit for bit', async () => {
   const { RobertaForSequenceClassification } = nn;
   const source = new RobertaForSequenceClassification({
