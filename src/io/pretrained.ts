@@ -18,7 +18,8 @@ import { isPlainObject } from '../util/objects';
 import { SafetensorsError, setOwn, type SafetensorsDType } from './safetensors/format';
 import { nodeFs, writeFileAtomically } from './safetensors/file';
 import { hasFile, join, readJsonFile } from './directory';
-import { openSafetensors, saveSafetensors, type SafetensorsReader } from './safetensors';
+import { openSafetensors, type SafetensorsReader } from './safetensors';
+import { streamSafetensorsFile } from './safetensors/write';
 
 export const WEIGHTS_FILE = 'model.safetensors';
 export const WEIGHTS_INDEX_FILE = 'model.safetensors.index.json';
@@ -151,7 +152,7 @@ export async function writePretrained(
   await writeFileAtomically(op, join(dir, GENERATION_CONFIG_FILE), json(files.generationConfig));
   const meta = { format: 'pt' };
   if (shards.length === 1) {
-    await writeFileAtomically(op, join(dir, WEIGHTS_FILE), saveSafetensors(shards[0], meta));
+    await streamSafetensorsFile(op, join(dir, WEIGHTS_FILE), shards[0], meta);
     fs.rmSync(join(dir, WEIGHTS_INDEX_FILE), { force: true });
     return;
   }
@@ -159,7 +160,7 @@ export async function writePretrained(
   const weightMap: Record<string, string> = {};
   for (let i = 0; i < shards.length; i++) {
     const file = `model-${pad(i + 1)}-of-${pad(shards.length)}.safetensors`;
-    await writeFileAtomically(op, join(dir, file), saveSafetensors(shards[i], meta));
+    await streamSafetensorsFile(op, join(dir, file), shards[i], meta);
     for (const name of Object.keys(shards[i])) setOwn(weightMap, name, file);
   }
   await writeFileAtomically(op, join(dir, WEIGHTS_INDEX_FILE), json({ metadata: { total_size: totalBytes }, weight_map: weightMap }));

@@ -185,13 +185,19 @@ async function removeStaleTemps(fs: FsModule['promises'], path: string): Promise
 }
 
 /**
- * Writes `bytes` to `path` all or nothing: to a temporary file beside `path`, flushed, then
- * renamed over `path`, so a failure at any point leaves no partial file (and an existing file at
- * `path` unchanged). Temporary files that earlier saves to `path` left when their process was
- * killed are removed first. Errors from the file system (missing folder, permissions) are Node's
- * own.
+ * What a file is written from: its bytes, or a function that produces them in chunks, handing
+ * each to `write` in order (so that a large file never exists whole in memory).
  */
-export async function writeFileAtomically(op: string, path: string, bytes: Uint8Array): Promise<void> {
+export type FileContent = Uint8Array | ((write: (chunk: Uint8Array) => Promise<void>) => Promise<void>);
+
+/**
+ * Writes `content` to `path` all or nothing: to a temporary file beside `path`, flushed, then
+ * renamed over `path`, so a failure at any point (of the file system, or of the function that
+ * produces the chunks) leaves no partial file (and an existing file at `path` unchanged).
+ * Temporary files that earlier saves to `path` left when their process was killed are removed
+ * first. Errors from the file system (missing folder, permissions) are Node's own.
+ */
+export async function writeFileAtomically(op: string, path: string, content: FileContent): Promise<void> {
   const fs = nodeFs(op).promises;
   await removeStaleTemps(fs, path);
   const tmp = `${path}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`;
@@ -199,7 +205,13 @@ export async function writeFileAtomically(op: string, path: string, bytes: Uint8
   try {
     const handle = await fs.open(tmp, 'wx');
     try {
-      await handle.writeFile(bytes);
+      if (content instanceof Uint8Array) await handle.writeFile(content);
+      else {
+        await content(async (chunk) => {
+          // a short write is possible in principle: write until the whole chunk is out
+          for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+        });
+      }
       await handle.sync();
     } finally {
       await handle.close();

@@ -101,15 +101,30 @@ export function saveSafetensors(
   metadata?: Record<string, string>,
   options: SaveSafetensorsOptions = {},
 ): Uint8Array {
-  return serialize('saveSafetensors', tensors, metadata, options);
+  const plan = planFile('saveSafetensors', tensors, metadata, options);
+  const out = new Uint8Array(plan.head.length + plan.dataBytes);
+  let pos = 0;
+  for (const chunk of chunks(plan)) {
+    out.set(chunk, pos);
+    pos += chunk.length;
+  }
+  return out;
 }
 
-function serialize(
+/** A file laid out but not yet encoded: its head (length, header JSON, padding) and the tensors in data order. */
+interface Plan {
+  head: Uint8Array;
+  planned: Planned[];
+  dataBytes: number;
+}
+
+/** Validates everything and lays the file out (see saveSafetensors); encodes nothing yet. */
+function planFile(
   op: string,
   tensors: Record<string, Tensor>,
   metadata: Record<string, string> | undefined,
   options: SaveSafetensorsOptions | undefined,
-): Uint8Array {
+): Plan {
   if (!isPlainObject(tensors)) throw new SafetensorsError(op, `tensors must be an object mapping names to tensors, got ${describe(tensors)}`);
   if (metadata !== undefined && metadata !== null && !isPlainObject(metadata)) {
     throw new SafetensorsError(op, `metadata must be an object mapping strings to strings, got ${describe(metadata)}`);
@@ -174,25 +189,25 @@ function serialize(
     throw new SafetensorsError(op, `the header would be ${padded} bytes, over the ${SAFETENSORS_MAX_HEADER_SIZE}-byte limit that readers enforce`);
   }
 
-  const out = new Uint8Array(8 + padded + offset);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, padded, true);
-  view.setUint32(4, 0, true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + padded);
-  let pos = 8 + padded;
-  for (const p of planned) {
-    const bytes = encodeTensor(p);
-    out.set(bytes, pos);
-    pos += bytes.length;
-  }
-  return out;
+  // the 8-byte little-endian header length (a u64; the high word is 0 under the limit), the JSON, space padding
+  const head = new Uint8Array(8 + padded);
+  new DataView(head.buffer).setUint32(0, padded, true);
+  head.set(json, 8);
+  head.fill(0x20, 8 + json.length);
+  return { head, planned, dataBytes: offset };
+}
+
+/** The file's bytes: its head, then each tensor's values in data order. */
+function* chunks(plan: Plan): Generator<Uint8Array> {
+  yield plan.head;
+  for (const p of plan.planned) yield encodeTensor(p);
 }
 
 /**
- * Saves tensors to a safetensors file (Node.js only). The bytes are built and validated first;
- * then they are written to a temporary file beside `path`, flushed, and renamed over `path`, so
- * a failure at any point leaves no partial file (and an existing file at `path` unchanged).
+ * Saves tensors to a safetensors file (Node.js only). Everything is validated and laid out
+ * first; then the file is streamed to a temporary file beside `path`, one tensor at a time (so
+ * memory holds one tensor's bytes, never the file's), flushed, and renamed over `path`, so a
+ * failure at any point leaves no partial file (and an existing file at `path` unchanged).
  * Temporary files that earlier saves to `path` left when their process was killed are removed
  * first. Errors from the file system (missing folder, permissions) are Node's own.
  */
@@ -202,8 +217,20 @@ export async function saveSafetensorsFile(
   metadata?: Record<string, string>,
   options?: SaveSafetensorsOptions,
 ): Promise<void> {
-  const op = 'saveSafetensorsFile';
+  await streamSafetensorsFile('saveSafetensorsFile', path, tensors, metadata, options);
+}
+
+/** saveSafetensorsFile under another op name (savePretrained writes its shards with it). */
+export async function streamSafetensorsFile(
+  op: string,
+  path: string,
+  tensors: Record<string, Tensor>,
+  metadata?: Record<string, string>,
+  options?: SaveSafetensorsOptions,
+): Promise<void> {
   if (typeof path !== 'string' || path === '') throw new SafetensorsError(op, `expected a file path string, got ${describe(path)}`);
-  const bytes = serialize(op, tensors, metadata, options);
-  await writeFileAtomically(op, path, bytes);
+  const plan = planFile(op, tensors, metadata, options);
+  await writeFileAtomically(op, path, async (write) => {
+    for (const chunk of chunks(plan)) await write(chunk);
+  });
 }
