@@ -247,10 +247,11 @@ export async function savePretrainedModel(
   config: Record<string, unknown>,
   options: WritePretrainedOptions = {},
   omit: readonly string[] = [],
+  generationConfig: Record<string, unknown> = { _from_model_config: true },
 ): Promise<void> {
   checkDir(op, dir);
   const weights: Record<string, Tensor> = { ...model.stateDict() };
   for (const name of omit) delete weights[name];
-  await writePretrained(op, dir, { config, generationConfig: { _from_model_config: true }, weights }, options);
+  await writePretrained(op, dir, { config, generationConfig, weights }, options);
 }
 

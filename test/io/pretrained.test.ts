@@ -23,6 +23,11 @@ const config = { ...TINY_LLAMA, initializerRange: 0.2 };
 const ids = tensor([[1, 5, 7, 3, 9]], { dtype: 'int32' });
 const logitsOf = (m: LlamaForCausalLM) => Array.from(m.forward(ids).logits.toTypedArray() as ArrayLike<number>);
 const json = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as Record<string, unknown>;
+const editJson = (dir: string, file: string, edit: (j: Record<string, unknown>) => void) => {
+  const j = json(dir, file);
+  edit(j);
+  writeFileSync(join(dir, file), JSON.stringify(j));
+};
 
 /** Every parameter of b has the bits of a's parameter of the same name (same dtype, shape and values). */
 function expectSameWeights(a: { stateDict(): Record<string, Tensor> }, b: { stateDict(): Record<string, Tensor> }): void {
@@ -150,6 +155,27 @@ test('fromPretrained reads one tensor at a time: memory peaks at the model plus 
   expect(logitsOf(loaded)).toEqual(logitsOf(source));
 });
 
+test('generation_config.json: written from generationConfig, read back, and generate() stops at its eos by default', async () => {
+  const dir = freshDir();
+  const source = new LlamaForCausalLM({ ...config, seed: 12 });
+  source.generationConfig = { bosTokenId: 1, eosTokenId: [2, 3] };
+  await source.savePretrained(dir);
+  expect(json(dir, 'generation_config.json')).toEqual({ _from_model_config: true, bos_token_id: 1, eos_token_id: [2, 3] });
+  const loaded = LlamaForCausalLM.fromPretrained(dir);
+  expect(loaded.generationConfig).toEqual({ bosTokenId: 1, eosTokenId: [2, 3] });
+  // greedy generation with the first token it produces made the eos: it stops there, as transformers does
+  const prompt = tensor([[1, 5, 7]], { dtype: 'int32' });
+  const free = Array.from(loaded.generate(prompt, { maxNewTokens: 4, temperature: 0, eosTokenId: [] }).toTypedArray());
+  loaded.generationConfig = { eosTokenId: free[3] };
+  expect(Array.from(loaded.generate(prompt, { maxNewTokens: 4, temperature: 0 }).toTypedArray())).toEqual(free.slice(0, 4));
+  // without generation_config.json, config.json's ids serve (transformers derives them the same way)
+  rmSync(join(dir, 'generation_config.json'));
+  editJson(dir, 'config.json', (j) => Object.assign(j, { bos_token_id: 1, eos_token_id: 2 }));
+  expect(LlamaForCausalLM.fromPretrained(dir).generationConfig).toEqual({ bosTokenId: 1, eosTokenId: 2 });
+  editJson(dir, 'config.json', (j) => (j.eos_token_id = 999));
+  expect(() => LlamaForCausalLM.fromPretrained(dir)).toThrow(/config\.json: eos_token_id must be a token id in \[0, \d+\) or a list of them, got 999/);
+});
+
 test('a RoBERTa classifier round-trips too: config.json as transformers writes it (id2label, torch_dtype), weights bit for bit', async () => {
   const { RobertaForSequenceClassification } = nn;
   const source = new RobertaForSequenceClassification({
@@ -182,12 +208,6 @@ describe('a broken directory is an error that names the file or the field', () =
     await new LlamaForCausalLM({ ...config, seed: 6 }).savePretrained(dir, { maxShardBytes: 3000 });
     return dir;
   }
-  const editJson = (dir: string, file: string, edit: (j: Record<string, unknown>) => void) => {
-    const j = json(dir, file);
-    edit(j);
-    writeFileSync(join(dir, file), JSON.stringify(j));
-  };
-
   it('no config.json; another model_type; a torch_dtype blockgrad does not load', async () => {
     const empty = freshDir();
     mkdirSync(empty);

@@ -19,7 +19,7 @@ import type { LayerOptions } from './layers';
 import { LlamaModel, type LlamaModelOptions } from './model';
 import { generateTokens, type GenerateOptions } from './generate';
 import { loadPretrainedInto, savePretrainedModel, type WritePretrainedOptions } from '../../io/pretrained';
-import { llamaConfigToHF, readLlamaConfig } from './pretrained';
+import { generationConfigToHF, llamaConfigToHF, readGenerationConfig, readLlamaConfig, type GenerationConfig } from './pretrained';
 
 /**
  * lm_head when tieWordEmbeddings is set: a bias-free linear layer whose weight IS the embedding
@@ -63,6 +63,12 @@ export class LlamaForCausalLM extends Module {
   readonly config: ResolvedLlamaConfig;
   readonly model: LlamaModel;
   readonly lmHead: Linear | TiedLinear;
+  /**
+   * The token ids generate() uses when its options give none (eosTokenId, padTokenId):
+   * generation_config.json's for a model from fromPretrained, written back by savePretrained;
+   * empty for a model built from a config (generation then runs to maxNewTokens).
+   */
+  generationConfig: GenerationConfig = {};
 
   constructor(config: LlamaConfig) {
     super();
@@ -94,7 +100,15 @@ export class LlamaForCausalLM extends Module {
    */
   static fromPretrained(dir: string, overrides: Partial<LlamaConfig> = {}): LlamaForCausalLM {
     const op = 'LlamaForCausalLM.fromPretrained';
-    return loadPretrainedInto(op, dir, () => new LlamaForCausalLM(readLlamaConfig(op, dir, overrides)));
+    const model = loadPretrainedInto(op, dir, () => new LlamaForCausalLM(readLlamaConfig(op, dir, overrides)));
+    try {
+      model.generationConfig = readGenerationConfig(op, dir, model.config.vocabSize);
+    } catch (err) {
+      for (const p of model.parameters()) p.dispose();
+      for (const [, b] of model.namedBuffers()) b.dispose();
+      throw err;
+    }
+    return model;
   }
 
   /** Turns gradient checkpointing of the decoder layers on or off (LlamaModel.gradientCheckpointing); returns the model. */
@@ -105,14 +119,15 @@ export class LlamaForCausalLM extends Module {
 
   /**
    * Writes this model as a Hugging Face model directory that transformers and fromPretrained
-   * read: config.json (torch_dtype is the model's dtype), generation_config.json, and the
+   * read: config.json (torch_dtype is the model's dtype), generation_config.json (the
+   * generationConfig token ids), and the
    * weights in the model's dtype as model.safetensors, or as shards of at most
    * `maxShardBytes` (default 5 GB) with model.safetensors.index.json. A tied model omits
    * lm_head.weight, as transformers does. Every file is written atomically.
    */
   savePretrained(dir: string, options: WritePretrainedOptions = {}): Promise<void> {
     const omit = this.config.tieWordEmbeddings ? ['lm_head.weight'] : [];
-    return savePretrainedModel('LlamaForCausalLM.savePretrained', dir, this, llamaConfigToHF(this.config), options, omit);
+    return savePretrainedModel('LlamaForCausalLM.savePretrained', dir, this, llamaConfigToHF(this.config), options, omit, generationConfigToHF(this.generationConfig));
   }
 
   forward(inputIds: Tensor, options: LlamaForwardOptions = {}): CausalLMOutput {
@@ -139,11 +154,13 @@ export class LlamaForCausalLM extends Module {
   /**
    * Autoregressive generation under noGrad: the prompt runs once, then each step feeds only the
    * new token with the key/value cache. Returns int32 [B, T + n] (prompt included), n <=
-   * maxNewTokens (fewer when every sequence has produced eosTokenId). Train/eval mode is left as
-   * it is: call model.eval() first if that matters.
+   * maxNewTokens (fewer when every sequence has produced eosTokenId). eosTokenId and padTokenId
+   * default to generationConfig's. Train/eval mode is left as it is: call model.eval() first if
+   * that matters.
    */
   generate(inputIds: Tensor, options: GenerateOptions): Tensor {
-    return generateTokens(this, inputIds, options);
+    const { eosTokenId, padTokenId } = this.generationConfig;
+    return generateTokens(this, inputIds, { eosTokenId, padTokenId, ...options });
   }
 }
 

@@ -4,8 +4,8 @@
  * (`torch_dtype`). LlamaForCausalLM.fromPretrained and savePretrained (causal-lm.ts) use these.
  */
 import { ValueError } from '../../errors';
-import { CONFIG_FILE, dtypeFromTorch } from '../../io/pretrained';
-import { readJsonFile } from '../../io/directory';
+import { CONFIG_FILE, GENERATION_CONFIG_FILE, dtypeFromTorch } from '../../io/pretrained';
+import { hasFile, readJsonFile } from '../../io/directory';
 import { HF_KEYS, llamaConfigFromHF, ropeScalingToHF, type LlamaConfig, type ResolvedLlamaConfig } from './config';
 
 /**
@@ -40,4 +40,45 @@ export function readLlamaConfig(op: string, dir: string, overrides: Partial<Llam
   }
   const dtype = dtypeFromTorch(op, dir, json);
   return llamaConfigFromHF(json, { ...(dtype ? { dtype } : {}), ...overrides });
+}
+
+/** The token ids generation uses by default (Hugging Face's GenerationConfig, the part blockgrad reads). */
+export interface GenerationConfig {
+  bosTokenId?: number;
+  /** generate() stops a sequence at this token, or at any of these (Llama 3 lists several). */
+  eosTokenId?: number | number[];
+  padTokenId?: number;
+}
+
+const GENERATION_KEYS = [
+  ['bos_token_id', 'bosTokenId'],
+  ['eos_token_id', 'eosTokenId'],
+  ['pad_token_id', 'padTokenId'],
+] as const;
+
+/**
+ * The directory's generation defaults: generation_config.json's token ids, or, where there is no
+ * such file, config.json's (as transformers derives one from the model config). An id that is not
+ * an integer in [0, vocabSize), or a list of them for eos_token_id, is a ValueError naming the field.
+ */
+export function readGenerationConfig(op: string, dir: string, vocabSize: number): GenerationConfig {
+  const file = hasFile(op, dir, GENERATION_CONFIG_FILE) ? GENERATION_CONFIG_FILE : CONFIG_FILE;
+  const json = readJsonFile(op, dir, file);
+  const out: Record<string, number | number[]> = {};
+  const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < vocabSize;
+  for (const [key, field] of GENERATION_KEYS) {
+    const v = json[key];
+    if (v === undefined || v === null) continue;
+    const ok = isId(v) || (key === 'eos_token_id' && Array.isArray(v) && v.length > 0 && v.every(isId));
+    if (!ok) throw new ValueError(op, `${dir}/${file}: ${key} must be a token id in [0, ${vocabSize})${key === 'eos_token_id' ? ' or a list of them' : ''}, got ${JSON.stringify(v)}`);
+    out[field] = Array.isArray(v) ? [...(v as number[])] : v;
+  }
+  return out as GenerationConfig;
+}
+
+/** generation_config.json for these defaults, in transformers' field names. */
+export function generationConfigToHF(config: GenerationConfig): Record<string, unknown> {
+  const json: Record<string, unknown> = { _from_model_config: true };
+  for (const [key, field] of GENERATION_KEYS) if (config[field] !== undefined) json[key] = config[field];
+  return json;
 }
