@@ -7,9 +7,9 @@ import './autograd/methods';
 
 export * from './errors';
 export { Tensor, type NestedArray, type GradHook, type PostAccumulateGradHook } from './tensor/tensor';
-export type { DType, StorageArray, ComputeArray } from './tensor/dtype';
+export type { DType, HalfDType, StorageArray, ComputeArray } from './tensor/dtype';
 export type { Shape } from './tensor/shape';
-export { DTYPES } from './tensor/dtype';
+export { DTYPES, promoteTypes, isHalf } from './tensor/dtype';
 export * from './tensor/creation';
 export { Generator, manualSeed, defaultGenerator, type GeneratorState } from './tensor/random';
 export { memory } from './tensor/memory';

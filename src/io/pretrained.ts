@@ -29,12 +29,12 @@ export const GENERATION_CONFIG_FILE = 'generation_config.json';
 export const DEFAULT_MAX_SHARD_BYTES = 5 * 10 ** 9;
 
 /**
- * The dtype to build a model in from config.json's torch_dtype (undefined when it has none).
- * bfloat16 checkpoints load as float32, since blockgrad has no bfloat16 dtype yet; a torch_dtype
- * blockgrad does not load is a ValueError naming it.
+ * The dtype to build a model in from config.json's torch_dtype (undefined when it has none;
+ * blockgrad's dtype names are torch's); a torch_dtype blockgrad does not load is a ValueError
+ * naming it.
  */
 export function dtypeFromTorch(op: string, dir: string, json: Record<string, unknown>): DType | undefined {
-  const fromTorch: Record<string, DType> = { float64: 'float64', float32: 'float32', float16: 'float16', bfloat16: 'float32' };
+  const fromTorch: Record<string, DType> = { float64: 'float64', float32: 'float32', float16: 'float16', bfloat16: 'bfloat16' };
   const torchDtype = json.torch_dtype;
   if (torchDtype === undefined || torchDtype === null) return undefined;
   if (typeof torchDtype !== 'string' || !Object.prototype.hasOwnProperty.call(fromTorch, torchDtype)) {

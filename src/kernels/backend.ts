@@ -4,7 +4,7 @@
  * file changing. Kernels know nothing of autograd: they take buffers or strided views and
  * return new contiguous buffers (except `assign` and `adamUpdate`, which write in place).
  */
-import type { ComputeArray, DType, StorageArray } from '../tensor/dtype';
+import type { ComputeArray, DType, HalfDType, StorageArray } from '../tensor/dtype';
 import type { MemoryCategory } from './memory';
 
 /**
@@ -148,13 +148,13 @@ export interface Backend {
   /** A zero-filled buffer. */
   zeros(dtype: DType, length: number): BackendBuffer;
   full(dtype: DType, length: number, value: number): BackendBuffer;
-  /** Copies host values in (float16 values are rounded to nearest even). */
+  /** Copies host values in (float16 and bfloat16 values are rounded to nearest even). */
   upload(dtype: DType, values: ArrayLike<number>): BackendBuffer;
-  /** Copies raw float16 bits in. */
-  uploadFloat16Bits(bits: Uint16Array): BackendBuffer;
-  /** The raw storage contents (float16 as bits), as a fresh host array. */
+  /** Copies raw float16 or bfloat16 bits in. */
+  uploadHalfBits(dtype: HalfDType, bits: Uint16Array): BackendBuffer;
+  /** The raw storage contents (the 16-bit floats as bits), as a fresh host array. */
   download(buf: BackendBuffer): StorageArray;
-  /** A view's elements in row-major order as numbers (float16 decoded), fresh host array. */
+  /** A view's elements in row-major order as numbers (the 16-bit floats decoded), fresh host array. */
   read(view: View): ComputeArray;
   /** Marks the buffer released and stops counting it (data goes with the last reference). */
   release(buf: BackendBuffer | BufferLedger): void;

@@ -4,7 +4,7 @@
  * maskedFill, softmax, cast), so it has no derivative of its own: its backward is theirs.
  * Internal: not exported from the package.
  */
-import { finfoMin } from '../tensor/dtype';
+import { finfoMin, isHalf } from '../tensor/dtype';
 import type { Tensor } from '../tensor/tensor';
 import { cast, mul } from '../autograd/ops/elementwise';
 import { matmul } from '../autograd/ops/matmul';
@@ -35,7 +35,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask:
   // scores = q·kᵀ / √D: [B, H, T, S]
   let scores = mul(matmul(q, transpose(k, -2, -1)), 1 / Math.sqrt(d));
   if (mask) scores = maskedFill(scores, mask, finfoMin(scores.dtype));
-  let probs = options.float16SoftmaxInFloat32 && scores.dtype === 'float16' ? cast(softmax(cast(scores, 'float32'), -1), 'float16') : softmax(scores, -1);
+  let probs = options.float16SoftmaxInFloat32 && isHalf(scores.dtype) ? cast(softmax(cast(scores, 'float32'), -1), scores.dtype) : softmax(scores, -1);
   if (options.dropout) probs = options.dropout(probs);
   return matmul(probs, v);
 }

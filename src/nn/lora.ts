@@ -14,12 +14,12 @@
  * an extra `.default` for the adapter name and `.base_layer` for W; blockgrad keeps W where it
  * was, so base checkpoints still load). The Linear's `adapter` hook adds the update.
  *
- * Adapter weights take the base weight's dtype, except that a float16 base gets float32
+ * Adapter weights take the base weight's dtype, except that a float16 or bfloat16 base gets float32
  * adapters (PEFT's autocast_adapter_dtype): the input is cast to the adapter dtype and the
  * update back to the layer's output dtype.
  */
 import { ValueError } from '../errors';
-import { promoteTypes, type DType } from '../tensor/dtype';
+import { promoteTypes, type DType, isHalf } from '../tensor/dtype';
 import { defaultGenerator, Generator } from '../tensor/random';
 import type { Tensor } from '../tensor/tensor';
 import { noGrad } from '../autograd/grad-mode';
@@ -188,7 +188,7 @@ export function applyLora(model: Module, options: LoraOptions): LoraHandle {
   for (const [name, m] of matched) {
     const base = m as Linear;
     const baseDtype = base.weight.dtype;
-    const dtype: DType = baseDtype === 'float16' ? 'float32' : baseDtype;
+    const dtype: DType = isHalf(baseDtype) ? 'float32' : baseDtype;
     // A: kaiming_uniform(a = √5), Linear's own default init; B: zeros, so B·A = 0 at the start
     const loraA = base.registerModule('lora_A', new Linear(base.inFeatures, r, { bias: false, dtype, generator: gen }));
     const loraB = base.registerModule('lora_B', new Linear(r, base.outFeatures, { bias: false, dtype, generator: gen }));

@@ -9,6 +9,7 @@ import { abs, cast, clamp, mul, pow } from '../autograd/ops/elementwise';
 import { max, sum } from '../autograd/ops/reduce';
 import { copy_ } from '../autograd/ops/inplace';
 import { Temporaries } from './temporaries';
+import { isHalf } from '../tensor/dtype';
 
 export interface ClipGradNormOptions {
   /** Throw when the total norm is NaN or infinite instead of scaling by it (PyTorch's error_if_nonfinite). */
@@ -28,7 +29,7 @@ function gradsOf(op: string, params: Tensor | Iterable<Tensor>): Tensor[] {
 }
 
 /** Computes in float32 at least: float16 gradients are widened first. */
-const wide = (g: Tensor) => (g.dtype === 'float16' ? cast(g, 'float32') : g);
+const wide = (g: Tensor) => (isHalf(g.dtype) ? cast(g, 'float32') : g);
 
 /**
  * Scales the gradients so that their joint `normType`-norm (the norm of all gradients

@@ -62,6 +62,7 @@ import { sgdUpdate } from './sgd';
 import { lrProblem } from './hyperparameters';
 import { LoadProblems, refuseLoad } from './load-contract';
 import { checkClaims, claimParameters } from './ownership';
+import { isHalf } from '../tensor/dtype';
 
 export interface LOMOOptions {
   /** Learning rate (finite, >= 0). */
@@ -265,7 +266,7 @@ export class LOMO {
       const s = noGrad(() => {
         const t = new Temporaries([grad]);
         try {
-          const w = t.own(grad.dtype === 'float16' ? cast(grad, 'float32') : grad);
+          const w = t.own(isHalf(grad.dtype) ? cast(grad, 'float32') : grad);
           const sq = t.own(mul(w, w));
           t.free(w);
           return t.own(sum(sq)).item();

@@ -4,11 +4,12 @@
  */
 import { Tensor } from '../tensor/tensor';
 import type { DType } from '../tensor/dtype';
+import { isHalf } from '../tensor/dtype';
 import { backendByName } from '../kernels/registry';
 
 /** The dtype optimizer state is kept in for a parameter: float32 for float16, else the parameter's own. */
 export function stateDtype(param: Tensor): DType {
-  return param.dtype === 'float16' ? 'float32' : param.dtype;
+  return isHalf(param.dtype) ? 'float32' : param.dtype;
 }
 
 /** A fresh contiguous copy of `src` (from any backend) on `like`'s backend, as `dtype`. */

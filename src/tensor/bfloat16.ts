@@ -1,8 +1,8 @@
 /**
  * bfloat16 <-> float32 bit conversions.
  *
- * blockgrad has no bfloat16 tensors; these serve files that store BF16 (safetensors loads it as
- * float32 and can save any float tensor as it). See float16.ts for binary16, the other half type.
+ * The storage of bfloat16 tensors (half.ts gives both 16-bit floats one interface) and of the
+ * BF16 tensors of safetensors files. See float16.ts for binary16, the other half type.
  *
  * ## The bfloat16 bit layout
  *
@@ -17,11 +17,12 @@
  */
 
 /** bfloat16 bits -> float32 values, exactly: each pattern becomes the high half of a float32. */
-export function decodeBFloat16(bits: Uint16Array): Float32Array {
+export function decodeBFloat16(bits: Uint16Array, out?: Float32Array): Float32Array {
   const n = bits.length;
-  const wide = new Uint32Array(n);
+  const values = out ?? new Float32Array(n);
+  const wide = new Uint32Array(values.buffer, values.byteOffset, n);
   for (let i = 0; i < n; i++) wide[i] = bits[i] << 16;
-  return new Float32Array(wide.buffer);
+  return values;
 }
 
 /** float32 bits -> bfloat16 bits, round to nearest, ties to even; NaN stays a (quiet) NaN. */
@@ -61,9 +62,9 @@ export function numberToBFloat16Bits(x: number): number {
  * Numbers -> bfloat16 bits, each rounded once to nearest, ties to even. A Float32Array is read
  * as its bits (its values are float32 already, so no double rounding can arise).
  */
-export function encodeBFloat16(values: ArrayLike<number>): Uint16Array {
+export function encodeBFloat16(values: ArrayLike<number>, out?: Uint16Array): Uint16Array {
   const n = values.length;
-  const bits = new Uint16Array(n);
+  const bits = out ?? new Uint16Array(n);
   if (values instanceof Float32Array) {
     const u32 = new Uint32Array(values.buffer, values.byteOffset, n);
     for (let i = 0; i < n; i++) bits[i] = float32BitsToBFloat16Bits(u32[i]);
@@ -71,4 +72,10 @@ export function encodeBFloat16(values: ArrayLike<number>): Uint16Array {
     for (let i = 0; i < n; i++) bits[i] = numberToBFloat16Bits(values[i]);
   }
   return bits;
+}
+
+/** A number rounded to the nearest bfloat16 value (ties to even), as a number. */
+export function roundToBFloat16(x: number): number {
+  scratchU32[0] = numberToBFloat16Bits(x) << 16;
+  return scratchF32[0];
 }

@@ -22,7 +22,7 @@ export type TensorData = NestedArray | Float64Array | Float32Array | Int32Array 
 
 function resolveDType(op: string, dtype: DType | undefined, fallback: DType = DEFAULT_DTYPE): DType {
   if (dtype === undefined) return fallback;
-  if (!isDType(dtype)) throw new ValueError(op, `unknown dtype '${String(dtype)}'; expected float64, float32, float16 or int32`);
+  if (!isDType(dtype)) throw new ValueError(op, `unknown dtype '${String(dtype)}'; expected float64, float32, float16, bfloat16 or int32`);
   return dtype;
 }
 
@@ -70,7 +70,7 @@ export function tensor(data: TensorData, options: CreateOptions = {}): Tensor {
     const dtype = resolveDType('tensor', options.dtype, 'float16');
     const bits = float16ArrayToBits(data as Float16Array);
     if (dtype === 'int32') checkInt32Values('tensor', data as unknown as ArrayLike<number>);
-    const buf = dtype === 'float16' ? k.uploadFloat16Bits(bits) : k.upload(dtype, data as unknown as ArrayLike<number>);
+    const buf = dtype === 'float16' ? k.uploadHalfBits('float16', bits) : k.upload(dtype, data as unknown as ArrayLike<number>);
     return finish(new Tensor(buf, [bits.length]), options);
   }
   if (data instanceof Uint16Array) {

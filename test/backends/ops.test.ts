@@ -120,6 +120,8 @@ import {
 const F32: Tolerance = { atol: 1e-4, rtol: 1e-4 };
 /** float16 outputs: one float16 ulp is <= 2^-10 ≈ 9.8e-4 relative, and rounding a float32 and a float64 result may land one ulp apart. */
 const F16: Tolerance = { atol: 1e-3, rtol: 1e-3 };
+/** bfloat16 outputs: one bfloat16 ulp is <= 2^-7 ≈ 7.8e-3 relative (8 significant bits), with the same one-ulp allowance. */
+const BF16: Tolerance = { atol: 8e-3, rtol: 8e-3 };
 
 // ------------------------------------------------------------------ inputs
 
@@ -396,6 +398,24 @@ const CASES: OpCase[] = [
   noGradcheck(
     c('float16 arithmetic, cast back', [f(3, 4), f(3, 4)], ([a, b]) => cast(mul(cast(a, 'float16'), cast(b, 'float16')), 'float32'), F16),
     'float16 rounding is far coarser than a finite difference',
+  ),
+  c('copy_ float32 into bfloat16 (rounds)', [fixed(2, 5)], ([s]) => {
+    const dst = zeros([2, 5], { dtype: 'bfloat16' });
+    copy_(dst, s);
+    return dst;
+  }, BF16),
+  noGradcheck(c('cast to bfloat16', [f(3, 4)], ([a]) => cast(a, 'bfloat16'), BF16), 'bfloat16 rounding is far coarser than a finite difference'),
+  noGradcheck(
+    c('bfloat16 arithmetic, cast back', [f(3, 4), f(3, 4)], ([a, b]) => cast(mul(cast(a, 'bfloat16'), exp(cast(b, 'bfloat16'))), 'float32'), BF16),
+    'bfloat16 rounding is far coarser than a finite difference',
+  ),
+  noGradcheck(
+    c('bfloat16 matmul and softmax', [f(3, 4), f(4, 5)], ([a, b]) => softmax(matmul(cast(a, 'bfloat16'), cast(b, 'bfloat16')), -1), BF16),
+    'bfloat16 rounding is far coarser than a finite difference',
+  ),
+  noGradcheck(
+    c('float16 with bfloat16 promotes to float32', [f(3, 4), f(3, 4)], ([a, b]) => add(cast(a, 'float16'), cast(b, 'bfloat16')), F16),
+    'the float16 and bfloat16 roundings are far coarser than a finite difference',
   ),
   c('cast to int32 truncates toward zero', [f(3, 4)], ([a]) => cast(mul(a, 3), 'int32')),
 ];

@@ -68,7 +68,7 @@ function elementAt(view: DataView, dtype: string, at: number): number {
 }
 
 const SIZE: Record<string, number> = { F64: 8, F32: 4, I32: 4, F16: 2, BF16: 2 };
-const DTYPE: Record<string, string> = { F64: 'float64', F32: 'float32', I32: 'int32', F16: 'float16', BF16: 'float32' };
+const DTYPE: Record<string, string> = { F64: 'float64', F32: 'float32', I32: 'int32', F16: 'float16', BF16: 'bfloat16' };
 
 /** Checks a successful parse against the bytes: names, dtypes, shapes and every value (NaN as NaN). */
 function checkAgainstBytes(bytes: Uint8Array, tensors: Record<string, Tensor>, metadata: Record<string, string>): void {

@@ -123,14 +123,14 @@ describe('hand-built byte fixtures', () => {
     expect(loadSafetensors(file).a.toArray()).toEqual([1, -2.5]);
   });
 
-  test('a hand-built BF16 tensor loads as exact float32', () => {
+  test('a hand-built BF16 tensor loads as bfloat16, exactly', () => {
     // bfloat16 bits: 0x3f80 = 1, 0xc049 = -3.140625, 0x7fc0 = NaN, 0x0001 = 2^-133 (smallest subnormal),
     // 0xff80 = -Infinity, 0x8000 = -0.
     const file = fileJson({ x: { dtype: 'BF16', shape: [2, 3], data_offsets: [0, 12] } }, [
       0x80, 0x3f, 0x49, 0xc0, 0xc0, 0x7f, 0x01, 0x00, 0x80, 0xff, 0x00, 0x80,
     ]);
     const x = loadSafetensors(file).x;
-    expect(x.dtype).toBe('float32');
+    expect(x.dtype).toBe('bfloat16');
     expect(x.shape).toEqual([2, 3]);
     expect(bitsF32(x)).toEqual([0x3f800000, 0xc0490000, 0x7fc00000, 0x00010000, 0xff800000, 0x80000000]);
     const v = flat(x);
@@ -347,9 +347,9 @@ describe('dtype conversion on save', () => {
     expect(header.x).toEqual({ dtype: 'BF16', shape: [11], data_offsets: [0, 22] });
     const stored = new DataView(bytes.buffer, 8 + n);
     expect(Array.from({ length: 11 }, (_, i) => stored.getUint16(2 * i, true))).toEqual(outBits);
-    // Loading gives float32 values whose bits are the bfloat16 bits shifted up.
+    // Loading gives a bfloat16 tensor whose float32 values have the bfloat16 bits shifted up.
     const y = loadSafetensors(bytes).x;
-    expect(y.dtype).toBe('float32');
+    expect(y.dtype).toBe('bfloat16');
     expect(bitsF32(y)).toEqual(outBits.map((b) => (b << 16) >>> 0));
     const v = flat(y);
     expect(v.slice(0, 5)).toEqual([1, 1, 1 + 2 ** -6, 1 + 2 ** -7, 1]);

@@ -532,7 +532,7 @@ describe('RobertaConfig', () => {
     expect(() => new RobertaForSequenceClassification(tiny({ padTokenId: 12 }))).toThrow(/padTokenId 12/);
     expect(() => new RobertaForSequenceClassification(tiny({ maxPositionEmbeddings: 2 }))).toThrow(/maxPositionEmbeddings 2 leaves no position/);
     expect(() => new RobertaForSequenceClassification(tiny({ numLabels: 0 }))).toThrow(/numLabels must be a positive integer/);
-    expect(() => new RobertaForSequenceClassification(tiny({ dtype: 'int32' }))).toThrow(/dtype must be float64, float32 or float16/);
+    expect(() => new RobertaForSequenceClassification(tiny({ dtype: 'int32' }))).toThrow(/dtype must be float64, float32, float16 or bfloat16/);
     expect(() => resolveRobertaConfig(tiny({ problemType: 'ranking' as never }))).toThrow(/problemType 'ranking'/);
   });
 });

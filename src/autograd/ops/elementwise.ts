@@ -6,7 +6,7 @@
 import type { BinaryOp, UnaryOp } from '../../kernels/backend';
 import { kernels } from '../../kernels/registry';
 import { AutogradError, DTypeError, ValueError, fmtShape } from '../../errors';
-import { floatingOf, isFloating, promoteTypes, promoteWithScalar, type DType } from '../../tensor/dtype';
+import { floatingOf, isFloating, promoteTypes, promoteWithScalar, type DType, isHalf } from '../../tensor/dtype';
 import { broadcastShapes, broadcastStrides, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 import { scalarTensor, zeros } from '../../tensor/creation';
@@ -40,7 +40,7 @@ export function operands(op: string, a: TensorLike, b: TensorLike): [Tensor, Ten
   }
   // The number keeps at least float32 precision (as PyTorch's wrapped numbers do): as a float16
   // tensor, x_f16 / 1e5 would divide by infinity. The result still has the tensor's dtype.
-  const scalar = (v: number, dtype: DType) => scalarTensor(v, dtype === 'float16' ? 'float32' : dtype, op);
+  const scalar = (v: number, dtype: DType) => scalarTensor(v, isHalf(dtype) ? 'float32' : dtype, op);
   if (a instanceof Tensor) {
     const dtype = promoteWithScalar(a.dtype, b as number);
     return [a, scalar(b as number, dtype), dtype];

@@ -8,6 +8,7 @@ import { kernels } from '../../kernels/registry';
 import type { BackendBuffer } from '../../kernels/backend';
 import { ValueError, fmtShape } from '../../errors';
 import type { DType } from '../../tensor/dtype';
+import { isHalf } from '../../tensor/dtype';
 import { isContiguous, normalizeDim, normalizeDims, numel, sameShape, type Shape } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
 
@@ -93,10 +94,11 @@ export function sum(a: Tensor, options: ReduceOptions = {}): Tensor {
 export function mean(a: Tensor, options: ReduceOptions = {}): Tensor {
   const dims = reduceDims('mean', options.dim, a.ndim);
   const count = numel(dims.map((d) => a.shape[d]));
-  // int32 averages to float32; float16 sums in float32 (a float16 sum overflows past 65504)
-  const src = a.dtype === 'float16' || a.dtype === 'int32' ? cast(a, 'float32') : a;
+  // int32 averages to float32; the 16-bit floats sum in float32 (a float16 sum overflows past
+  // 65504, a bfloat16 one loses everything past 8 bits)
+  const src = isHalf(a.dtype) || a.dtype === 'int32' ? cast(a, 'float32') : a;
   const m = div(sum(src, options), count);
-  return a.dtype === 'float16' ? cast(m, 'float16') : m;
+  return isHalf(a.dtype) ? cast(m, a.dtype) : m;
 }
 
 /**
@@ -107,7 +109,7 @@ export function variance(a: Tensor, options: ReduceOptions & { correction?: numb
   const dims = reduceDims('var', options.dim, a.ndim);
   const correction = options.correction ?? 1;
   const count = numel(dims.map((d) => a.shape[d]));
-  if (a.dtype === 'float16') return cast(variance(cast(a, 'float32'), options), 'float16'); // squares overflow float16
+  if (isHalf(a.dtype)) return cast(variance(cast(a, 'float32'), options), a.dtype); // squares overflow float16
   const centred = sub(a, mean(a, { dim: dims, keepDim: true }));
   return div(sum(mul(centred, centred), { dim: dims, keepDim: options.keepDim }), Math.max(count - correction, 0));
 }

@@ -6,7 +6,6 @@
  */
 import { fmtShape } from '../../errors';
 import { kernels } from '../../kernels/registry';
-import { decodeBFloat16 } from '../../tensor/bfloat16';
 import { Tensor } from '../../tensor/tensor';
 import { isPlainObject } from '../../util/objects';
 import { fileRanges, fileRangesAsync, memoryRanges, type RangeReader } from './file';
@@ -202,10 +201,10 @@ function makeTensor(raw: Uint8Array, e: Entry): Tensor {
       buf = k.upload('int32', new Int32Array(raw.buffer, 0, n));
       break;
     case 'F16':
-      buf = k.uploadFloat16Bits(new Uint16Array(raw.buffer, 0, n));
+      buf = k.uploadHalfBits('float16', new Uint16Array(raw.buffer, 0, n));
       break;
     case 'BF16':
-      buf = k.upload('float32', decodeBFloat16(new Uint16Array(raw.buffer, 0, n)));
+      buf = k.uploadHalfBits('bfloat16', new Uint16Array(raw.buffer, 0, n));
       break;
   }
   return new Tensor(buf, e.shape);

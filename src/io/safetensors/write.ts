@@ -25,7 +25,7 @@ import {
 } from './format';
 import { describe } from '../../util/describe';
 
-const DEFAULT_TARGET: Record<DType, SafetensorsDType> = { float64: 'F64', float32: 'F32', float16: 'F16', int32: 'I32' };
+const DEFAULT_TARGET: Record<DType, SafetensorsDType> = { float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int32: 'I32' };
 
 function checkWellFormed(op: string, what: string, s: string): void {
   if (/\p{Cs}/u.test(s)) throw new SafetensorsError(op, `${what} ${quote(s)} contains a lone UTF-16 surrogate, which UTF-8 JSON cannot hold`);

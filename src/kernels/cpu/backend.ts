@@ -1,18 +1,18 @@
 /**
- * The cpu backend: buffers are typed arrays, kernels are plain loops. float16 buffers hold raw
- * bits; kernels widen them to float32 on the way in and round back on the way out, in bulk
+ * The cpu backend: buffers are typed arrays, kernels are plain loops. float16 and bfloat16
+ * buffers hold raw bits; kernels widen them to float32 on the way in and round back on the way out, in bulk
  * (a view decodes only the span of the buffer it covers).
  *
  * `new CpuBackend({ reference: true })` runs the layout and elementwise kernels on the plain
  * reference path (a list of positions per strided operand, one table call per element, whole
- * float16 buffers decoded, reductions over a middle axis through a transposed copy); the tests
+ * 16-bit float buffers decoded, reductions over a middle axis through a transposed copy); the tests
  * check that the default fast paths give the same results.
  */
 import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
 import { LedgerBuffer, releaseLedger } from '../ledger-buffer';
-import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
-import { decodeFloat16, encodeFloat16, roundToFloat16 } from '../../tensor/float16';
+import { computeArrayFor, isHalf, itemSize, type ComputeArray, type DType, type HalfDType, type StorageArray } from '../../tensor/dtype';
+import { halfCodec } from '../../tensor/half';
 import { isContiguous, numel } from '../../tensor/shape';
 import {
   binaryReference,
@@ -50,11 +50,12 @@ class CpuBuffer extends LedgerBuffer {
 let nextId = 1;
 
 /**
- * Where a kernel writes its results before they are stored. float16 results are computed into
- * float64 and rounded once on the way to storage (through float32 they would be rounded twice).
+ * Where a kernel writes its results before they are stored. float16 and bfloat16 results are
+ * computed into float64 and rounded once on the way to storage (through float32 they would be
+ * rounded twice).
  */
 function resultArray(dtype: DType, length: number): ComputeArray {
-  return dtype === 'float16' ? new Float64Array(length) : computeArrayFor(dtype, length);
+  return isHalf(dtype) ? new Float64Array(length) : computeArrayFor(dtype, length);
 }
 
 function storageFor(dtype: DType, length: number): StorageArray {
@@ -64,6 +65,7 @@ function storageFor(dtype: DType, length: number): StorageArray {
     case 'float32':
       return new Float32Array(length);
     case 'float16':
+    case 'bfloat16':
       return new Uint16Array(length);
     case 'int32':
       return new Int32Array(length);
@@ -107,24 +109,24 @@ export class CpuBackend implements Backend {
     return new CpuBuffer(ledger, dtype, data);
   }
 
-  /** Stores compute values (float16: round to bits) as a new buffer. */
+  /** Stores compute values (the 16-bit floats: rounded to bits) as a new buffer. */
   protected fromCompute(dtype: DType, values: ComputeArray): BackendBuffer {
-    if (dtype === 'float16') return this.wrap(dtype, encodeFloat16(values));
+    if (isHalf(dtype)) return this.wrap(dtype, halfCodec(dtype).encode(values));
     if (values instanceof storageCtor(dtype)) return this.wrap(dtype, values as StorageArray);
     const data = storageFor(dtype, values.length);
     data.set(values);
     return this.wrap(dtype, data);
   }
 
-  /** The buffer's values as numbers to compute on (float16 decoded; others shared, not copied). */
+  /** The buffer's values as numbers to compute on (the 16-bit floats decoded; others shared, not copied). */
   protected compute(buf: BackendBuffer): ComputeArray {
     const data = (buf as CpuBuffer).data;
     if (buf.released) throw new Error(`cpu: buffer ${buf.id} was used after release`);
-    return buf.dtype === 'float16' ? decodeFloat16(data as Uint16Array) : (data as ComputeArray);
+    return isHalf(buf.dtype) ? halfCodec(buf.dtype).decode(data as Uint16Array) : (data as ComputeArray);
   }
 
   /**
-   * A view's values to compute on, with the layout to read them by. float16 decodes only the
+   * A view's values to compute on, with the layout to read them by. A 16-bit float decodes only the
    * span [lo, hi] of positions the view touches (a row of a big buffer decodes that row), and the
    * layout's offset moves by -lo to match; other dtypes share the storage.
    */
@@ -132,12 +134,13 @@ export class CpuBackend implements Backend {
     return this.computeViews([view])[0];
   }
 
-  /** computeView for views of the same shape; views of one float16 buffer share one decoded span. */
+  /** computeView for views of the same shape; views of one 16-bit float buffer share one decoded span. */
   private computeViews(views: readonly View[]): { src: ComputeArray; layout: Layout }[] {
     const buf = views[0].buffer;
     const sameBuffer = views.every((v) => v.buffer === buf);
     if (!sameBuffer) return views.map((v) => this.computeView(v));
-    if (buf.dtype !== 'float16' || this.reference || numel(views[0].shape) === 0) {
+    const dtype = buf.dtype;
+    if (!isHalf(dtype) || this.reference || numel(views[0].shape) === 0) {
       const src = this.compute(buf);
       return views.map((layout) => ({ src, layout }));
     }
@@ -150,7 +153,8 @@ export class CpuBackend implements Backend {
       lo = Math.min(lo, s.lo);
       hi = Math.max(hi, s.hi);
     }
-    const src = lo === 0 && hi === data.length - 1 ? decodeFloat16(data) : decodeFloat16(data.subarray(lo, hi + 1));
+    const { decode } = halfCodec(dtype);
+    const src = lo === 0 && hi === data.length - 1 ? decode(data) : decode(data.subarray(lo, hi + 1));
     return views.map((v) => ({ src, layout: { shape: v.shape, strides: v.strides, offset: v.offset - lo } }));
   }
 
@@ -172,14 +176,14 @@ export class CpuBackend implements Backend {
   }
 
   upload(dtype: DType, values: ArrayLike<number>): BackendBuffer {
-    if (dtype === 'float16') return this.wrap(dtype, encodeFloat16(values));
+    if (isHalf(dtype)) return this.wrap(dtype, halfCodec(dtype).encode(values));
     const data = storageFor(dtype, values.length);
     data.set(values);
     return this.wrap(dtype, data);
   }
 
-  uploadFloat16Bits(bits: Uint16Array): BackendBuffer {
-    return this.wrap('float16', Uint16Array.from(bits));
+  uploadHalfBits(dtype: HalfDType, bits: Uint16Array): BackendBuffer {
+    return this.wrap(dtype, Uint16Array.from(bits));
   }
 
   download(buf: BackendBuffer): StorageArray {
@@ -209,7 +213,7 @@ export class CpuBackend implements Backend {
     const values = resultArray(dst.buffer.dtype, n);
     this.gatherInto(src, values);
     const target = (dst.buffer as CpuBuffer).data;
-    const stored = dst.buffer.dtype === 'float16' ? encodeFloat16(values) : values;
+    const stored = isHalf(dst.buffer.dtype) ? halfCodec(dst.buffer.dtype).encode(values) : values;
     if (this.reference) scatterViewReference(stored, dst, target);
     else if (isContiguous(dst.shape, dst.strides)) target.set(stored, dst.offset);
     else scatterView(stored, dst, target);
@@ -229,7 +233,7 @@ export class CpuBackend implements Backend {
 
   binary(op: BinaryOp, a: View, b: View, outDtype: DType): BackendBuffer {
     const out = resultArray(outDtype, numel(a.shape));
-    // operands on one float16 buffer (x * x) decode it once
+    // operands on one 16-bit float buffer (x * x) decode it once
     const [va, vb] = this.computeViews([a, b]);
     if (this.reference) binaryReference(op, va.src, va.layout, vb.src, vb.layout, out);
     else binaryViews(op, va.src, va.layout, vb.src, vb.layout, out);
@@ -255,7 +259,7 @@ export class CpuBackend implements Backend {
     const n = numel(x.shape);
     const d = x.shape[x.shape.length - 1];
     const out = resultArray(outDtype, n);
-    const round = outDtype === 'float32' ? Math.fround : outDtype === 'float16' ? roundToFloat16 : (v: number) => v;
+    const round = outDtype === 'float32' ? Math.fround : isHalf(outDtype) ? halfCodec(outDtype).round : (v: number) => v;
     rotaryRows(this.read(x), this.read(cos), this.read(sin), n === 0 ? 0 : n / d, d / 2, transpose, round, out);
     return this.fromCompute(outDtype, out);
   }
@@ -375,8 +379,8 @@ export class CpuBackend implements Backend {
       throw new Error(`cpu: adamUpdate got ${n} parameter elements but buffers of other lengths`);
     }
     const g = this.read(grad);
-    // float16 parameters are computed in doubles and rounded to float16 once (no float32 detour)
-    const p = param.buffer.dtype === 'float16' ? Float64Array.from(this.read(param)) : this.read(param);
+    // 16-bit float parameters are computed in doubles and rounded once (no float32 detour)
+    const p = isHalf(param.buffer.dtype) ? Float64Array.from(this.read(param)) : this.read(param);
     const m = floatsInPlace(expAvg);
     const v = floatsInPlace(expAvgSq);
     const vmax = maxExpAvgSq ? floatsInPlace(maxExpAvgSq) : null;
@@ -385,20 +389,22 @@ export class CpuBackend implements Backend {
     v.commit();
     vmax?.commit();
     const target = (param.buffer as CpuBuffer).data;
-    const stored = param.buffer.dtype === 'float16' ? encodeFloat16(p) : p;
+    const stored = isHalf(param.buffer.dtype) ? halfCodec(param.buffer.dtype).encode(p) : p;
     if (this.reference) scatterViewReference(stored, param, target);
     else if (isContiguous(param.shape, param.strides)) target.set(stored, param.offset);
     else scatterView(stored, param, target);
   }
 }
 
-/** A float buffer's values to update in place: its storage, or for float16 a decoded copy that commit() rounds back. */
+/** A float buffer's values to update in place: its storage, or for a 16-bit float a decoded copy that commit() rounds back. */
 function floatsInPlace(buf: BackendBuffer): { values: Float32Array | Float64Array; commit(): void } {
   const data = (buf as CpuBuffer).data;
   if (buf.released) throw new Error(`cpu: buffer ${buf.id} was used after release`);
-  if (buf.dtype !== 'float16') return { values: data as Float32Array | Float64Array, commit() {} };
-  const values = Float64Array.from(decodeFloat16(data as Uint16Array));
-  return { values, commit: () => void encodeFloat16(values, data as Uint16Array) };
+  const dtype = buf.dtype;
+  if (!isHalf(dtype)) return { values: data as Float32Array | Float64Array, commit() {} };
+  const codec = halfCodec(dtype);
+  const values = Float64Array.from(codec.decode(data as Uint16Array));
+  return { values, commit: () => void codec.encode(values, data as Uint16Array) };
 }
 
 function storageCtor(dtype: DType): Function {

@@ -8,8 +8,8 @@
 import type { AdamHyper, Backend, BackendBuffer, BackendInfo, BufferLedger, BinaryOp, CrossEntropyArgs, MatmulShape, ReduceOp, UnaryOp, View } from '../backend';
 import { memoryTracker } from '../memory';
 import { releaseLedger } from '../ledger-buffer';
-import { computeArrayFor, itemSize, type ComputeArray, type DType, type StorageArray } from '../../tensor/dtype';
-import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
+import { computeArrayFor, itemSize, type ComputeArray, type DType, type HalfDType, type StorageArray } from '../../tensor/dtype';
+import { halfCodec } from '../../tensor/half';
 import { numel } from '../../tensor/shape';
 import { gatherView } from '../cpu/strided';
 import { BackendError } from '../../errors';
@@ -161,15 +161,16 @@ export class GpuBackend implements Backend {
     return (buf as GpuBuffer).slot.host ?? this.runtime.toHost(data);
   }
 
-  uploadFloat16Bits(bits: Uint16Array): BackendBuffer {
-    return this.upload('float16', decodeFloat16(bits));
+  uploadHalfBits(dtype: HalfDType, bits: Uint16Array): BackendBuffer {
+    return this.upload(dtype, halfCodec(dtype).decode(bits));
   }
 
   download(buf: BackendBuffer): StorageArray {
     const values = this.hostValues('download', buf);
     switch (buf.dtype) {
       case 'float16':
-        return encodeFloat16(values);
+      case 'bfloat16':
+        return halfCodec(buf.dtype).encode(values);
       case 'int32':
         return Int32Array.from(values);
       default:

@@ -11,9 +11,9 @@
  */
 import type { BufferLedger } from '../backend';
 import { LedgerBuffer } from '../ledger-buffer';
-import type { DType } from '../../tensor/dtype';
+import { isHalf, type DType } from '../../tensor/dtype';
 import { BackendError } from '../../errors';
-import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
+import { halfCodec } from '../../tensor/half';
 import { MAX_ELEMENTS, type DeviceData, type GpuRuntime } from './runtime';
 
 export interface Slot {
@@ -40,12 +40,15 @@ export class GpuBuffer extends LedgerBuffer {
 }
 
 /**
- * Values as a float32 array holding exactly what `dtype` stores (float16 rounded, int32 truncated).
+ * Values as a float32 array holding exactly what `dtype` stores (the 16-bit floats rounded, int32 truncated).
  * int32 values are kept as float32, exact only up to 2^24: larger ones are refused rather than
  * silently changed.
  */
 export function hostStore(dtype: DType, values: ArrayLike<number>): Float32Array {
-  if (dtype === 'float16') return decodeFloat16(encodeFloat16(values));
+  if (isHalf(dtype)) {
+    const codec = halfCodec(dtype);
+    return codec.decode(codec.encode(values));
+  }
   if (dtype === 'int32') {
     const ints = Int32Array.from(values);
     for (let i = 0; i < ints.length; i++) {

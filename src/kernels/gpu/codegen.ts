@@ -69,6 +69,7 @@ export const isNaNExpr = (v: string): string => `!(${v} < 0 || ${v} >= 0)`;
 /** Wraps a value expression so that it is stored the way `dtype` stores it. */
 export function store(dtype: DType, expr: string): string {
   if (dtype === 'float16') return `roundHalf(${expr})`;
+  if (dtype === 'bfloat16') return `roundBFloat16(${expr})`;
   if (dtype === 'int32') return `truncInt(${expr})`;
   return expr;
 }

@@ -54,6 +54,24 @@ const HELPERS: string[] = [
     if (x < 0) { s = -1; }
     return s * r * q;
   }`,
+  // round a float32 to the nearest bfloat16 value, ties to even (bfloat16 storage): 8 significant
+  // bits at any exponent; past the largest bfloat16 halfway to 2^128 it is Infinity. Values below
+  // float32's normal range are kept as they are (GL float32 flushes them anyway)
+  `function roundBFloat16(x) {
+    const a = Math.abs(x);
+    if (a >= 3.3961775292304957e38) { return x * 1e30 * 1e30; }
+    if (a < 1.1754943508222875e-38) { return x; }
+    let e = Math.floor(Math.log2(a));
+    if (Math.pow(2, e) > a) { e = e - 1; }
+    if (Math.pow(2, e + 1) <= a) { e = e + 1; }
+    const q = Math.pow(2, e - 7);
+    const y = a / q;
+    let r = Math.floor(y + 0.5);
+    if (r - y == 0.5) { if (r - 2 * Math.floor(r / 2) == 1) { r = r - 1; } }
+    let s = 1;
+    if (x < 0) { s = -1; }
+    return s * r * q;
+  }`,
   // float to int32 the way a typed array stores it: toward zero, NaN and infinities to 0
   `function truncInt(x) {
     if (!(x < 0 || x >= 0) || Math.abs(x) > 3e38) { return 0; }

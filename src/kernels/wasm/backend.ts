@@ -17,8 +17,8 @@ import type { AdamHyper, BackendBuffer, BackendInfo, BinaryOp, BufferLedger, Cro
 import { CpuBackend } from '../cpu/backend';
 import { LedgerBuffer, releaseLedger } from '../ledger-buffer';
 import { memoryTracker } from '../memory';
-import { itemSize, type DType, type StorageArray } from '../../tensor/dtype';
-import { decodeFloat16, encodeFloat16 } from '../../tensor/float16';
+import { isHalf, itemSize, type DType, type StorageArray } from '../../tensor/dtype';
+import { halfCodec } from '../../tensor/half';
 import { BackendError, ValueError } from '../../errors';
 import { createRuntime, defaultThreads, type WasmRuntime } from './runtime';
 import type { WasmBackendOptions } from './options';
@@ -57,6 +57,7 @@ function arrayCtor(dtype: DType): ArrayCtor {
     case 'float32':
       return Float32Array;
     case 'float16':
+    case 'bfloat16':
       return Uint16Array;
     case 'int32':
       return Int32Array;
@@ -372,7 +373,7 @@ export class WasmBackend extends CpuBackend {
   override matmul(a: BackendBuffer, b: BackendBuffer, shape: MatmulShape, outDtype: DType): BackendBuffer {
     const dtype = outDtype === 'float64' ? 'float64' : outDtype === 'int32' ? null : 'float32';
     if (dtype === null) return super.matmul(a, b, shape, outDtype);
-    // operands in the kernel's dtype (float16 storage and mixed dtypes are converted first)
+    // operands in the kernel's dtype (16-bit float storage and mixed dtypes are converted first)
     const av = this.asDtype(a, dtype);
     const bv = this.asDtype(b, dtype);
     const size = itemSize(dtype);
@@ -386,8 +387,8 @@ export class WasmBackend extends CpuBackend {
         out.address,
         { ...shape, aOffset: 0, bOffset: 0 },
       );
-      if (outDtype === dtype) return out;
-      const rounded = this.wrap(outDtype, encodeFloat16(out.data as Float32Array));
+      if (outDtype === dtype || !isHalf(outDtype)) return out;
+      const rounded = this.wrap(outDtype, halfCodec(outDtype).encode(out.data as Float32Array));
       this.release(out);
       return rounded;
     } finally {
@@ -398,7 +399,7 @@ export class WasmBackend extends CpuBackend {
 
   /**
    * `buf` itself if it holds `dtype` in this instance's memory, else a converted copy that the
-   * caller releases (float16 storage; another dtype; a buffer of an earlier instance, whose
+   * caller releases (16-bit float storage; another dtype; a buffer of an earlier instance, whose
    * memory the kernels of this one cannot address).
    */
   private asDtype(buf: BackendBuffer, dtype: 'float32' | 'float64'): BackendBuffer {
@@ -406,9 +407,10 @@ export class WasmBackend extends CpuBackend {
     if (buf.dtype === dtype && buf.rt === this.rt) return buf;
     const out = this.allocate(dtype, buf.length);
     const src = (buf as WasmBuffer).data;
-    if (buf.dtype === 'float16') {
-      if (dtype === 'float32') decodeFloat16(src as Uint16Array, out.data as Float32Array);
-      else (out.data as Float64Array).set(decodeFloat16(src as Uint16Array));
+    if (isHalf(buf.dtype)) {
+      const { decode } = halfCodec(buf.dtype);
+      if (dtype === 'float32') decode(src as Uint16Array, out.data as Float32Array);
+      else (out.data as Float64Array).set(decode(src as Uint16Array));
     } else (out.data as Float32Array | Float64Array).set(src);
     return out;
   }

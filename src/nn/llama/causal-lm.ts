@@ -20,6 +20,7 @@ import { LlamaModel, type LlamaModelOptions } from './model';
 import { generateTokens, type GenerateOptions } from './generate';
 import { loadPretrainedInto, savePretrainedModel, type WritePretrainedOptions } from '../../io/pretrained';
 import { generationConfigToHF, llamaConfigToHF, readGenerationConfig, readLlamaConfig, type GenerationConfig } from './pretrained';
+import { isHalf } from '../../tensor/dtype';
 
 /**
  * lm_head when tieWordEmbeddings is set: a bias-free linear layer whose weight IS the embedding
@@ -183,5 +184,5 @@ function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
   const [b, t, v] = logits.shape;
   const shifted = reshape(slice(logits, 1, 0, t - 1), [b * (t - 1), v]);
   const targets = reshape(slice(labels, 1, 1), [b * (t - 1)]);
-  return crossEntropy(shifted.dtype === 'float16' ? cast(shifted, 'float32') : shifted, targets, { ignoreIndex: -100 });
+  return crossEntropy(isHalf(shifted.dtype) ? cast(shifted, 'float32') : shifted, targets, { ignoreIndex: -100 });
 }

@@ -103,7 +103,7 @@ export function resolveLlamaConfig(config: LlamaConfig): ResolvedLlamaConfig {
     throw new ValueError(op, `tieWordEmbeddings must be a boolean, got ${String(out.tieWordEmbeddings)}`);
   }
   if (!isDType(out.dtype) || !isFloating(out.dtype)) {
-    throw new ValueError(op, `dtype must be float64, float32 or float16, got ${String(out.dtype)}`);
+    throw new ValueError(op, `dtype must be float64, float32, float16 or bfloat16, got ${String(out.dtype)}`);
   }
   if (typeof out.seed !== 'number' || !Number.isFinite(out.seed)) throw new ValueError(op, `seed must be a finite number, got ${String(out.seed)}`);
   return out;

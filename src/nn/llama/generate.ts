@@ -14,6 +14,7 @@ import { positiveInt } from './config';
 import type { KVCache } from './kv-cache';
 import { checkInputIds } from './model';
 import type { LlamaForCausalLM } from './causal-lm';
+import { isHalf } from '../../tensor/dtype';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -101,7 +102,7 @@ export function generateTokens(model: LlamaForCausalLM, inputIds: Tensor, option
       cache = out.pastKeyValues;
       fed += stepLen;
       // float16 logits are read through a float32 copy (reading a Float16Array element by element is slow)
-      const last = out.logits.dtype === 'float16' ? cast(out.logits, 'float32') : out.logits;
+      const last = isHalf(out.logits.dtype) ? cast(out.logits, 'float32') : out.logits;
       const logits = last.toTypedArray();
       last.dispose();
       out.logits.dispose();

@@ -45,4 +45,4 @@ export { LlamaAttention, LlamaDecoderLayer, LlamaMLP, repeatKv } from './layers'
 export { LlamaModel, type LlamaModelOptions } from './model';
 export { LlamaForCausalLM, TiedLinear, type CausalLMOutput, type LlamaForwardOptions } from './causal-lm';
 export type { GenerateOptions } from './generate';
-export { llamaConfigToHF } from './pretrained';
+export { llamaConfigToHF, type GenerationConfig } from './pretrained';

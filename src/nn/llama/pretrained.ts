@@ -29,8 +29,7 @@ export function llamaConfigToHF(config: ResolvedLlamaConfig): Record<string, unk
 
 /**
  * The config of the Llama in `dir` (its config.json), with the dtype its torch_dtype names
- * unless `overrides` sets one. bfloat16 checkpoints load as float32 (blockgrad has no bfloat16
- * dtype yet). A model_type other than llama, or a torch_dtype blockgrad does not know, is a
+ * unless `overrides` sets one. A model_type other than llama, or a torch_dtype blockgrad does not know, is a
  * ValueError naming the field.
  */
 export function readLlamaConfig(op: string, dir: string, overrides: Partial<LlamaConfig>): ResolvedLlamaConfig {

@@ -122,7 +122,7 @@ export function resolveRobertaConfig(config: RobertaConfig): ResolvedRobertaConf
   }
   if (c.seed !== undefined && !Number.isFinite(c.seed)) throw new ValueError(op, `seed must be a finite number, got ${String(c.seed)}`);
   if (!isDType(c.dtype) || !isFloating(c.dtype)) {
-    throw new ValueError(op, `dtype must be float64, float32 or float16, got ${String(c.dtype)}`);
+    throw new ValueError(op, `dtype must be float64, float32, float16 or bfloat16, got ${String(c.dtype)}`);
   }
   return c;
 }

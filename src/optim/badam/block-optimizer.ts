@@ -68,6 +68,7 @@ import { badamPart, checkMasters, type BlockOptimizerStateDict } from './block-s
 import { lrProblem } from '../hyperparameters';
 import { buildBase, prepareBaseLoad, setBlockGroups } from './base-groups';
 import { report, type BlockOptimizerEvent, type BlockSwitchEvent, type Verbosity } from './events';
+import { isHalf } from '../../tensor/dtype';
 
 export class BlockOptimizer {
   readonly switchEvery: number;
@@ -126,15 +127,15 @@ export class BlockOptimizer {
     claimParameters(this, 'BlockOptimizer', this.model.named.map(([, p]) => p), this.model.named.map(([n]) => n));
   }
 
-  /** The one-time warning that BAdam's memory saving assumes a float16 model (verbose >= 1). */
+  /** The one-time warning that BAdam's memory saving assumes a 16-bit (float16 or bfloat16) model (verbose >= 1). */
   private warnIfNotHalf(): void {
     if (this.verbose === 0) return;
-    const notHalf = this.model.used().filter(([, p]) => p.dtype !== 'float16');
+    const notHalf = this.model.used().filter(([, p]) => !isHalf(p.dtype));
     if (notHalf.length > 0) {
       console.warn(
-        `BlockOptimizer: ${notHalf.length} trainable parameters are not float16 (e.g. '${notHalf[0][0]}' is ${notHalf[0][1].dtype}): ` +
+        `BlockOptimizer: ${notHalf.length} trainable parameters are not float16 or bfloat16 (e.g. '${notHalf[0][0]}' is ${notHalf[0][1].dtype}): ` +
           'they are updated in place without master copies, and BAdam saves no memory over Adam on them. ' +
-          "For the 2 + 16/D bytes per parameter, store the model in float16 (model.to('float16')).",
+          "For the 2 + 16/D bytes per parameter, store the model in float16 or bfloat16 (model.to('bfloat16')).",
       );
     }
   }
@@ -294,7 +295,7 @@ export class BlockOptimizer {
     this.masters.release();
     this.setTrainable(params);
     const masters = s.masters as Record<string, Tensor>;
-    for (const [n, p] of params) if (p.dtype === 'float16') this.masters.load(p, masters[n]);
+    for (const [n, p] of params) if (isHalf(p.dtype)) this.masters.load(p, masters[n]);
     this.schedule.restore(saved);
     const lr = s.lr as number;
     this.paramGroups[0].lr = lr;

@@ -8,7 +8,7 @@
  * base optimizer's (state-dict.ts).
  */
 import { Tensor } from '../../tensor/tensor';
-import { isFloating } from '../../tensor/dtype';
+import { isFloating, isHalf } from '../../tensor/dtype';
 import { sameShape } from '../../tensor/shape';
 import type { GeneratorState } from '../../tensor/random';
 import { hasOwn, isPlainObject } from '../../util/objects';
@@ -72,7 +72,7 @@ export function checkMasters(masters: unknown, params: [string, Tensor][], block
     problems.add('masters must be an object of tensors by parameter name');
     return;
   }
-  const halfs = params.filter(([, p]) => p.dtype === 'float16');
+  const halfs = params.filter(([, p]) => isHalf(p.dtype));
   for (const [n, p] of halfs) {
     const m = hasOwn(masters, n) ? masters[n] : undefined; // own keys only
     if (!(m instanceof Tensor)) problems.add(`masters lacks '${n}' (a float16 parameter of block ${block})`);

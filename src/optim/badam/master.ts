@@ -30,7 +30,7 @@
  */
 import { ValueError, fmtShape } from '../../errors';
 import { Tensor } from '../../tensor/tensor';
-import { isFloating } from '../../tensor/dtype';
+import { isFloating, isHalf } from '../../tensor/dtype';
 import { sameShape } from '../../tensor/shape';
 import { enableGrad, noGrad } from '../../autograd/grad-mode';
 import { cast } from '../../autograd/ops/elementwise';
@@ -78,7 +78,7 @@ export class MasterWeights {
   add(params: Iterable<Tensor>): void {
     noGrad(() => {
       for (const p of params) {
-        if (p.dtype !== 'float16' || this.masters.has(p)) continue;
+        if (!isHalf(p.dtype) || this.masters.has(p)) continue;
         this.masters.set(p, cast(p, 'float32').tagMemory('master'));
       }
     });
@@ -146,7 +146,7 @@ export class MasterWeights {
     // 1. float32 gradients (the float16 ones are consumed)
     noGrad(() => {
       for (const { p, group, grad: g } of todo) {
-        if (p.dtype !== 'float16') {
+        if (!isHalf(p.dtype)) {
           work.push({ p, group, target: p, grad: g, owned: false });
           continue;
         }
@@ -231,7 +231,7 @@ export class MixedPrecisionOptimizer<H extends Hyperparameters = Hyperparameters
     if (!isPlainObject(sd) || !isPlainObject(sd.masters)) refuseLoad(op, 'expected { state, paramGroups, masters } from stateDict()');
     const params = this.base.parameters();
     const problems = new LoadProblems(op);
-    const halfs = params.map((p, i) => [i, p] as const).filter(([, p]) => p.dtype === 'float16');
+    const halfs = params.map((p, i) => [i, p] as const).filter(([, p]) => isHalf(p.dtype));
     for (const [i, p] of halfs) {
       const m: unknown = sd.masters[i];
       if (!(m instanceof Tensor)) problems.add(`masters[${i}] is missing`);
@@ -240,7 +240,7 @@ export class MixedPrecisionOptimizer<H extends Hyperparameters = Hyperparameters
       else problems.add(stateValueProblem(`masters[${i}]`, m, false)); // a NaN master becomes a NaN weight
     }
     const expected = new Set(halfs.map(([i]) => String(i)));
-    for (const k of Object.keys(sd.masters)) if (!expected.has(k)) problems.add(`masters[${k}] belongs to no float16 parameter`);
+    for (const k of Object.keys(sd.masters)) if (!expected.has(k)) problems.add(`masters[${k}] belongs to no float16 or bfloat16 parameter`);
     const commitBase = this.base.checkStateDict({ state: sd.state, paramGroups: sd.paramGroups }, problems);
     problems.throwIfAny();
     commitBase();

@@ -5,7 +5,7 @@
  * (load-contract.ts) and the restore of one parameter.
  */
 import { Tensor } from '../../tensor/tensor';
-import { isFloating } from '../../tensor/dtype';
+import { isFloating, isHalf } from '../../tensor/dtype';
 import { hasOwn, isPlainObject } from '../../util/objects';
 import { cloneOnto, stateDtype, stateValueProblem } from '../state-tensors';
 import { LoadProblems, refuseLoad } from '../load-contract';
@@ -126,7 +126,7 @@ function checkParamState(where: string, s: Record<string, unknown>, e: MaskedPar
   }
   const master = s.master;
   if (master !== undefined) {
-    if (e.param.dtype !== 'float16') problems.add(`${where}.master is given but '${e.name}' is ${e.param.dtype}: only float16 parameters have masters`);
+    if (!isHalf(e.param.dtype)) problems.add(`${where}.master is given but '${e.name}' is ${e.param.dtype}: only float16 and bfloat16 parameters have masters`);
     else if (!(master instanceof Tensor) || master.isDisposed || master.buffer.released || !isFloating(master.dtype)) {
       problems.add(`${where}.master must be a live floating Tensor`);
     } else if (master.numel !== e.k) problems.add(`${where}.master has ${master.numel} entries, expected k = ${e.k}`);

@@ -14,6 +14,7 @@ import { bumpVersion } from '../../autograd/version';
 import { stateDtype } from '../state-tensors';
 import { buildMask, gather, window, type MaskedParam } from './ratio-masks';
 import type { MaskMode, RatioHyper } from './ratio-options';
+import { isHalf } from '../../tensor/dtype';
 
 /**
  * One Adam step on `e`'s selected entries with `grad` (checked by the caller), reading the
@@ -41,7 +42,7 @@ export function maskedAdamUpdate(e: MaskedParam, grad: Tensor, group: RatioHyper
     maximize: false,
     amsgrad: false,
   };
-  const half = p.dtype === 'float16';
+  const half = isHalf(p.dtype);
   // Note [Version counter]: every path below writes into p, and a graph that saved p must refuse its backward
   bumpVersion(p);
   if (e.dense && !half) {

@@ -248,7 +248,7 @@ describe('gpu backend selection', () => {
     const gpu = new GpuBackend({ mode: 'cpu' });
     const cpu = new CpuBackend();
     const bits = Uint16Array.from([0x3c00, 0x3c01, 0x7bff, 0x0001, 0x8000, 0xfc00]);
-    expect(Array.from(gpu.download(gpu.uploadFloat16Bits(bits)))).toEqual(Array.from(bits));
+    expect(Array.from(gpu.download(gpu.uploadHalfBits('float16', bits)))).toEqual(Array.from(bits));
     const ints = [-5, 0, 7, 123456];
     expect(Array.from(gpu.download(gpu.upload('int32', ints)))).toEqual(Array.from(cpu.download(cpu.upload('int32', ints))));
     gpu.dispose();
