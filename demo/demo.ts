@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import {
   Batcher,
   ByteTokenizer,
+  type Tokenizer,
   backendInfo,
   ValueError,
   encodeDataset,
@@ -203,7 +204,7 @@ function fnv1a(s: string): string {
 
 const keyOf = (e: AlpacaExample) => `${e.instruction}\u0000${e.input ?? ''}`;
 
-function prepareData(options: DemoOptions, tokenizer: ByteTokenizer): PreparedData {
+function prepareData(options: DemoOptions, tokenizer: Tokenizer): PreparedData {
   let train: AlpacaExample[];
   let heldOut: AlpacaExample[];
   let source: string;
@@ -246,8 +247,11 @@ function prepareData(options: DemoOptions, tokenizer: ByteTokenizer): PreparedDa
   const prompts = heldOut.map((ex) => {
     const enc = encodeExample(ex, tokenizer, { maxLength: SETTINGS.maxLength });
     if (enc) return enc.inputIds.slice(0, enc.responseStart);
-    const all = tokenizer.encode(formatPrompt(ex), { addBos: true });
-    return [all[0], ...all.slice(Math.max(1, all.length - (SETTINGS.maxLength - 8)))];
+    // a prompt too long to keep whole: its end (and the bos token, where there is one)
+    const bos = tokenizer.bosId !== null;
+    const all = tokenizer.encode(formatPrompt(ex), { addBos: bos });
+    const keep = SETTINGS.maxLength - 8;
+    return bos ? [all[0], ...all.slice(Math.max(1, all.length - keep))] : all.slice(Math.max(0, all.length - keep));
   });
   return { source, train, heldOut, encoded, fullText, prompts, hash: fnv1a(JSON.stringify(train)) };
 }

@@ -22,7 +22,7 @@ import {
   tensor,
   tidy,
   type BlockSwitchEvent,
-  type ByteTokenizer,
+  type Tokenizer,
   type CollatedBatch,
   type LlamaConfig,
   type Tensor,
@@ -201,17 +201,18 @@ export function createTrainer(name: OptimizerName, weights: Record<string, Tenso
 
 /**
  * Greedy answers (temperature 0) of `model` to each prompt, up to `maxNewTokens` tokens or
- * `<eos>`, decoded without special tokens.
+ * the eos token (where the tokenizer has one), decoded without special tokens.
  */
-export function answers(model: LlamaForCausalLM, tokenizer: ByteTokenizer, prompts: readonly number[][], maxNewTokens: number): string[] {
+export function answers(model: LlamaForCausalLM, tokenizer: Tokenizer, prompts: readonly number[][], maxNewTokens: number): string[] {
+  const eos = tokenizer.eosId ?? undefined;
   const wasTraining = model.training;
   model.eval();
   try {
     return prompts.map((ids) =>
       tidy(() => {
-        const out = model.generate(tensor([ids], { dtype: 'int32' }), { maxNewTokens, temperature: 0, eosTokenId: tokenizer.eosId });
+        const out = model.generate(tensor([ids], { dtype: 'int32' }), { maxNewTokens, temperature: 0, eosTokenId: eos });
         const row = Array.from(out.toTypedArray() as Int32Array).slice(ids.length);
-        const end = row.indexOf(tokenizer.eosId);
+        const end = eos === undefined ? -1 : row.indexOf(eos);
         return tokenizer.decode(end >= 0 ? row.slice(0, end) : row);
       }),
     );
