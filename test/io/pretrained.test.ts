@@ -102,6 +102,23 @@ test('shards and their index when the weights pass maxShardBytes; float16 and ti
   expect(LlamaForCausalLM.fromPretrained(dir, { dtype: 'float32' }).config.dtype).toBe('float32');
 });
 
+describe.each(['float32', 'float16', 'bfloat16'] as const)('%s', (dtype) => {
+  test.each([
+    ['one file', undefined],
+    ['shards', 3000],
+  ])('savePretrained then fromPretrained, as %s: the same dtype, every weight bit for bit, the same logits', async (_, maxShardBytes) => {
+    const dir = freshDir();
+    const source = new LlamaForCausalLM({ ...config, dtype, seed: 21 });
+    await source.savePretrained(dir, maxShardBytes === undefined ? {} : { maxShardBytes });
+    expect(readdirSync(dir).includes('model.safetensors.index.json')).toBe(maxShardBytes !== undefined);
+    expect(json(dir, 'config.json').torch_dtype).toBe(dtype);
+    const loaded = LlamaForCausalLM.fromPretrained(dir);
+    expect(loaded.config.dtype).toBe(dtype);
+    expectSameWeights(source, loaded);
+    expect(logitsOf(loaded)).toEqual(logitsOf(source));
+  });
+});
+
 test('saving one layout over the other removes the other, so a directory never holds two sets of weights', async () => {
   const dir = freshDir();
   const a = new LlamaForCausalLM({ ...config, seed: 3 });
