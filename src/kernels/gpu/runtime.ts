@@ -37,40 +37,40 @@ export interface KernelSpec {
 
 /** Helper functions every kernel may call (gpu.js compiles only those a kernel uses). */
 const HELPERS: string[] = [
-  // round a float32 to the nearest float16 value, ties to even (float16 storage)
+  // |x| (a > 0) rounded to `bits` bits after its leading one, ties to even; exponents below eMin
+  // round at eMin's spacing (subnormals). The exponent from log2 is corrected both ways, since
+  // log2 may be off by an ulp near a power of two
+  `function roundMagnitude(a, eMin, bits) {
+    let e = Math.floor(Math.log2(a));
+    if (Math.pow(2, e) > a) { e = e - 1; }
+    if (Math.pow(2, e + 1) <= a) { e = e + 1; }
+    if (e < eMin) { e = eMin; }
+    const q = Math.pow(2, e - bits);
+    const y = a / q;
+    let r = Math.floor(y + 0.5);
+    if (r - y == 0.5) { if (r - 2 * Math.floor(r / 2) == 1) { r = r - 1; } }
+    return r * q;
+  }`,
+  // round a float32 to the nearest float16 value, ties to even (float16 storage): 10 bits,
+  // subnormals below 2^-14, Infinity from halfway past 65504
   `function roundHalf(x) {
     const a = Math.abs(x);
     if (a >= 65520) { return x * 1e30 * 1e30; }
     if (a <= 2.9802322387695312e-8) { return x * 0; }
-    let e = Math.floor(Math.log2(a));
-    if (Math.pow(2, e) > a) { e = e - 1; }
-    if (Math.pow(2, e + 1) <= a) { e = e + 1; }
-    if (e < -14) { e = -14; }
-    const q = Math.pow(2, e - 10);
-    const y = a / q;
-    let r = Math.floor(y + 0.5);
-    if (r - y == 0.5) { if (r - 2 * Math.floor(r / 2) == 1) { r = r - 1; } }
     let s = 1;
     if (x < 0) { s = -1; }
-    return s * r * q;
+    return s * roundMagnitude(a, -14.0, 10.0);
   }`,
-  // round a float32 to the nearest bfloat16 value, ties to even (bfloat16 storage): 8 significant
-  // bits at any exponent; past the largest bfloat16 halfway to 2^128 it is Infinity. Values below
-  // float32's normal range are kept as they are (GL float32 flushes them anyway)
+  // round a float32 to the nearest bfloat16 value, ties to even (bfloat16 storage): 7 bits at any
+  // exponent, Infinity from halfway past the largest bfloat16; values below float32's normal
+  // range are kept as they are (GL float32 flushes them anyway)
   `function roundBFloat16(x) {
     const a = Math.abs(x);
     if (a >= 3.3961775292304957e38) { return x * 1e30 * 1e30; }
     if (a < 1.1754943508222875e-38) { return x; }
-    let e = Math.floor(Math.log2(a));
-    if (Math.pow(2, e) > a) { e = e - 1; }
-    if (Math.pow(2, e + 1) <= a) { e = e + 1; }
-    const q = Math.pow(2, e - 7);
-    const y = a / q;
-    let r = Math.floor(y + 0.5);
-    if (r - y == 0.5) { if (r - 2 * Math.floor(r / 2) == 1) { r = r - 1; } }
     let s = 1;
     if (x < 0) { s = -1; }
-    return s * r * q;
+    return s * roundMagnitude(a, -126.0, 7.0);
   }`,
   // float to int32 the way a typed array stores it: toward zero, NaN and infinities to 0
   `function truncInt(x) {
