@@ -144,7 +144,7 @@ describe('LOMO frees its temporaries', () => {
   // backward leaves the engine's own intermediates; the fused updates must add nothing to them.
   // (clipGradNorm is left out: its norm pass is a second backward, and sum()'s internal row view
   // keeps each squared gradient's storage until the garbage collector runs.)
-  test.each(['float16', 'float32', 'float64'] as DType[])('%s: a fused backward leaves exactly what a plain backward leaves', (dtype) => {
+  test.each(['float16', 'bfloat16', 'float32', 'float64'] as DType[])('%s: a fused backward leaves exactly what a plain backward leaves', (dtype) => {
     const plain = otherLeftBy(dtype, (_, loss) => loss.backward());
     for (const options of [{ lr: 0.05 }, { lr: 0.05, weightDecay: 0.1, clipGradValue: 0.5 }]) {
       let lomo: LOMO | null = null;
