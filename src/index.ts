@@ -25,7 +25,7 @@ export { gradcheck, gradgradcheck, type GradcheckOptions, type GradcheckResult }
 export { defineOp, type OpContext, type OpDefinition } from './autograd/define-op';
 export { checkpoint } from './autograd/checkpoint';
 export { profile, type ProfileReport, type RecordedNodeEvent, type BackwardNodeEvent } from './autograd/profile';
-export { Node, type BackwardFn, type SavedTensorRegion } from './autograd/node';
+export { Node, type BackwardFn, type DeferredSaves } from './autograd/node';
 
 export * from './autograd/ops/elementwise';
 export * from './autograd/ops/reduce';

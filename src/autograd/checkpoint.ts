@@ -36,11 +36,17 @@ import { tidy, untracked } from '../tensor/scope';
 import { Tensor } from '../tensor/tensor';
 import { describe } from '../util/describe';
 import { enableGrad, isGradEnabled } from './grad-mode';
-import { activeSavedTensorRegion, withSavedTensorRegion, type Node, type SavedTensorRegion } from './node';
+import { activeSavedTensorRegion, withSavedTensorRegion, type DeferredSaves, type Node, type SavedTensorRegion } from './node';
 
-/** What a region counted as saved (its inputs, then the recomputed tensors), un-counted if it is collected unreleased. */
-const unsaveOnCollect = new FinalizationRegistry<BufferLedger[]>((ledgers) => {
-  for (const l of ledgers) memoryTracker.onUnsave(l);
+/** The bytes a region counts as saved: its inputs', and each first-run node's recomputed tensors'. */
+interface Counted {
+  inputs: BufferLedger[];
+  perNode: (readonly BufferLedger[])[];
+}
+
+/** Un-counts what a region counted, when the region is collected without having been released. */
+const unsaveOnCollect = new FinalizationRegistry<Counted>((counted) => {
+  for (const l of [...counted.inputs, ...counted.perNode.flat()]) memoryTracker.onUnsave(l);
 });
 
 /**
@@ -60,7 +66,7 @@ export function checkpoint<T>(fn: (...inputs: Tensor[]) => T, ...inputs: Tensor[
   return new CheckpointRegion(fn, inputs).firstRun();
 }
 
-class CheckpointRegion<T> implements SavedTensorRegion {
+class CheckpointRegion<T> implements SavedTensorRegion, DeferredSaves {
   readonly defersSaves = true;
   /** The first run's nodes, in record order, and each node's place there. */
   private readonly nodes: Node[] = [];
@@ -72,9 +78,9 @@ class CheckpointRegion<T> implements SavedTensorRegion {
   private kept: Tensor[] = [];
   private versions: number[] = [];
   private trainable: boolean[] = [];
-  /** Per first-run node, the tensors its twin in the recomputation saved (null until then). */
+  /** Per first-run node, the tensors its twin in the recomputation saved (null until then; emptied as each node is released). */
   private recomputed: Tensor[][] | null = null;
-  private readonly counted: BufferLedger[] = [];
+  private readonly counted: Counted = { inputs: [], perNode: [] };
 
   constructor(
     private readonly fn: (...inputs: Tensor[]) => T,
@@ -92,7 +98,8 @@ class CheckpointRegion<T> implements SavedTensorRegion {
       this.kept = untracked(() => this.inputs.map((t) => t.detach()));
       this.versions = this.inputs.map((t) => t.buffer.ledger.version);
       this.trainable = this.inputs.map((t) => t.requiresGrad);
-      for (const t of this.kept) this.count(t.buffer.ledger);
+      this.counted.inputs = this.kept.map((t) => t.buffer.ledger);
+      for (const l of this.counted.inputs) memoryTracker.onSave(l);
       unsaveOnCollect.register(this, this.counted, this);
     }
     return out;
@@ -110,19 +117,24 @@ class CheckpointRegion<T> implements SavedTensorRegion {
     return (this.recomputed as Tensor[][])[this.place.get(node) as number];
   }
 
-  onRelease(): void {
+  /**
+   * A first-run node is done: what was recomputed for it goes now (as a plain node's saved
+   * tensors go when it has run), and with the last one the kept inputs go too.
+   */
+  onRelease(node: Node): void {
+    const k = this.place.get(node) as number;
+    if (this.recomputed !== null) {
+      for (const t of this.recomputed[k]) t.dispose();
+      for (const l of this.counted.perNode[k]) memoryTracker.onUnsave(l);
+      this.recomputed[k] = [];
+      this.counted.perNode[k] = [];
+    }
     if (--this.unreleased > 0) return;
-    for (const t of [...this.kept, ...(this.recomputed ?? []).flat()]) t.dispose();
-    for (const l of this.counted) memoryTracker.onUnsave(l);
+    for (const t of this.kept) t.dispose();
+    for (const l of this.counted.inputs) memoryTracker.onUnsave(l);
     unsaveOnCollect.unregister(this);
     this.kept = [];
-    this.recomputed = null;
-    this.counted.length = 0;
-  }
-
-  private count(ledger: BufferLedger): void {
-    memoryTracker.onSave(ledger);
-    this.counted.push(ledger);
+    this.counted.inputs = [];
   }
 
   /** Reruns fn on the kept inputs with the generators rewound, and keeps what each node saved. */
@@ -139,7 +151,7 @@ class CheckpointRegion<T> implements SavedTensorRegion {
       }
     });
     const replay: Node[] = [];
-    const collect: SavedTensorRegion = { defersSaves: false, onRecord: (n) => replay.push(n), savedFor: () => [], onRelease: () => {} };
+    const collect: SavedTensorRegion = { defersSaves: false, onRecord: (n) => replay.push(n) };
     const after = [...this.generators.keys()].map((g) => [g, g.getState()] as const);
     for (const [g, state] of this.generators) g.setState(state);
     const saved: Tensor[][] = [];
@@ -153,16 +165,20 @@ class CheckpointRegion<T> implements SavedTensorRegion {
           for (const n of replay) {
             const taken = n.takeSaved();
             saved.push(taken.saved);
-            this.counted.push(...taken.ledgers);
+            this.counted.perNode.push(taken.ledgers);
           }
         }),
       );
     } finally {
       for (const [g, state] of after) g.setState(state);
     }
-    this.recomputed = saved;
     const differs = replay.length !== this.nodes.length || replay.some((n, k) => n.op !== this.nodes[k].op);
     if (differs) {
+      // nothing recomputed is of use: free it now, and let every node find an empty slot
+      for (const t of saved.flat()) t.dispose();
+      for (const l of this.counted.perNode.flat()) memoryTracker.onUnsave(l);
+      this.recomputed = this.nodes.map(() => []);
+      this.counted.perNode = this.nodes.map(() => []);
       const ops = (ns: Node[]) => ns.map((n) => n.op).join(', ');
       throw new AutogradError(
         op,
@@ -170,5 +186,6 @@ class CheckpointRegion<T> implements SavedTensorRegion {
           'a checkpointed function must compute the same ops from the same inputs each time',
       );
     }
+    this.recomputed = saved;
   }
 }

@@ -25,14 +25,17 @@ export type BackwardFn = (grad: Tensor, saved: Tensor[], needs: readonly boolean
 let nextSeq = 0;
 
 /**
- * Where saved tensors go when they are not kept by their node: a checkpointed region (Note
- * [Checkpointing] in checkpoint.ts). While one is active, `record` tells it of every node it
- * makes; in its first run it asks nodes to keep nothing (`defersSaves`), and a node that needs
- * its saved tensors in the backward asks the region (`savedFor`), which recomputes them.
+ * A checkpointed region (Note [Checkpointing] in checkpoint.ts) as `record` sees it: while one is
+ * active, `record` tells it of every node it makes, and in the region's first run (`defersSaves`)
+ * the nodes keep nothing.
  */
 export interface SavedTensorRegion {
   readonly defersSaves: boolean;
   onRecord(node: Node): void;
+}
+
+/** Where a node that kept nothing gets its saved tensors (`savedFor`), and says it is done with them. */
+export interface DeferredSaves {
   savedFor(node: Node): Tensor[];
   onRelease(node: Node): void;
 }
@@ -74,8 +77,8 @@ export class Node {
   /** The output tensor, when it called retainGrad(). */
   retainGradOf: Tensor | null = null;
   released = false;
-  /** The checkpointed region that holds this node's saved tensors instead of the node (and the node's place in it). */
-  deferredTo: SavedTensorRegion | null = null;
+  /** The checkpointed region that holds this node's saved tensors instead of the node. */
+  deferredTo: DeferredSaves | null = null;
 
   /**
    * What the backward reads: one alias per saved tensor, holding its own reference to the

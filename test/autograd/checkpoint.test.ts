@@ -105,6 +105,24 @@ describe('memory', () => {
     expect(memory.stats().liveBytes).toBe(before);
   });
 
+  test('what was recomputed for a node is freed as soon as that node has run, as a plain node frees what it saved', () => {
+    const x = uniformLeaf([4, 8], 20).detach(); // 256 bytes, kept for the recomputation
+    const w = uniformLeaf([8, 8], 21);
+    const before = memory.stats().savedForBackwardBytes;
+    let whenHReady = NaN;
+    const y = checkpoint((t: Tensor) => {
+      const h = t.matmul(w);
+      // h's gradient is complete once exp and mul (above it) have run; matmul (below it) has not
+      h.registerHook(() => void (whenHReady = memory.stats().savedForBackwardBytes - before));
+      return h.exp().mul(h);
+    }, x);
+    y.sum().backward();
+    // left: x (kept, and what matmul reads to give w its gradient); exp's output and h, which exp
+    // and mul read, 512 more bytes, are gone
+    expect(whenHReady).toBe(4 * 8 * 8);
+    expect(memory.stats().savedForBackwardBytes).toBe(before);
+  });
+
   test('no input and no parameter needs a gradient: no node, nothing kept, no recomputation', () => {
     const x = uniformLeaf([3, 3], 14).detach();
     const calls: number[] = [];
