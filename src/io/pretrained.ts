@@ -9,13 +9,12 @@
  * removes the weights of the other layout (a stale index beside a new single file, or the
  * reverse), so that a directory never holds two disagreeing sets of weights.
  */
-import { ValueError, fmtShape } from '../errors';
-import { StateDictError } from '../nn/module';
-import { isFloating, itemSize, type DType } from '../tensor/dtype';
-import { sameShape } from '../tensor/shape';
+import { ValueError } from '../errors';
+import { StateDictError, stateDictEntryProblem, stateDictKeys } from '../nn/module';
+import { itemSize, type DType } from '../tensor/dtype';
 import { Tensor } from '../tensor/tensor';
 import { isPlainObject } from '../util/objects';
-import { SafetensorsError, setOwn, type SafetensorsDType } from './safetensors/format';
+import { DTYPE_OF, SafetensorsError, setOwn, type SafetensorsDType } from './safetensors/format';
 import { nodeFs, writeFileAtomically } from './safetensors/file';
 import { hasFile, join, readJsonFile } from './directory';
 import { openSafetensors, type SafetensorsReader } from './safetensors';
@@ -214,26 +213,22 @@ export function loadPretrainedInto<M extends StateDictModel>(op: string, dir: st
 }
 
 /**
- * What a strict loadStateDict would refuse, found from the headers: names the model lacks, model
- * entries no file provides (a tied weight counts as provided under any of its names), and
- * shapes or kinds (integer against floating) that differ.
+ * What a strict loadStateDict would refuse, found from the headers (with loadStateDict's own
+ * checks and messages): names the model lacks, model entries no file provides, and shapes or
+ * kinds (integer against floating) that differ.
  */
 function checkAgainstModel(weights: PretrainedWeights, model: StateDictModel): void {
-  const own = model.stateDict();
-  const given = new Set(weights.names);
-  const unexpected = weights.names.filter((n) => !Object.prototype.hasOwnProperty.call(own, n));
-  const providedStorage = new Set(weights.names.filter((n) => !unexpected.includes(n)).map((n) => own[n].buffer));
-  const missing = Object.keys(own).filter((n) => !given.has(n) && !providedStorage.has(own[n].buffer));
+  const own = new Map(Object.entries(model.stateDict()));
+  const { missingKeys, unexpectedKeys } = stateDictKeys(own, weights.names);
   const mismatches: string[] = [];
   for (const name of weights.names) {
-    const target = own[name];
-    if (!target) continue;
+    const target = own.get(name);
     const { dtype, shape } = weights.info(name);
-    if (!sameShape(shape, target.shape)) mismatches.push(`${name} has shape ${fmtShape(shape)} in the state dict but ${fmtShape(target.shape)} in the model`);
-    else if ((dtype === 'I32') === isFloating(target.dtype)) mismatches.push(`${name} is ${dtype} in the file but ${target.dtype} in the model`);
+    const problem = target ? stateDictEntryProblem(name, shape, DTYPE_OF[dtype], target) : null;
+    if (problem !== null) mismatches.push(problem);
   }
-  for (const t of Object.values(own)) t.dispose(); // aliases: the model's storage stays
-  if (missing.length > 0 || unexpected.length > 0 || mismatches.length > 0) throw new StateDictError(missing, unexpected, mismatches);
+  for (const t of own.values()) t.dispose(); // aliases: the model's storage stays
+  if (missingKeys.length > 0 || unexpectedKeys.length > 0 || mismatches.length > 0) throw new StateDictError(missingKeys, unexpectedKeys, mismatches);
 }
 
 /**

@@ -41,6 +41,28 @@ const autoNames = new WeakMap<Tensor, string>();
 const joinPath = (prefix: string, name: string) => (prefix === '' ? name : `${prefix}.${name}`);
 
 /**
+ * Which keys of a state dict a module lacks, and which of the module's entries (`own`) no key
+ * provides. A tied tensor (lm_head.weight = embed_tokens.weight) is provided under any of its
+ * names: entries are matched by storage, so aliases of the module's tensors (stateDict()) serve
+ * as well as the tensors themselves. io/pretrained.ts checks a directory's headers with it.
+ */
+export function stateDictKeys(own: ReadonlyMap<string, Tensor>, given: readonly string[]): { missingKeys: string[]; unexpectedKeys: string[] } {
+  const present = new Set(given);
+  const provided = new Set(given.filter((k) => own.has(k)).map((k) => (own.get(k) as Tensor).buffer));
+  return {
+    missingKeys: [...own].filter(([k, t]) => !present.has(k) && !provided.has(t.buffer)).map(([k]) => k),
+    unexpectedKeys: given.filter((k) => !own.has(k)),
+  };
+}
+
+/** Why an entry of this shape and dtype cannot be loaded into `target`, or null (the shape, then integer against floating). */
+export function stateDictEntryProblem(name: string, shape: readonly number[], dtype: DType, target: Tensor): string | null {
+  if (!sameShape(shape, target.shape)) return `${name} has shape ${fmtShape(shape)} in the state dict but ${fmtShape(target.shape)} in the model`;
+  if (isFloating(target.dtype) !== isFloating(dtype)) return `${name} is ${dtype} in the state dict but ${target.dtype} in the model`;
+  return null;
+}
+
+/**
  * Names a parameter `path` (its path from the top module) when it has no name yet, or when its
  * automatic name was given from the top of the subtree just registered (`relative`): a subtree
  * built on its own is renamed as it is registered, while a tensor the user named, or one a
@@ -273,30 +295,21 @@ export class Module {
     // a Map and own keys only: a key like 'constructor' must not match Object.prototype
     const own = new Map(this.stateEntries());
     const given = Object.keys(stateDict);
-    const present = new Set(given);
-    // a tied parameter (e.g. lm_head.weight = embed_tokens.weight) is satisfied by any of its names
-    const loaded = new Set(given.filter((k) => own.has(k)).map((k) => own.get(k) as Tensor));
-    const missingKeys = [...own].filter(([k, t]) => !present.has(k) && !loaded.has(t)).map(([k]) => k);
-    const unexpectedKeys = given.filter((k) => !own.has(k));
+    const { missingKeys, unexpectedKeys } = stateDictKeys(own, given);
     const mismatches: string[] = [];
     const writes: [Tensor, Tensor][] = [];
     for (const k of given) {
       const target = own.get(k);
       if (!target) continue;
       const src: unknown = stateDict[k];
-      if (!(src instanceof Tensor)) {
-        mismatches.push(`${k} is not a Tensor (got ${src === null ? 'null' : typeof src})`);
-      } else if (src.isDisposed || src.buffer.released) {
-        mismatches.push(`${k} was disposed`);
-      } else if (!sameShape(src.shape, target.shape)) {
-        mismatches.push(`${k} has shape ${fmtShape(src.shape)} in the state dict but ${fmtShape(target.shape)} in the model`);
-      } else if (isFloating(target.dtype) !== isFloating(src.dtype)) {
-        mismatches.push(`${k} is ${src.dtype} in the state dict but ${target.dtype} in the model`);
-      } else if (src.backend !== target.backend) {
-        mismatches.push(`${k} lives on backend ${src.backend} in the state dict but ${target.backend} in the model`);
-      } else {
-        writes.push([target, src]);
-      }
+      const problem = !(src instanceof Tensor)
+        ? `${k} is not a Tensor (got ${src === null ? 'null' : typeof src})`
+        : src.isDisposed || src.buffer.released
+          ? `${k} was disposed`
+          : (stateDictEntryProblem(k, src.shape, src.dtype, target) ??
+            (src.backend !== target.backend ? `${k} lives on backend ${src.backend} in the state dict but ${target.backend} in the model` : null));
+      if (problem !== null) mismatches.push(problem);
+      else writes.push([target, src as Tensor]);
     }
     if (mismatches.length > 0 || (strict && (missingKeys.length > 0 || unexpectedKeys.length > 0))) {
       // non-strict loading tolerates missing and unexpected keys: only the mismatches are the error

@@ -44,6 +44,7 @@
  * tensor is allocated, so a bad file never yields a partial result.
  */
 import { ValueError } from '../../errors';
+import type { DType } from '../../tensor/dtype';
 import type { Tensor } from '../../tensor/tensor';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I32';
@@ -68,6 +69,8 @@ export const SAFETENSORS_MAX_HEADER_SIZE = 100_000_000;
 const SUPPORTED: readonly SafetensorsDType[] = ['F64', 'F32', 'F16', 'BF16', 'I32'];
 export const SUPPORTED_TEXT = 'F64, F32, F16, BF16 or I32';
 export const ITEM_SIZE: Record<SafetensorsDType, number> = { F64: 8, F32: 4, I32: 4, F16: 2, BF16: 2 };
+/** The dtype each file dtype loads as. */
+export const DTYPE_OF: Record<SafetensorsDType, DType> = { F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I32: 'int32' };
 /** Dtypes the spec defines that blockgrad does not read (for a clearer message). */
 export const KNOWN_UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'U32', 'I64', 'U64', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
 
