@@ -67,7 +67,7 @@ export class SafetensorsError extends ValueError {}
 export const SAFETENSORS_MAX_HEADER_SIZE = 100_000_000;
 
 const SUPPORTED: readonly SafetensorsDType[] = ['F64', 'F32', 'F16', 'BF16', 'I32'];
-export const SUPPORTED_TEXT = 'F64, F32, F16, BF16 or I32';
+const SUPPORTED_TEXT = 'F64, F32, F16, BF16 or I32';
 export const ITEM_SIZE: Record<SafetensorsDType, number> = { F64: 8, F32: 4, I32: 4, F16: 2, BF16: 2 };
 /** The dtype each file dtype loads as. */
 export const DTYPE_OF: Record<SafetensorsDType, DType> = { F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I32: 'int32' };
@@ -76,8 +76,26 @@ export const KNOWN_UNSUPPORTED = new Set(['BOOL', 'U8', 'I8', 'I16', 'U16', 'U32
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-export function isSupported(x: unknown): x is SafetensorsDType {
+function isSupported(x: unknown): x is SafetensorsDType {
   return typeof x === 'string' && (SUPPORTED as readonly string[]).includes(x);
+}
+
+/**
+ * Throws unless `dtype` is one blockgrad reads and writes. `problem` says what is wrong with it
+ * (called only then, as the reader's wording needs a lookup); the message goes on to name the
+ * supported dtypes, so a bad file and a bad `options.dtypes` end their errors the same way.
+ */
+export function checkSupported(op: string, dtype: unknown, problem: () => string): asserts dtype is SafetensorsDType {
+  if (!isSupported(dtype)) throw new SafetensorsError(op, `${problem()}; supported dtypes are ${SUPPORTED_TEXT}`);
+}
+
+/**
+ * Throws if a header of `size` bytes is over {@link SAFETENSORS_MAX_HEADER_SIZE}: readers refuse
+ * one, so the writer must not make one. `subject` states the size as the caller sees it ("the
+ * header length is"), `why` ends the message with what such a header means there.
+ */
+export function checkHeaderSize(op: string, size: number, subject: string, why: string): void {
+  if (size > SAFETENSORS_MAX_HEADER_SIZE) throw new SafetensorsError(op, `${subject} ${size} bytes, over the ${SAFETENSORS_MAX_HEADER_SIZE}-byte limit ${why}`);
 }
 
 /** Defines an own enumerable property (safe for names such as "__proto__"). */

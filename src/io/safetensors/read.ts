@@ -9,19 +9,7 @@ import { kernels } from '../../kernels/registry';
 import { Tensor } from '../../tensor/tensor';
 import { isPlainObject } from '../../util/objects';
 import { fileRanges, fileRangesAsync, memoryRanges, type RangeReader } from './file';
-import {
-  ITEM_SIZE,
-  KNOWN_UNSUPPORTED,
-  SAFETENSORS_MAX_HEADER_SIZE,
-  SUPPORTED_TEXT,
-  SafetensorsError,
-  isSupported,
-  quote,
-  setOwn,
-  swapToHostOrder,
-  type SafetensorsDType,
-  type SafetensorsFile,
-} from './format';
+import { ITEM_SIZE, KNOWN_UNSUPPORTED, SafetensorsError, checkHeaderSize, checkSupported, quote, setOwn, swapToHostOrder, type SafetensorsDType, type SafetensorsFile } from './format';
 import { describe } from '../../util/describe';
 
 /** One tensor's header entry; begin and end count from the start of the data section. */
@@ -68,10 +56,10 @@ function parseEntry(op: string, name: string, info: unknown, dataLength: number)
   }
   const { dtype, shape, data_offsets: offsets } = info;
   if (typeof dtype !== 'string') throw new SafetensorsError(op, `${where}: dtype must be a string, got ${describe(dtype)}`);
-  if (!isSupported(dtype)) {
+  checkSupported(op, dtype, () => {
     const known = KNOWN_UNSUPPORTED.has(dtype) ? 'is not supported' : 'is not a safetensors dtype blockgrad knows';
-    throw new SafetensorsError(op, `${where}: dtype ${quote(dtype)} ${known}; supported dtypes are ${SUPPORTED_TEXT}`);
-  }
+    return `${where}: dtype ${quote(dtype)} ${known}`;
+  });
   if (!Array.isArray(shape) || !shape.every((d) => checkUint(d))) {
     throw new SafetensorsError(op, `${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   }
@@ -130,9 +118,7 @@ function headerLengthOf(op: string, prefix: Uint8Array, fileSize: number): numbe
   const low = view.getUint32(0, true);
   const high = view.getUint32(4, true);
   const headerLength = high * 2 ** 32 + low; // exact below 2^53; anything that large is rejected
-  if (headerLength > SAFETENSORS_MAX_HEADER_SIZE) {
-    throw new SafetensorsError(op, `the header length is ${headerLength} bytes, over the ${SAFETENSORS_MAX_HEADER_SIZE}-byte limit (corrupt file, or not a safetensors file)`);
-  }
+  checkHeaderSize(op, headerLength, 'the header length is', '(corrupt file, or not a safetensors file)');
   if (8 + headerLength > fileSize) {
     throw new SafetensorsError(op, `the header length ${headerLength} runs past the end of the file (${fileSize} bytes, so at most ${fileSize - 8} header bytes)`);
   }

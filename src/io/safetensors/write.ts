@@ -8,21 +8,10 @@ import { encodeBFloat16 } from '../../tensor/bfloat16';
 import type { DType } from '../../tensor/dtype';
 import { decodeFloat16, encodeFloat16, float16ArrayToBits } from '../../tensor/float16';
 import { Tensor } from '../../tensor/tensor';
-import { isPlainObject } from '../../util/objects';
+import { hasOwn, isPlainObject } from '../../util/objects';
 import type { Float16Array } from '@petamoriken/float16';
 import { writeFileAtomically } from './file';
-import {
-  ITEM_SIZE,
-  SAFETENSORS_MAX_HEADER_SIZE,
-  SUPPORTED_TEXT,
-  SafetensorsError,
-  isSupported,
-  quote,
-  setOwn,
-  swapToHostOrder,
-  type SafetensorsDType,
-  type SaveSafetensorsOptions,
-} from './format';
+import { ITEM_SIZE, SafetensorsError, checkHeaderSize, checkSupported, quote, setOwn, swapToHostOrder, type SafetensorsDType, type SaveSafetensorsOptions } from './format';
 import { describe } from '../../util/describe';
 
 const DEFAULT_TARGET: Record<DType, SafetensorsDType> = { float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int32: 'I32' };
@@ -143,12 +132,10 @@ function planFile(
   const dtypes = opts.dtypes ?? {};
   if (!isPlainObject(dtypes)) throw new SafetensorsError(op, `options.dtypes must be an object mapping tensor names to dtypes, got ${describe(dtypes)}`);
   for (const [name, target] of Object.entries(dtypes)) {
-    if (!Object.prototype.hasOwnProperty.call(tensors, name)) {
+    if (!hasOwn(tensors, name)) {
       throw new SafetensorsError(op, `options.dtypes names ${quote(name)}, which is not one of the tensors being saved`);
     }
-    if (!isSupported(target)) {
-      throw new SafetensorsError(op, `options.dtypes[${quote(name)}] is ${describe(target)}; supported dtypes are ${SUPPORTED_TEXT}`);
-    }
+    checkSupported(op, target, () => `options.dtypes[${quote(name)}] is ${describe(target)}`);
   }
 
   const planned: Planned[] = [];
@@ -157,7 +144,7 @@ function planFile(
     checkWellFormed(op, 'tensor name', name);
     if (!(tensor instanceof Tensor)) throw new SafetensorsError(op, `tensor ${quote(name)}: expected a Tensor, got ${describe(tensor)}`);
     if (tensor.isDisposed || tensor.buffer.released) throw new SafetensorsError(op, `tensor ${quote(name)} (shape ${fmtShape(tensor.shape)}) was disposed`);
-    const target = Object.prototype.hasOwnProperty.call(dtypes, name) ? (dtypes[name] as SafetensorsDType) : DEFAULT_TARGET[tensor.dtype];
+    const target = hasOwn(dtypes, name) ? (dtypes[name] as SafetensorsDType) : DEFAULT_TARGET[tensor.dtype];
     if ((tensor.dtype === 'int32') !== (target === 'I32')) {
       throw new SafetensorsError(
         op,
@@ -185,9 +172,7 @@ function planFile(
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
-  if (padded > SAFETENSORS_MAX_HEADER_SIZE) {
-    throw new SafetensorsError(op, `the header would be ${padded} bytes, over the ${SAFETENSORS_MAX_HEADER_SIZE}-byte limit that readers enforce`);
-  }
+  checkHeaderSize(op, padded, 'the header would be', 'that readers enforce');
 
   // the 8-byte little-endian header length (a u64; the high word is 0 under the limit), the JSON, space padding
   const head = new Uint8Array(8 + padded);

@@ -13,6 +13,7 @@ import { reshape, select } from '../../autograd/ops/shape';
 import { Dropout, Linear } from '../layers';
 import { Module } from '../module';
 import { resolveRobertaConfig, type ResolvedRobertaConfig, type RobertaConfig, type RobertaProblemType } from './config';
+import { robertaLinear } from './layers';
 import { RobertaModel, checkIds, initRobertaWeights, modelGenerator, type RobertaInputs } from './model';
 import { loadPretrainedInto, savePretrainedModel, type WritePretrainedOptions } from '../../io/pretrained';
 import { readRobertaConfig, robertaConfigToHF } from './pretrained';
@@ -25,10 +26,9 @@ export class RobertaClassificationHead extends Module {
 
   constructor(config: ResolvedRobertaConfig, generator: Generator) {
     super();
-    const { hiddenSize: h, dtype } = config;
-    this.dense = this.registerModule('dense', new Linear(h, h, { dtype, generator }));
+    this.dense = this.registerModule('dense', robertaLinear(config, generator));
     this.dropout = this.registerModule('dropout', new Dropout(config.classifierDropout ?? config.hiddenDropoutProb, generator));
-    this.out_proj = this.registerModule('out_proj', new Linear(h, config.numLabels, { dtype, generator }));
+    this.out_proj = this.registerModule('out_proj', robertaLinear(config, generator, config.hiddenSize, config.numLabels));
   }
 
   /** hidden [B, S, hidden] -> logits [B, numLabels]. */

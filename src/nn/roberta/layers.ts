@@ -13,6 +13,20 @@ import { Dropout, Embedding, LayerNorm, Linear, ModuleList } from '../layers';
 import { scaledDotProductAttention } from '../attention';
 import type { ResolvedRobertaConfig, RobertaActivation } from './config';
 
+/**
+ * A Linear of a RoBERTa model, as every module here builds one: in the config's dtype, its
+ * initial weights drawn from the model's generator (so a seeded model is the same every time).
+ * Most of the model's Linears map the hidden size to itself, hence the defaults.
+ */
+export function robertaLinear(
+  config: ResolvedRobertaConfig,
+  generator: Generator,
+  inFeatures = config.hiddenSize,
+  outFeatures = config.hiddenSize,
+): Linear {
+  return new Linear(inFeatures, outFeatures, { dtype: config.dtype, generator });
+}
+
 /** HF's ACT2FN for the activations RobertaConfig accepts. */
 function activation(name: RobertaActivation): (x: Tensor) => Tensor {
   switch (name) {
@@ -69,12 +83,11 @@ export class RobertaSelfAttention extends Module {
 
   constructor(config: ResolvedRobertaConfig, generator: Generator) {
     super();
-    const { hiddenSize: h, dtype } = config;
     this.numHeads = config.numAttentionHeads;
-    this.headDim = h / this.numHeads;
-    this.query = this.registerModule('query', new Linear(h, h, { dtype, generator }));
-    this.key = this.registerModule('key', new Linear(h, h, { dtype, generator }));
-    this.value = this.registerModule('value', new Linear(h, h, { dtype, generator }));
+    this.headDim = config.hiddenSize / this.numHeads;
+    this.query = this.registerModule('query', robertaLinear(config, generator));
+    this.key = this.registerModule('key', robertaLinear(config, generator));
+    this.value = this.registerModule('value', robertaLinear(config, generator));
     this.dropout = this.registerModule('dropout', new Dropout(config.attentionProbsDropoutProb, generator));
   }
 
@@ -101,7 +114,7 @@ class DenseResidualNorm extends Module {
   constructor(inFeatures: number, config: ResolvedRobertaConfig, generator: Generator) {
     super();
     const { hiddenSize: h, dtype } = config;
-    this.dense = this.registerModule('dense', new Linear(inFeatures, h, { dtype, generator }));
+    this.dense = this.registerModule('dense', robertaLinear(config, generator, inFeatures));
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(h, config.layerNormEps, { dtype }));
     this.dropout = this.registerModule('dropout', new Dropout(config.hiddenDropoutProb, generator));
   }
@@ -144,7 +157,7 @@ export class RobertaIntermediate extends Module {
 
   constructor(config: ResolvedRobertaConfig, generator: Generator) {
     super();
-    this.dense = this.registerModule('dense', new Linear(config.hiddenSize, config.intermediateSize, { dtype: config.dtype, generator }));
+    this.dense = this.registerModule('dense', robertaLinear(config, generator, config.hiddenSize, config.intermediateSize));
     this.act = activation(config.hiddenAct);
   }
 
