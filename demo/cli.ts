@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, statSync } from 'node:fs';
 import { BlockgradError } from '../src';
 import { DEFAULTS, OPTIMIZERS, UsageError, runDemo, type DemoOptions, type OptimizerName } from './demo';
-import { type DemoIO } from './progress';
+import { type ConsoleIO } from '../cli/progress';
 
 export { UsageError };
 
@@ -122,7 +122,7 @@ export function parseDemoArgs(argv: readonly string[]): { help: true } | { help:
  * Runs the demo for argv and returns the process exit code: 0 done (or --help), 2 a usage or
  * data problem, 1 anything else. Never throws.
  */
-export async function cli(argv: readonly string[], io: DemoIO): Promise<number> {
+export async function cli(argv: readonly string[], io: ConsoleIO): Promise<number> {
   const fail = (code: number, message: string) => {
     io.err.write(`demo: ${message.split('\n')[0]}\n`);
     return code;

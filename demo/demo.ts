@@ -37,8 +37,8 @@ import {
   type Tensor,
   type TrainingMemory,
 } from '../src';
-import { lossChart, type ChartMarker } from './chart';
-import { ProgressBar, fmtInt, fmtSeconds, type DemoIO } from './progress';
+import { lossChart, type ChartMarker } from '../cli/chart';
+import { ProgressBar, fmtInt, fmtSeconds, type ConsoleIO } from '../cli/progress';
 import {
   OPTIMIZER_DESCRIPTIONS,
   OPTIMIZER_LABELS,
@@ -279,7 +279,7 @@ const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 
 /** A string as a JSON literal (newlines visible), cut to `max` characters for the console. */
 const quote = (s: string, max = 80) => JSON.stringify(s.length > max ? `${s.slice(0, max)}...` : s);
 
-export async function runDemo(options: DemoOptions, io: DemoIO): Promise<DemoSummary> {
+export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<DemoSummary> {
   const started = performance.now();
   const say = (line = '') => io.out.write(`${line}\n`);
   const tokenizer = new ByteTokenizer();

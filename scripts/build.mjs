@@ -8,7 +8,9 @@
 //   3. bundles a self-contained browser build, dist/browser/blockgrad.mjs (ESM, every dependency
 //      inside, gpu.js through its "browser" field, dist/gpu-browser.js), which package.json's
 //      exports map offers under the "browser" condition, and checks that it cannot load the
-//      native `gl` module (Node's headlessgl path) at run time.
+//      native `gl` module (Node's headlessgl path) at run time;
+//   4. bundles the command line, cli/main.ts, as dist/cli/blockgrad.cjs (package.json's `bin`),
+//      for Node; it loads the library from dist/cjs rather than carrying a second copy of it.
 // The three tsc runs and the bundling run in parallel; any type error fails the build.
 // The Node bundles target platform 'neutral' (no Node built-ins are assumed), because the same
 // code runs in browsers.
@@ -27,7 +29,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const started = performance.now();
 
 const dist = join(root, 'dist');
-for (const sub of ['types', 'esm', 'cjs', 'browser']) rmSync(join(dist, sub), { recursive: true, force: true });
+for (const sub of ['types', 'esm', 'cjs', 'browser', 'cli']) rmSync(join(dist, sub), { recursive: true, force: true });
 mkdirSync(join(root, '.tmp'), { recursive: true });
 
 /** Runs the local tsc with args; resolves to { ok, output, ms }. */
@@ -96,6 +98,14 @@ function checkBrowserBundle(result, outfile) {
   return problems;
 }
 
+/** The command line's imports of the library (`../src`, `../../src`) become require('../cjs/index.cjs'). */
+const libraryFromDist = {
+  name: 'library-from-dist',
+  setup(b) {
+    b.onResolve({ filter: /^(\.\.\/)+src$/ }, () => ({ path: '../cjs/index.cjs', external: true }));
+  },
+};
+
 async function bundle(label, options, check) {
   const t0 = performance.now();
   try {
@@ -134,6 +144,13 @@ const steps = await Promise.all([
   bundle('esbuild -> dist/esm/index.mjs', { format: 'esm', outfile: 'dist/esm/index.mjs', banner: { js: ESM_REQUIRE } }),
   bundle('esbuild -> dist/cjs/index.cjs', { format: 'cjs', outfile: 'dist/cjs/index.cjs' }),
   bundle('esbuild -> dist/browser/blockgrad.mjs', { ...browserOptions, outfile: 'dist/browser/blockgrad.mjs' }, checkBrowserBundle),
+  bundle('esbuild -> dist/cli/blockgrad.cjs', {
+    entryPoints: ['cli/main.ts'],
+    platform: 'node',
+    format: 'cjs',
+    outfile: 'dist/cli/blockgrad.cjs',
+    plugins: [libraryFromDist],
+  }),
 ]);
 
 let failed = false;

@@ -158,6 +158,8 @@ export interface EncodedExample {
   responseStart: number;
   /** True when maxLength cut the prompt, the response, or both. */
   truncated: boolean;
+  /** True when maxLength cut the response: some of its labels (and its <eos>) are not trained on. */
+  responseTruncated: boolean;
 }
 
 /**
@@ -203,7 +205,7 @@ export function encodeExample(example: AlpacaExample, tokenizer: Tokenizer, opti
   if (keptResponse.length === 0) return null;
   const inputIds = keptPrompt.concat(keptResponse);
   const labels = new Array<number>(keptPrompt.length).fill(IGNORE_INDEX).concat(keptResponse);
-  return { inputIds, labels, responseStart: keptPrompt.length, truncated };
+  return { inputIds, labels, responseStart: keptPrompt.length, truncated, responseTruncated: keptResponse.length < R };
 }
 
 export interface EncodedDataset {
@@ -215,11 +217,13 @@ export interface EncodedDataset {
   dropped: number[];
   /** How many kept examples were truncated. */
   truncatedCount: number;
+  /** How many kept examples lost response tokens (labels) to truncation. */
+  responseTruncatedCount: number;
 }
 
 /** encodeExample over a list, keeping the examples that teach something and reporting the rest. */
 export function encodeDataset(examples: readonly AlpacaExample[], tokenizer: Tokenizer, options: EncodeExampleOptions = {}): EncodedDataset {
-  const out: EncodedDataset = { examples: [], sourceIndices: [], dropped: [], truncatedCount: 0 };
+  const out: EncodedDataset = { examples: [], sourceIndices: [], dropped: [], truncatedCount: 0, responseTruncatedCount: 0 };
   examples.forEach((ex, i) => {
     const enc = encodeExample(ex, tokenizer, options);
     if (enc === null) {
@@ -229,6 +233,7 @@ export function encodeDataset(examples: readonly AlpacaExample[], tokenizer: Tok
     out.examples.push(enc);
     out.sourceIndices.push(i);
     if (enc.truncated) out.truncatedCount++;
+    if (enc.responseTruncated) out.responseTruncatedCount++;
   });
   return out;
 }

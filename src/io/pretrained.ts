@@ -109,6 +109,11 @@ export function openPretrainedWeights(op: string, dir: string): PretrainedWeight
 export interface WritePretrainedOptions {
   /** Shards hold at most this many bytes of tensors (default HF's 5 GB); a larger tensor gets a shard of its own. */
   maxShardBytes?: number;
+  /**
+   * State-dict entries to leave out, e.g. LoRA adapters kept in a file of their own, so that the
+   * directory holds the base model that fromPretrained and transformers expect.
+   */
+  exclude?: readonly string[];
 }
 
 /**
@@ -246,7 +251,7 @@ export async function savePretrainedModel(
 ): Promise<void> {
   checkDir(op, dir);
   const weights: Record<string, Tensor> = { ...model.stateDict() };
-  for (const name of omit) delete weights[name];
+  for (const name of [...omit, ...(options.exclude ?? [])]) delete weights[name];
   await writePretrained(op, dir, { config, generationConfig, weights }, options);
 }
 

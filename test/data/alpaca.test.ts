@@ -231,5 +231,12 @@ describe('encodeExample', () => {
     expect(res.dropped).toEqual([1]);
     expect(res.truncatedCount).toBe(1);
     expect(res.examples.map((e) => e.truncated)).toEqual([false, true]);
+    // the 500-byte answer keeps 200 - (prompt) of its bytes: its labels were cut
+    expect(res.responseTruncatedCount).toBe(1);
+    expect(res.examples.map((e) => e.responseTruncated)).toEqual([false, true]);
+    // a long prompt with a short answer loses prompt tokens only: truncated, no label cut
+    const longPrompt = encodeDataset([{ instruction: 'p'.repeat(500), output: 'short' }], tok, { maxLength: 100 });
+    expect(longPrompt.truncatedCount).toBe(1);
+    expect(longPrompt.responseTruncatedCount).toBe(0);
   });
 });

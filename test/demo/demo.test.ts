@@ -14,7 +14,7 @@ import { memory, memoryReport, tensor, type CollatedBatch } from '../../src';
 import { cli, parseDemoArgs } from '../../demo/cli';
 import { DEFAULTS, type DemoSummary, type OptimizerSummary } from '../../demo/demo';
 import { OPTIMIZERS, buildModel, createTrainer } from '../../demo/train';
-import { lossChart, movingAverage, niceTicks } from '../../demo/chart';
+import { lossChart, movingAverage, niceTicks } from '../../cli/chart';
 
 const root = resolve(__dirname, '../..');
 

@@ -12,8 +12,13 @@ export interface ChartSeries {
   /** Legend text. */
   label: string;
   color: string;
-  /** y value of step i + 1. */
+  /** y value of step i + 1, or of step x[i] when x is given. */
   values: readonly number[];
+  /**
+   * The step of each value, for a sparse series (an evaluation every N steps): drawn as points
+   * joined by a line, not smoothed.
+   */
+  x?: readonly number[];
 }
 
 export interface ChartMarker {
@@ -98,7 +103,8 @@ export function lossChart(options: LossChartOptions): string {
   const margin = { left: 78, right: 24 + legendWidth, top: options.subtitle ? 74 : 56, bottom: 64 };
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
-  const longest = Math.max(1, ...series.map((s) => s.values.length));
+  const lastStep = (s: ChartSeries) => (s.x ? s.x.reduce((m, v) => Math.max(m, v), 0) : s.values.length);
+  const longest = Math.max(1, ...series.map(lastStep));
   const window = options.smoothWindow ?? Math.max(1, 2 * Math.round(longest / 40) + 1);
 
   // a loop, not Math.min(...values): spreading 100k losses as arguments overflows the stack
@@ -170,8 +176,9 @@ export function lossChart(options: LossChartOptions): string {
     out.push('</g>');
   }
 
-  // the curves: raw faintly, smoothed on top
-  const pathOf = (values: readonly number[]) => {
+  // the curves: raw faintly, smoothed on top; a sparse series as its points, joined
+  const stepOf = (s: ChartSeries, i: number) => (s.x ? s.x[i] : longest > 1 ? i + 1 : 1);
+  const pathOf = (s: ChartSeries, values: readonly number[]) => {
     let d = '';
     let pen = false;
     values.forEach((v, i) => {
@@ -179,30 +186,38 @@ export function lossChart(options: LossChartOptions): string {
         pen = false;
         return;
       }
-      d += `${pen ? 'L' : 'M'}${f1(px(longest > 1 ? i + 1 : 1))},${f1(py(v))} `;
+      d += `${pen ? 'L' : 'M'}${f1(px(stepOf(s, i)))},${f1(py(v))} `;
       pen = true;
     });
     return d.trim();
   };
   for (const s of series) {
+    if (s.x) continue;
     const raw = s.values
-      .map((v, i) => (Number.isFinite(v) ? `${f1(px(longest > 1 ? i + 1 : 1))},${f1(py(v))}` : null))
+      .map((v, i) => (Number.isFinite(v) ? `${f1(px(stepOf(s, i)))},${f1(py(v))}` : null))
       .filter((p): p is string => p !== null)
       .join(' ');
     out.push(`<polyline class="raw" data-series="${escapeXml(s.id)}" points="${raw}" fill="none" stroke="${s.color}" stroke-opacity="0.25" stroke-width="1"/>`);
   }
   for (const s of series) {
     out.push(
-      `<path class="curve" data-series="${escapeXml(s.id)}" d="${pathOf(movingAverage(s.values, window))}" fill="none" stroke="${s.color}" ` +
+      `<path class="curve" data-series="${escapeXml(s.id)}" d="${pathOf(s, s.x ? s.values : movingAverage(s.values, window))}" fill="none" stroke="${s.color}" ` +
         'stroke-width="2.5" stroke-linejoin="round" stroke-linecap="round"/>',
     );
+    if (!s.x) continue;
+    out.push(`<g class="points" data-series="${escapeXml(s.id)}" fill="${s.color}">`);
+    s.values.forEach((v, i) => {
+      if (Number.isFinite(v)) out.push(`<circle cx="${f1(px(stepOf(s, i)))}" cy="${f1(py(v))}" r="3.5"/>`);
+    });
+    out.push('</g>');
   }
 
   // legend, in its own column right of the plot (never over a curve)
   const lx = margin.left + plotW + 16;
   const ly = margin.top;
   const legendW = legendWidth - 24;
-  const noteLines = window > 1 ? ['faint: loss at each step', `bold: ${window}-step moving average`] : ['loss at each step'];
+  const anyDense = series.some((s) => !s.x);
+  const noteLines = !anyDense ? [] : window > 1 ? ['faint: loss at each step', `bold: ${window}-step moving average`] : ['loss at each step'];
   const rows = series.length + (markers.length ? 2 : 0);
   out.push('<g class="legend">');
   out.push(`<rect x="${f1(lx)}" y="${ly}" width="${f1(legendW)}" height="${rows * 20 + noteLines.length * 16 + 18}" fill="#ffffff" stroke="#cccccc"/>`);

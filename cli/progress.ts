@@ -1,7 +1,8 @@
 /**
- * Console output for the demo: where it writes, and a progress bar written by hand. On a TTY
- * the bar redraws itself in place (carriage return, erase line); elsewhere (a pipe, a log file,
- * a test) it prints a plain line every tenth of the run and at the end, so logs stay readable.
+ * Console output for the demo and `blockgrad finetune`: where they write, and a progress bar
+ * written by hand. On a TTY the bar redraws itself in place (carriage return, erase line);
+ * elsewhere (a pipe, a log file, a test) it prints a plain line every tenth of the run and at the
+ * end, so logs stay readable.
  */
 
 /** Where text goes: process.stdout / process.stderr, or a collector in tests. */
@@ -13,7 +14,7 @@ export interface Writer {
   columns?: number;
 }
 
-export interface DemoIO {
+export interface ConsoleIO {
   out: Writer;
   err: Writer;
 }
@@ -51,6 +52,8 @@ export class ProgressBar {
     private readonly out: Writer,
     private readonly label: string,
     private readonly total: number,
+    /** Steps already done when the bar starts (a resumed run): the ETA counts from here. */
+    private readonly firstStep = 0,
   ) {
     this.every = Math.max(1, Math.ceil(total / 10));
   }
@@ -58,7 +61,8 @@ export class ProgressBar {
   /** The bar's line; on a terminal the bar narrows so that the line fits its width. */
   private line(step: number, f: ProgressFields, columns = Infinity): string {
     const elapsed = (performance.now() - this.started) / 1000;
-    const eta = step < this.total ? `eta ${fmtSeconds((elapsed / step) * (this.total - step))}` : fmtSeconds(elapsed);
+    const done = step - this.firstStep;
+    const eta = step < this.total ? `eta ${done > 0 ? fmtSeconds((elapsed / done) * (this.total - step)) : '?'}` : fmtSeconds(elapsed);
     const digits = String(this.total).length;
     const head = `${this.label.padEnd(8)} `;
     const tail =
@@ -82,7 +86,7 @@ export class ProgressBar {
         this.out.write('\n');
         this.drawn = false;
       }
-    } else if (step % this.every === 0 || step === this.total || step === 1) {
+    } else if (step % this.every === 0 || step === this.total || step === this.firstStep + 1) {
       this.out.write(`${this.line(step, fields)}\n`);
     }
   }
