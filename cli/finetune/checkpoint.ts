@@ -29,7 +29,7 @@ import {
   type JSONValue,
   type LoraHandle,
 } from '../../src';
-import { UsageError, type FinetuneConfig } from './options';
+import { UsageError, type FinetuneConfig, type RunSettings } from './options';
 
 export const STATE_FILE = 'trainer_state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -48,6 +48,8 @@ export interface TrainerState {
   step: number;
   totalSteps: number;
   config: FinetuneConfig;
+  /** The run's settings, the defaults of a resumed run (its own flags win). */
+  settings: Omit<RunSettings, 'resume'>;
   maxLength: number;
   /** sha256 of the data files (data.ts). */
   dataFingerprint: string;

@@ -87,6 +87,8 @@ export interface ParsedArgs {
   settings: RunSettings;
   /** Configuration keys the user gave on the command line (a resume checks them against the checkpoint). */
   given: (keyof FinetuneConfig)[];
+  /** Settings the user gave (a resume takes the others from the run it continues). */
+  givenSettings: (keyof RunSettings)[];
 }
 
 // ------------------------------------------------------------------ value readers
@@ -298,14 +300,17 @@ export function parseFinetuneArgs(argv: readonly string[], cmd = finetuneCommand
     given.push(key as keyof FinetuneConfig);
   }
   const settings: Record<string, unknown> = { ...SETTING_DEFAULTS };
+  const givenSettings: (keyof RunSettings)[] = [];
   for (const [key, spec] of Object.entries(SETTING_SPECS)) {
     const v = valueOf(cmd, spec);
-    if (v.given) settings[key] = v.value;
+    if (!v.given) continue;
+    settings[key] = v.value;
+    givenSettings.push(key as keyof RunSettings);
   }
   const s = settings as unknown as RunSettings;
   if (s.resume === null && !given.includes('data')) throw new UsageError('--data is required: one or more Alpaca-format JSON files');
   if (given.includes('steps') && given.includes('epochs')) throw new UsageError('give --steps or --epochs, not both');
   if (given.includes('evalData') && given.includes('valSplit')) throw new UsageError('give --eval-data or --val-split, not both');
   if (given.includes('model') && given.includes('preset')) throw new UsageError('--preset builds a fresh model; it cannot be combined with --model');
-  return { config: config as unknown as FinetuneConfig, settings: s, given };
+  return { config: config as unknown as FinetuneConfig, settings: s, given, givenSettings };
 }

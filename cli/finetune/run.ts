@@ -29,7 +29,7 @@ import { ProgressBar, fmtInt, type ConsoleIO } from '../progress';
 import { findCheckpoint, loadAdapters, readCheckpointMetrics, readMethodState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint';
 import { prepareData } from './data';
 import { MetricsLog, memoryFields, metricsChart, type StepMetrics } from './metrics';
-import { UsageError, flagOf, type FinetuneConfig, type ParsedArgs } from './options';
+import { UsageError, flagOf, type FinetuneConfig, type ParsedArgs, type RunSettings } from './options';
 import { createMethod, loadModel, type LoadedModel, type TrainingMethod } from './setup';
 
 export interface FinetuneResult {
@@ -105,22 +105,24 @@ function evaluate(model: LlamaForCausalLM, examples: readonly EncodedExample[], 
 }
 
 export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: FinetuneControl = {}): Promise<FinetuneResult> {
-  const { settings } = args;
   const say = (line: string) => io.out.write(`${line}\n`);
-  if (settings.backend !== null) setBackend(settings.backend, settings.backend === 'wasm' && settings.threads !== null ? { threads: settings.threads } : undefined);
 
-  // ---- configuration, model, data
+  // ---- configuration and settings (a resumed run's from its checkpoint), model, data
   let config: FinetuneConfig;
+  let settings: RunSettings = args.settings;
   let saved: TrainerState | null = null;
   let from: string | null = null;
-  if (settings.resume !== null) {
-    from = findCheckpoint(settings.resume);
+  if (args.settings.resume !== null) {
+    from = findCheckpoint(args.settings.resume);
     saved = readTrainerState(from);
     config = resumedConfig(args, saved, from);
+    settings = { ...saved.settings, out: dirname(from), resume: from };
+    for (const key of args.givenSettings) Object.assign(settings, { [key]: args.settings[key] });
   } else {
     config = absolutePaths(args.config);
   }
-  const out = resolve(settings.out ?? (from ? dirname(from) : 'finetune-output'));
+  const out = resolve(settings.out ?? 'finetune-output');
+  if (settings.backend !== null) setBackend(settings.backend, settings.backend === 'wasm' && settings.threads !== null ? { threads: settings.threads } : undefined);
 
   const loaded: LoadedModel = from ? loadModel('--resume', from, config) : loadModel('--model', config.model, config);
   const { model, tokenizer } = loaded;
@@ -182,6 +184,7 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
         step,
         totalSteps,
         config,
+        settings: { out, evalEvery: settings.evalEvery, saveEvery: settings.saveEvery, badamVerbose: settings.badamVerbose, backend: settings.backend, threads: settings.threads },
         maxLength,
         dataFingerprint: data.fingerprint,
         dataOrder: { seed: config.seed, microBatch: nextMicroBatch, epoch: Math.floor(nextMicroBatch / batchesPerEpoch), batchInEpoch: nextMicroBatch % batchesPerEpoch },
@@ -232,6 +235,8 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
     metrics.add(m);
     bar.update(step, { loss: m.loss, tokensPerSecond: m.tokensPerSecond, note: block !== null ? `block ${block}` : undefined });
     control.afterStep?.(step);
+    // the loop is synchronous: let pending events (Ctrl-C's handler) run between steps
+    await new Promise((done) => setImmediate(done));
     if (settings.saveEvery > 0 && step % settings.saveEvery === 0 && step < totalSteps) log(`step ${step}: saved ${await save()}`);
     if (control.signal?.aborted && step < totalSteps) {
       interrupted = true;

@@ -119,6 +119,18 @@ describe.each(['float32', 'float16', 'bfloat16'] as const)('%s', (dtype) => {
   });
 });
 
+test('a model converted with to() saves as its new dtype (torch_dtype follows the weights) and loads back in it', async () => {
+  const dir = freshDir();
+  const source = new LlamaForCausalLM({ ...config, seed: 22 }).to('bfloat16');
+  expect(source.config.dtype).toBe('bfloat16');
+  expect(source.model.config.dtype).toBe('bfloat16'); // the decoder's config is the same object
+  await source.savePretrained(dir);
+  expect(json(dir, 'config.json').torch_dtype).toBe('bfloat16');
+  const loaded = LlamaForCausalLM.fromPretrained(dir);
+  expect(loaded.config.dtype).toBe('bfloat16');
+  expectSameWeights(source, loaded);
+});
+
 test('saving one layout over the other removes the other, so a directory never holds two sets of weights', async () => {
   const dir = freshDir();
   const a = new LlamaForCausalLM({ ...config, seed: 3 });

@@ -20,7 +20,7 @@ import { LlamaModel, type LlamaModelOptions } from './model';
 import { generateTokens, type GenerateOptions } from './generate';
 import { loadPretrainedInto, savePretrainedModel, type WritePretrainedOptions } from '../../io/pretrained';
 import { generationConfigToHF, llamaConfigToHF, readGenerationConfig, readLlamaConfig, type GenerationConfig } from './pretrained';
-import { isHalf } from '../../tensor/dtype';
+import { isHalf, type DType } from '../../tensor/dtype';
 
 /**
  * lm_head when tieWordEmbeddings is set: a bias-free linear layer whose weight IS the embedding
@@ -110,6 +110,13 @@ export class LlamaForCausalLM extends Module {
       throw err;
     }
     return model;
+  }
+
+  /** Module.to, and the config's dtype with it: savePretrained writes it as torch_dtype, the dtype fromPretrained loads the weights in. */
+  override to(dtype: DType): this {
+    super.to(dtype);
+    Object.assign(this.config, { dtype });
+    return this;
   }
 
   /** Turns gradient checkpointing of the decoder layers on or off (LlamaModel.gradientCheckpointing); returns the model. */

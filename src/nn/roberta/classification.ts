@@ -3,7 +3,7 @@
  * and HF's problem-type losses (MSE regression, cross-entropy, multi-label BCE-with-logits).
  */
 import { DTypeError, ShapeError, ValueError, fmtShape } from '../../errors';
-import { isFloating } from '../../tensor/dtype';
+import { isFloating, type DType } from '../../tensor/dtype';
 import type { Generator } from '../../tensor/random';
 import type { Tensor } from '../../tensor/tensor';
 import { abs, add, cast, exp, log, mul, neg, relu, sub, tanh } from '../../autograd/ops/elementwise';
@@ -76,6 +76,13 @@ export class RobertaForSequenceClassification extends Module {
   static fromPretrained(dir: string, overrides: Partial<RobertaConfig> = {}): RobertaForSequenceClassification {
     const op = 'RobertaForSequenceClassification.fromPretrained';
     return loadPretrainedInto(op, dir, () => new RobertaForSequenceClassification(readRobertaConfig(op, dir, overrides)));
+  }
+
+  /** Module.to, and the config's dtype with it (savePretrained's torch_dtype), as LlamaForCausalLM.to. */
+  override to(dtype: DType): this {
+    super.to(dtype);
+    Object.assign(this.config, { dtype });
+    return this;
   }
 
   /**
