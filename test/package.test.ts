@@ -123,10 +123,21 @@ describe('the built package', () => {
   it('keeps dependencies external instead of bundling them', () => {
     requireBuilt(CJS);
     requireBuilt(ESM);
+    const cli = readFileSync(join(root, 'dist/cli/blockgrad.cjs'), 'utf8');
+    // the command line's own dependency: the library's bundles never load it
+    const CLI_ONLY = ['commander'];
     for (const dep of Object.keys(pkg.dependencies ?? {})) {
+      if (CLI_ONLY.includes(dep)) {
+        expect(cli).toContain(`require("${dep}")`);
+        expect(readFileSync(CJS, 'utf8')).not.toContain(`require("${dep}")`);
+        continue;
+      }
       expect(readFileSync(CJS, 'utf8')).toContain(`require("${dep}")`);
       expect(readFileSync(ESM, 'utf8')).toMatch(new RegExp(`from "${dep.replace('/', '\\/')}"`));
     }
+    // the command line loads the library from dist/cjs instead of carrying a copy of it
+    expect(cli).toContain('require("../cjs/index.cjs")');
+    expect(cli).not.toContain('class Tensor');
     expect(existsSync(`${CJS}.map`)).toBe(true);
     expect(existsSync(`${ESM}.map`)).toBe(true);
   });
@@ -238,5 +249,19 @@ describe('npm pack, installed in an empty project', () => {
     const run = spawnSync(process.execPath, [file], { cwd: consumer, encoding: 'utf8', timeout: 30000 });
     if (run.status !== 0) throw new Error(`node ${file} exited with ${run.status}:\n${run.stderr}${run.stdout}`);
     expect(JSON.parse(run.stdout.trim().split('\n').pop() as string)).toEqual(expected);
+  });
+
+  test('the blockgrad command is installed: `npx blockgrad finetune` fine-tunes a fresh model and saves it', () => {
+    const data = join(consumer, 'data.json');
+    writeFileSync(data, JSON.stringify([{ instruction: 'Say hi.', output: 'hi' }, { instruction: 'Say bye.', output: 'bye' }]));
+    const run = spawnSync('npx', ['--no-install', 'blockgrad', 'finetune', '--data', 'data.json', '--steps', '2', '--max-length', '64', '--out', 'run'], {
+      cwd: consumer,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    if (run.status !== 0) throw new Error(`npx blockgrad finetune exited with ${run.status}:\n${run.stderr}${run.stdout}`);
+    expect(run.stdout).toMatch(/done: 2 steps, last loss \d+\.\d{4}/);
+    expect(existsSync(join(consumer, 'run', 'checkpoint-000002', 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(consumer, 'run', 'metrics.jsonl'))).toBe(true);
   });
 });

@@ -5,7 +5,7 @@
  *   checkpoint-000040/
  *     config.json, generation_config.json, model.safetensors   the model (LoRA: the base weights)
  *     tokenizer.json, tokenizer_config.json, ...               copied from the model directory
- *     adapter_model.safetensors, adapter_config.json           LoRA's adapters (PEFT's file names)
+ *     adapter_model.safetensors, adapter_config.json           LoRA's adapters, in PEFT's layout
  *     optimizer.safetensors                                    every tensor of the optimizer state
  *     trainer_state.json                                       step, configuration, data fingerprint
  *                                                              and order, RNG, the optimizer's and
@@ -35,6 +35,8 @@ export const STATE_FILE = 'trainer_state.json';
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const ADAPTER_FILE = 'adapter_model.safetensors';
 const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+/** PEFT names an adapter weight by the wrapped model's path: base_model.model.<the model's own name>. */
+const PEFT_PREFIX = 'base_model.model.';
 export const METRICS_FILE = 'metrics.jsonl';
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'tokenizer.model'];
 const FORMAT = 'blockgrad-finetune';
@@ -119,12 +121,14 @@ export async function saveCheckpoint(out: string, c: CheckpointContents): Promis
   rmSync(partial, { recursive: true, force: true });
   mkdirSync(partial, { recursive: true });
 
-  const adapters = c.lora ? Object.fromEntries(c.lora.namedParameters()) : {};
-  await c.model.savePretrained(partial, { exclude: Object.keys(adapters) });
+  const adapters = c.lora ? c.lora.namedParameters() : [];
+  await c.model.savePretrained(partial, { exclude: adapters.map(([name]) => name) });
   if (c.lora) {
-    await saveSafetensorsFile(join(partial, ADAPTER_FILE), adapters, { format: 'pt' });
-    const { r, alpha, modules } = { r: c.state.config.loraR, alpha: c.state.config.loraAlpha, modules: c.lora.modules };
-    writeFileSync(join(partial, ADAPTER_CONFIG_FILE), `${JSON.stringify({ peft_type: 'LORA', r, lora_alpha: alpha, target_modules: c.state.config.loraTargets, modules }, null, 2)}\n`);
+    const byPeftName = Object.fromEntries(adapters.map(([name, p]) => [PEFT_PREFIX + name, p]));
+    await saveSafetensorsFile(join(partial, ADAPTER_FILE), byPeftName, { format: 'pt' });
+    const { loraR: r, loraAlpha: alpha, loraTargets } = c.state.config;
+    const adapterConfig = { peft_type: 'LORA', task_type: 'CAUSAL_LM', r, lora_alpha: alpha, lora_dropout: 0, bias: 'none', target_modules: loraTargets, base_model_name_or_path: null };
+    writeFileSync(join(partial, ADAPTER_CONFIG_FILE), `${JSON.stringify(adapterConfig, null, 2)}\n`);
   }
   if (c.tokenizerSource !== 'byte') {
     for (const file of TOKENIZER_FILES) if (existsSync(join(c.tokenizerSource, file))) copyFileSync(join(c.tokenizerSource, file), join(partial, file));
@@ -180,7 +184,7 @@ export async function loadAdapters(dir: string, lora: LoraHandle): Promise<void>
   const saved = await loadSafetensorsFile(join(dir, ADAPTER_FILE));
   try {
     for (const [name, p] of lora.namedParameters()) {
-      const t = saved[name];
+      const t = saved[PEFT_PREFIX + name];
       if (!t || t.shape.join() !== p.shape.join()) throw new UsageError(`--resume: ${ADAPTER_FILE} has no adapter '${name}' of shape [${p.shape}] (was the run made with other --lora-* options?)`);
       noGrad(() => p.copy_(t)); // an in-place write into a leaf that requires grad: outside the graph
     }

@@ -132,7 +132,7 @@ describe('resume is bit-exact', () => {
     for (const k of Object.keys(original)) expect(Array.from(saved[k].toTypedArray())).toEqual(Array.from(original[k].toTypedArray()));
     const adapters = await loadSafetensorsFile(join(dir, 'adapter_model.safetensors'));
     expect(Object.keys(adapters)).toHaveLength(2 * 2 * 2); // 2 layers x (q, v) x (A, B)
-    const b = adapters['model.layers.0.self_attn.q_proj.lora_B.weight'] as Tensor;
+    const b = adapters['base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight'] as Tensor; // PEFT's names
     expect(b.abs().max().item()).toBeGreaterThan(0); // B starts at zero: it was trained
     expect(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 16 });
   });
@@ -220,6 +220,7 @@ describe('bad input: one line, exit code 2, nothing half-written', () => {
     ['a bad number', () => ['--data', train, '--lr', 'fast'], /--lr must be a number, got 'fast'/],
     ['an impossible --max-length', () => ['--model', modelDir, '--data', train, '--max-length', '4096'], /--max-length 4096 is longer than the model's context \(max_position_embeddings 128\)/],
     ['a missing model directory', () => ['--model', join(tmp, 'none'), '--data', train], /--model: no such directory/],
+    ['a malformed model directory', () => ['--model', join(tmp, 'broken-model'), '--data', train], /config\.json/],
     ['LOMO with micro-batches', () => ['--model', modelDir, '--data', train, '--optimizer', 'lomo', '--grad-accum', '2'], /lomo .* cannot accumulate micro-batches: use --grad-accum 1/],
     ['a validation split that leaves nothing', () => ['--model', modelDir, '--data', join(tmp, 'one.json'), '--val-split', '0.5'], /--val-split 0.5 of 1 examples leaves none for training/],
     ['--steps with --epochs', () => ['--data', train, '--steps', '2', '--epochs', '2'], /give --steps or --epochs, not both/],
@@ -229,6 +230,8 @@ describe('bad input: one line, exit code 2, nothing half-written', () => {
   beforeAll(() => {
     writeFileSync(join(tmp, 'bad.json'), '[{"instruction": "a", "output": ');
     writeFileSync(join(tmp, 'one.json'), JSON.stringify([{ instruction: 'a', output: 'b' }]));
+    mkdirSync(join(tmp, 'broken-model'));
+    writeFileSync(join(tmp, 'broken-model', 'config.json'), '{"model_type": "llama", "hidden_size": ');
   });
 
   test.each(cases)('%s', async (_, args, message) => {
