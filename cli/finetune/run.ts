@@ -10,7 +10,7 @@
  * epoch, so micro-batch m is found again without replaying the ones before it).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import {
   Generator,
   collate,
@@ -174,7 +174,7 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
   };
 
   const title = `blockgrad finetune: ${config.optimizer === 'badam' ? `BAdam (${config.badamMode})` : config.optimizer}`;
-  const subtitle = `${config.model ?? `fresh ${config.preset} model`}, ${data.train.length} training examples, lr ${config.lr}, batch ${config.batchSize} x ${config.gradAccum}`;
+  const subtitle = `${config.model !== null ? relative(process.cwd(), config.model) || '.' : `fresh ${config.preset} model`}, ${data.train.length} training examples, lr ${config.lr}, batch ${config.batchSize} x ${config.gradAccum}`;
   let lastSaved = { step: -1, path: '' };
   const save = async (): Promise<string> => {
     if (lastSaved.step === step) return lastSaved.path;
