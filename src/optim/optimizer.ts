@@ -196,6 +196,15 @@ export abstract class Optimizer<H extends Hyperparameters = Hyperparameters> {
     this.state.clear();
   }
 
+  /**
+   * What is wrong with these hyperparameters (the defaults fill the rest), or null: for wrappers
+   * that check overrides before they use them (BlockOptimizer's blockHyperparams).
+   * @internal
+   */
+  hyperparameterProblem(overrides: Readonly<Record<string, unknown>>): string | null {
+    return this.groupProblem({ ...this.defaults, ...overrides, params: [] } as ParamGroup<H>);
+  }
+
   private groupProblem(group: ParamGroup<H>): string | null {
     const defaults = this.defaults as unknown as Record<string, unknown>;
     for (const k of Object.keys(defaults)) {

@@ -22,14 +22,17 @@
  * reset (disposed) and its parameter groups replaced by the new block's.
  *
  * Base optimizer (base-groups.ts). An `Optimizer` instance is reused: at each switch its state is
- * reset and its `paramGroups` replaced (its constructor hyperparameters, `defaults`, fill the new
- * groups). A factory `(params) => Optimizer` builds a fresh optimizer for every block instead.
- * Either way the groups are two, decay and no_decay (biases, norm weights, 1-D parameters).
+ * reset and its `paramGroups` replaced by the active block's. A factory `(params) => Optimizer`
+ * builds a fresh optimizer for every block instead. An instance built with several groups (decay
+ * and no-decay, as LLaMA-Factory builds AdamW) keeps them: each parameter trains with its own
+ * group's hyperparameters. Otherwise the groups are two, decay and no_decay (biases, norm
+ * weights, 1-D parameters), with the base's `defaults`. `blockHyperparams` overrides them per block.
  *
- * Learning rate. `paramGroups` is `[{ lr, params }]` (params: the trainable parameters now); its
- * lr is copied into every group of the base optimizer before each step, so a scheduler built on
- * the BlockOptimizer (`new LambdaLR(opt, ...)`) drives the inner lr across switches. The initial
- * lr is the base optimizer's.
+ * Learning rate. `paramGroups` is `[{ lr, params }]` (params: the trainable parameters now), one
+ * entry per group of a grouped base; each lr (times the block's lrScale) is copied into the base
+ * optimizer's groups before each step, so a scheduler built on the BlockOptimizer
+ * (`new LambdaLR(opt, ...)`) drives the inner lrs across switches. The initial lrs are the base
+ * optimizer's.
  *
  * Mixed precision. Parameters stored in float16 are trained through float32 masters (master.ts):
  * the step consumes their float16 gradients. A model with no float16 trainable parameter works
@@ -62,11 +65,11 @@ import { checkClaims, claimParameters } from '../ownership';
 import type { BlockInfo } from './partition';
 import { ModelBlocks } from './model-blocks';
 import { MasterWeights, stepOptions, type MasterStepOptions } from './master';
-import { blockSettings, type BaseOptimizerFactory, type BlockOptimizerOptions, type SwitchMode } from './block-options';
+import { blockOverrides, blockSettings, type BaseOptimizerFactory, type BlockOptimizerOptions, type BlockOverrides, type SwitchMode } from './block-options';
 import { BlockSchedule } from './schedule';
-import { badamPart, checkMasters, type BlockOptimizerStateDict } from './block-state';
+import { badamPart, checkMasters, checkOverrides, savedLrs, type BlockOptimizerStateDict } from './block-state';
 import { lrProblem } from '../hyperparameters';
-import { buildBase, prepareBaseLoad, setBlockGroups } from './base-groups';
+import { buildBase, groupTemplate, prepareBaseLoad, setBlockGroups, type GroupSources, type GroupTemplate } from './base-groups';
 import { report, type BlockOptimizerEvent, type BlockSwitchEvent, type Verbosity } from './events';
 import { isHalf } from '../../tensor/dtype';
 
@@ -75,8 +78,11 @@ export class BlockOptimizer {
   readonly switchMode: SwitchMode;
   readonly verbose: Verbosity;
   readonly decayAllParameters: boolean;
-  /** What schedulers drive: the lr (copied into the base optimizer before each step) and the trainable parameters. */
-  readonly paramGroups: [{ lr: number; params: Tensor[] }];
+  /**
+   * What schedulers drive: the lr (copied into the base optimizer before each step) and the
+   * trainable parameters now; one entry, or one per group of a grouped base optimizer.
+   */
+  readonly paramGroups: { lr: number; params: Tensor[]; name?: string }[];
 
   private base: Optimizer;
   private readonly factory: BaseOptimizerFactory | null;
@@ -85,6 +91,12 @@ export class BlockOptimizer {
   private readonly schedule: BlockSchedule;
   private readonly log?: (event: BlockOptimizerEvent) => void;
   private trainable: [string, Tensor][] = [];
+  /** A grouped base's groups (base-groups.ts), or null: the decay / no-decay rules. */
+  private readonly template: GroupTemplate | null;
+  /** Each block's blockHyperparams, checked when built. */
+  private readonly overrides: BlockOverrides[];
+  /** For each group of the base optimizer now, the entry of paramGroups whose lr it takes. */
+  private sources: GroupSources = [];
 
   /**
    * @param model a Module or its `namedParameters()`: the parameters to partition. Every one of
@@ -119,8 +131,15 @@ export class BlockOptimizer {
     // the first block's inner optimizer; an instance's current lr becomes the wrapper's lr
     const first = this.schedule.block;
     this.base = this.factory ? buildBase(this.factory, this.model.paramsOf(first).map(([, p]) => p)) : (base as Optimizer);
-    const lr = this.base.paramGroups[0]?.lr ?? this.base.defaults.lr;
-    this.paramGroups = [{ lr, params: [] }];
+    this.template = this.factory ? null : groupTemplate(this.base);
+    if (this.template) {
+      const missing = this.model.used().find(([, p]) => !this.template?.groupOf.has(p));
+      if (missing) throw new ValueError(op, `the base optimizer has parameter groups, but '${missing[0]}' is in none of them: put every parameter of the model in one group`);
+      this.paramGroups = this.template.groups.map((g) => ({ lr: g.hyper.lr as number, params: [], ...(g.name !== undefined ? { name: g.name } : {}) }));
+    } else {
+      this.paramGroups = [{ lr: this.base.paramGroups[0]?.lr ?? this.base.defaults.lr, params: [] }];
+    }
+    this.overrides = this.model.partition.map((b) => blockOverrides(op, options.blockHyperparams, b.index, this.model.paramsOf(b.index).map(([n]) => n), this.base));
     this.warnIfNotHalf();
     this.activate(first, { prebuilt: this.factory ? this.base : undefined });
     // the flags are ours now: an older optimizer on these parameters is superseded (ownership.ts)
@@ -207,10 +226,11 @@ export class BlockOptimizer {
     const op = 'BlockOptimizer.step';
     const options = stepOptions(op, arg);
     this.checkOwnership(op); // superseded by a newer BlockOptimizer: an error, not a step that updates nothing
-    const lr = this.paramGroups[0].lr;
-    if (lrProblem(lr)) throw new ValueError(op, `paramGroups[0].lr is ${describe(lr)}; expected a finite lr >= 0`);
+    this.paramGroups.forEach((g, i) => {
+      if (lrProblem(g.lr)) throw new ValueError(op, `paramGroups[${i}].lr is ${describe(g.lr)}; expected a finite lr >= 0`);
+    });
     const loss = options.closure ? enableGrad(options.closure) : undefined;
-    for (const g of this.base.paramGroups) g.lr = lr;
+    this.copyLrs();
     this.masters.step(this.base, { onBeforeFree: options.onBeforeFree });
     if (this.schedule.countStep()) this.advance();
     return loss;
@@ -256,6 +276,8 @@ export class BlockOptimizer {
         blocks: this.model.partition.map((b) => [...b.prefixes]),
         ...this.schedule.save(),
         lr: this.paramGroups[0].lr,
+        lrs: this.paramGroups.map((g) => g.lr),
+        overrides: { lrScale: this.overrides[this.schedule.block].lrScale, ...this.overrides[this.schedule.block].hyper },
         masters,
       },
     };
@@ -275,14 +297,15 @@ export class BlockOptimizer {
     const s = badamPart(op, sd, this.model.partition.map((b) => b.prefixes));
     const problems: LoadProblems = new LoadProblems(op); // typed, so that refuse() narrows what it guards
     const { saved, block } = this.schedule.check(s, problems);
-    problems.add(lrProblem(s.lr));
+    const lrs = savedLrs(s, this.paramGroups.length, problems);
     if (block === null) problems.refuse(); // no block to check the masters and base state of
     const params = this.model.paramsOf(block);
     checkMasters(s.masters, params, block, problems);
+    checkOverrides(s.overrides, this.overrides[block], block, problems);
 
     // the base optimizer's state, checked in groups for the saved block (put back if anything is wrong)
     const inner = { state: sd.state as Record<number, ParamState>, paramGroups: sd.paramGroups as SavedParamGroup[] };
-    const baseLoad = prepareBaseLoad(this.base, this.factory, params, this.decayAllParameters, inner, block, problems);
+    const baseLoad = prepareBaseLoad(this.base, this.factory, params, this.decayAllParameters, inner, block, problems, this.template, this.overrides[block].hyper);
     if (saved === null || !problems.isEmpty) {
       baseLoad.undo();
       problems.refuse();
@@ -292,14 +315,14 @@ export class BlockOptimizer {
     baseLoad.commit();
     if (baseLoad.next !== this.base) this.base.resetState();
     this.base = baseLoad.next;
+    this.sources = baseLoad.sources;
     this.masters.release();
     this.setTrainable(params);
     const masters = s.masters as Record<string, Tensor>;
     for (const [n, p] of params) if (isHalf(p.dtype)) this.masters.load(p, masters[n]);
     this.schedule.restore(saved);
-    const lr = s.lr as number;
-    this.paramGroups[0].lr = lr;
-    for (const g of this.base.paramGroups) g.lr = lr;
+    lrs.forEach((lr, i) => (this.paramGroups[i].lr = lr));
+    this.copyLrs();
     this.announce('resume', block, params, this.schedule.epoch);
   }
 
@@ -336,7 +359,14 @@ export class BlockOptimizer {
     for (const [, p] of params) p.requiresGrad_(true);
     this.masters.release(this.masters.parameters().filter((p) => !on.has(p)));
     this.trainable = params;
-    this.paramGroups[0].params = params.map(([, p]) => p);
+    const template = this.template;
+    this.paramGroups.forEach((g, i) => (g.params = params.filter(([, p]) => !template || template.groupOf.get(p) === i).map(([, p]) => p)));
+  }
+
+  /** Each base group's lr: its paramGroups entry's, times block b's lrScale (b: the active block). */
+  private copyLrs(b = this.schedule.block): void {
+    const scale = this.overrides[b].lrScale;
+    this.base.paramGroups.forEach((g, j) => (g.lr = this.paramGroups[this.sources[j]].lr * scale));
   }
 
   /**
@@ -349,14 +379,15 @@ export class BlockOptimizer {
     const params = this.model.paramsOf(b);
     // 1. the inner optimizer for b, with its groups (setBlockGroups restores an instance's groups on error)
     const next = this.factory ? (options.prebuilt ?? buildBase(this.factory, params.map(([, p]) => p))) : this.base;
-    setBlockGroups(next, params, this.decayAllParameters);
+    const sources = setBlockGroups(next, params, this.decayAllParameters, this.template, this.overrides[b].hyper);
     // 2. commit: the old block's moments freed, flags flipped (its gradients and masters freed)
     const old = this.base;
     old.resetState();
     if (next !== old) next.resetState(); // a factory's optimizer starts with no state
     this.base = next;
+    this.sources = sources;
     this.setTrainable(params);
-    for (const g of this.base.paramGroups) g.lr = this.paramGroups[0].lr;
+    this.copyLrs(b);
     this.masters.add(params.map(([, p]) => p));
     this.announce('switch', b, params, options.epoch ?? this.schedule.epoch);
   }

@@ -14,11 +14,13 @@
  * | log                | log_fn                | -                      | none          |
  * | seed               | - (global torch RNG)  | - (training seed)      | 0             |
  * | decayAllParameters | -                     | -                      | false         |
+ * | blockHyperparams   | -                     | -                      | none          |
  */
 import { ValueError } from '../../errors';
 import type { Tensor } from '../../tensor/tensor';
 import type { Optimizer } from '../optimizer';
 import { describe } from '../../util/describe';
+import { hasOwn, isPlainObject } from '../../util/objects';
 import { checkSharedOptions, type OptionNames, type SharedSettings } from './options';
 import type { BlockOptimizerEvent } from './events';
 
@@ -51,7 +53,17 @@ export interface BlockOptimizerOptions {
   seed?: number;
   /** Apply weight decay to biases and norm weights too. Default false. */
   decayAllParameters?: boolean;
+  /**
+   * Per-block hyperparameters: called once per block when the optimizer is built, with the block's
+   * index and parameter names; what it returns replaces those hyperparameters of the base optimizer
+   * (weightDecay, betas, eps, ...) while that block is active, and `lrScale` multiplies the lr the
+   * schedule gives it. undefined or {}: the base's own. Kept in the state dict and checked on load.
+   */
+  blockHyperparams?: (block: number, names: readonly string[]) => BlockHyperparams | undefined | null;
 }
+
+/** A block's overrides (see BlockOptimizerOptions.blockHyperparams). */
+export type BlockHyperparams = { lrScale?: number } & Record<string, unknown>;
 
 const NAMES: OptionNames = {
   known: [
@@ -66,6 +78,7 @@ const NAMES: OptionNames = {
     'log',
     'seed',
     'decayAllParameters',
+    'blockHyperparams',
   ] satisfies (keyof BlockOptimizerOptions)[],
   /** The reference's snake_case names, for a helpful error when one is passed. */
   referenceNames: {
@@ -106,5 +119,36 @@ export function blockSettings(op: string, options: BlockOptimizerOptions): Block
   if (options.blockPrefixList !== undefined && (options.includeEmbedding || options.includeLmHead)) {
     throw new ValueError(op, 'includeEmbedding and includeLmHead shape the inferred partition; with blockPrefixList, list the embedding or head blocks in it yourself');
   }
+  if (options.blockHyperparams !== undefined && typeof options.blockHyperparams !== 'function') {
+    throw new ValueError(op, `blockHyperparams must be a function (block, names) => overrides, got ${describe(options.blockHyperparams)}`);
+  }
   return { ...shared, switchEvery, switchMode, decayAllParameters: options.decayAllParameters ?? false };
+}
+
+/** A block's checked overrides: the factor on the scheduled lr, and the hyperparameters replaced. */
+export interface BlockOverrides {
+  lrScale: number;
+  hyper: Record<string, unknown>;
+}
+
+/**
+ * Block `block`'s overrides from `fn`, checked against the base optimizer: hyperparameters it has,
+ * with values it accepts, no `lr` (the schedule owns it: scale it with lrScale), and an lrScale
+ * that is a finite number >= 0.
+ */
+export function blockOverrides(op: string, fn: BlockOptimizerOptions['blockHyperparams'], block: number, names: readonly string[], base: Optimizer): BlockOverrides {
+  const got = fn ? fn(block, names) : undefined;
+  if (got === undefined || got === null) return { lrScale: 1, hyper: {} };
+  const where = `blockHyperparams(${block})`;
+  if (!isPlainObject(got)) throw new ValueError(op, `${where} must return an object of hyperparameters, got ${describe(got)}`);
+  const { lrScale = 1, ...hyper } = got as BlockHyperparams;
+  if (typeof lrScale !== 'number' || !Number.isFinite(lrScale) || lrScale < 0) throw new ValueError(op, `${where}.lrScale must be a finite number >= 0, got ${describe(lrScale)}`);
+  const defaults = base.defaults as unknown as Record<string, unknown>;
+  for (const k of Object.keys(hyper)) {
+    if (k === 'lr') throw new ValueError(op, `${where} sets lr, which the schedule owns: return lrScale (a factor on the scheduled lr) instead`);
+    if (!hasOwn(defaults, k)) throw new ValueError(op, `${where} sets '${k}', which the base optimizer does not have; its hyperparameters: ${Object.keys(defaults).join(', ')}`);
+  }
+  const problem = base.hyperparameterProblem(hyper);
+  if (problem) throw new ValueError(op, `${where}: ${problem}`);
+  return { lrScale, hyper };
 }

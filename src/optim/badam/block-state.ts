@@ -2,7 +2,7 @@
  * BlockOptimizer's state dict: the base optimizer's `{ state, paramGroups }` for the active block
  * plus `badam`: the partition, mode and K (checked on load), the active block, the block order of
  * the current epoch and the position in it, the step within the block, the global step, the
- * block-epoch, the Generator's state, the lr, and the float32 masters by parameter name (they
+ * block-epoch, the Generator's state, the lrs, the active block's overrides, and the float32 masters by parameter name (they
  * carry precision that the float16 weights lost, so they cannot be rebuilt from them). This file
  * holds its types and the checks of its parts that are not the schedule's (schedule.ts) or the
  * base optimizer's (state-dict.ts).
@@ -16,6 +16,7 @@ import type { OptimizerStateDict } from '../state-dict';
 import { stateValueProblem } from '../state-tensors';
 import { refuseLoad, type LoadProblems } from '../load-contract';
 import { describe } from '../../util/describe';
+import { lrProblem } from '../hyperparameters';
 import type { SwitchMode } from './block-options';
 
 /** The schedule and masters part of a BlockOptimizer state dict. */
@@ -33,7 +34,12 @@ export interface BlockScheduleState {
   globalStep: number;
   epoch: number;
   generator: GeneratorState;
+  /** paramGroups[0]'s lr (every group's, in a state dict saved before lrs existed). */
   lr: number;
+  /** Every paramGroups entry's lr (one per group of a grouped base). */
+  lrs?: number[];
+  /** The active block's blockHyperparams (lrScale and the replaced hyperparameters), checked on load. */
+  overrides?: Record<string, unknown>;
   /** float32 masters of the active float16 parameters, by name. */
   masters: Record<string, Tensor>;
 }
@@ -82,4 +88,25 @@ export function checkMasters(masters: unknown, params: [string, Tensor][], block
   }
   const halfNames = new Set(halfs.map(([n]) => n));
   for (const k of Object.keys(masters)) if (!halfNames.has(k)) problems.add(`masters['${k}'] is not a float16 parameter of block ${block}`);
+}
+
+/** The saved lrs, one per paramGroups entry (`n` of them); an older state dict's single lr serves every entry. */
+export function savedLrs(s: Record<string, unknown>, n: number, problems: LoadProblems): number[] {
+  if (s.lrs === undefined) {
+    problems.add(lrProblem(s.lr));
+    return new Array<number>(n).fill(s.lr as number);
+  }
+  if (!Array.isArray(s.lrs) || s.lrs.length !== n) {
+    problems.add(`lrs must be ${n} learning rates (one per parameter group of the optimizer), got ${describe(s.lrs)}`);
+    return [];
+  }
+  s.lrs.forEach((lr, i) => problems.add(lrProblem(lr) && `lrs[${i}]: ${lrProblem(lr)}`));
+  return s.lrs as number[];
+}
+
+/** The saved run's overrides for block `block` must be this optimizer's (blockHyperparams is part of the configuration). */
+export function checkOverrides(saved: unknown, ours: { lrScale: number; hyper: Record<string, unknown> }, block: number, problems: LoadProblems): void {
+  const mine = JSON.stringify({ lrScale: ours.lrScale, ...ours.hyper });
+  const theirs = saved === undefined ? JSON.stringify({ lrScale: 1 }) : JSON.stringify(saved);
+  if (mine !== theirs) problems.add(`block ${block} was trained with blockHyperparams ${theirs} but this optimizer gives it ${mine}`);
 }
