@@ -22,6 +22,9 @@ export interface StepMetrics {
   tokensPerSecond: number;
   /** Live bytes by category after the step, and the peak during it. */
   memory: Record<MemoryCategory, number> & { peak: number };
+  /** float16 with loss scaling: the scale the step used, and whether it was skipped for an overflow. */
+  lossScale?: number;
+  skipped?: boolean;
   /** Present on steps that evaluated: the token-weighted mean loss on the evaluation set and exp of it. */
   evalLoss?: number;
   perplexity?: number;

@@ -62,6 +62,8 @@ export interface FinetuneConfig {
   epochs: number;
   seed: number;
   gradientCheckpointing: boolean;
+  /** Dynamic loss scaling of a float16 model ('dynamic'), or none ('off'); bfloat16 and float32 need none. */
+  lossScaling: 'dynamic' | 'off';
 }
 
 /** How this process reports and saves; may differ between a run and its resumption. */
@@ -172,6 +174,7 @@ const CONFIG_SPECS: Record<keyof FinetuneConfig, Spec> = {
   epochs: { flags: '--epochs <passes>', help: 'passes over the training data when --steps is not given (default 1)', read: int(1), group: 'Training' },
   seed: { flags: '--seed <seed>', help: 'seed of the fresh model, the split, the data order and BAdam (default 0)', read: int(0, 2 ** 32 - 1), group: 'Training' },
   gradientCheckpointing: { flags: '--gradient-checkpointing', help: "recompute each decoder layer's forward in backward: less memory, about 1.3x the time", group: 'Training' },
+  lossScaling: { flags: '--loss-scaling <mode>', help: 'dynamic (default: a float16 model scales its loss so that small gradients survive) or off', read: oneOf(['dynamic', 'off'] as const), group: 'Training' },
 };
 
 const SETTING_SPECS: Record<keyof RunSettings, Spec> = {
@@ -215,6 +218,7 @@ export const CONFIG_DEFAULTS: FinetuneConfig = {
   epochs: 1,
   seed: 0,
   gradientCheckpointing: false,
+  lossScaling: 'dynamic',
 };
 
 const SETTING_DEFAULTS: RunSettings = { out: null, resume: null, evalEvery: null, saveEvery: 0, badamVerbose: 1, backend: null, threads: null };

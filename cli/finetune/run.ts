@@ -30,7 +30,7 @@ import { findCheckpoint, loadAdapters, readCheckpointMetrics, readMethodState, r
 import { prepareData } from './data';
 import { MetricsLog, memoryFields, metricsChart, type StepMetrics } from './metrics';
 import { UsageError, flagOf, type FinetuneConfig, type ParsedArgs, type RunSettings } from './options';
-import { createMethod, loadModel, type LoadedModel, type TrainingMethod } from './setup';
+import { createMethod, loadModel, type LoadedModel, type MethodState, type TrainingMethod } from './setup';
 
 export interface FinetuneResult {
   /** 0: finished; 130: interrupted (a checkpoint was saved). */
@@ -152,7 +152,7 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
     if (method.lora) await loadAdapters(from, method.lora);
     const state = await readMethodState(from, saved);
     try {
-      method.loadStateDict(state.value as { optimizer: unknown; scheduler: unknown });
+      method.loadStateDict(state.value as MethodState);
     } finally {
       state.dispose();
     }
@@ -224,9 +224,12 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
       });
     }
     const block = method.activeBlock();
-    const lr = tidy(() => method.step());
+    const scale = method.lossScale();
+    const { lr, skipped } = tidy(() => method.step());
     step++;
     const m: StepMetrics = { step, loss: lossSum / config.gradAccum, lr, activeBlock: block, tokensPerSecond: tokens / ((performance.now() - t0) / 1000), memory: memoryFields() };
+    if (scale !== null) Object.assign(m, { lossScale: scale, skipped });
+    if (skipped) log(`step ${step}: a gradient overflowed at loss scale ${scale}: step skipped, scale halved`);
     if (evalEvery > 0 && (step % evalEvery === 0 || step === totalSteps)) {
       m.evalLoss = evaluate(model, data.eval, config.batchSize, padId);
       m.perplexity = Math.exp(m.evalLoss);

@@ -12,6 +12,7 @@ import {
   BlockOptimizer,
   BlockOptimizerRatio,
   ByteTokenizer,
+  GradScaler,
   LOMO,
   LambdaLR,
   LlamaForCausalLM,
@@ -80,21 +81,32 @@ export interface TrainingMethod {
   /** zeroGrad, and float32 zero gradients on what is trained when micro-batches sum in float32. */
   zeroGrad(): void;
   backward(loss: Tensor): void;
-  /** Clips (when asked), steps the optimizer and the schedule; returns the lr the step used. */
-  step(): number;
+  /**
+   * Unscales and clips (when asked), steps the optimizer (unless the loss scaler found an
+   * overflow) and the schedule; returns the lr the step used, and whether it was skipped.
+   */
+  step(): { lr: number; skipped: boolean };
+  /** The loss scaler's scale (float16 models), else null. */
+  lossScale(): number | null;
   /** BAdam's active block (block mode), else null. */
   activeBlock(): number | null;
   /** The adapters (LoRA only): a checkpoint saves them apart from the base weights. */
   lora: LoraHandle | null;
-  /** The optimizer's and the schedule's state. */
-  stateDict(): { optimizer: unknown; scheduler: unknown };
-  loadStateDict(sd: { optimizer: unknown; scheduler: unknown }): void;
+  /** The optimizer's, the schedule's and the loss scaler's state. */
+  stateDict(): MethodState;
+  loadStateDict(sd: MethodState): void;
   release(): void;
+}
+
+export interface MethodState {
+  optimizer: unknown;
+  scheduler: unknown;
+  scaler?: unknown;
 }
 
 /** What every optimizer here has in common, as the loop uses it. */
 interface Stepper {
-  paramGroups: { lr: number }[];
+  paramGroups: { lr: number; params: Tensor[] }[];
   zeroGrad(): void;
   step(): unknown;
   stateDict(): unknown;
@@ -118,9 +130,15 @@ function scheduleFor(config: FinetuneConfig, opt: { paramGroups: { lr: number }[
  * trained parameters get float32 zero gradients before the first micro-batch, so their sum is
  * kept in float32 (the engine adds into a gradient in that gradient's dtype); LOMO updates inside
  * backward and takes no micro-batches, and LoRA's adapters are float32 already.
+ *
+ * Loss scaling: a float16 model (not bfloat16, whose range is float32's) scales its loss with a
+ * GradScaler unless --loss-scaling off; LOMO takes it as its lossScaler. Ratio mode keeps its own
+ * masked gradients and runs without one.
  */
 export function createMethod(config: FinetuneConfig, model: LlamaForCausalLM, totalSteps: number, onSwitch: (e: BlockSwitchEvent) => void): TrainingMethod {
   const half = isHalf(model.config.dtype);
+  const scaled = model.config.dtype === 'float16' && config.lossScaling === 'dynamic' && !(config.optimizer === 'badam' && config.badamMode === 'ratio');
+  const scaler = scaled ? new GradScaler() : null;
   const adam = (params: Tensor[]) =>
     config.optimizer === 'adamw' || config.optimizer === 'badam'
       ? new AdamW(params, { lr: config.lr, weightDecay: config.weightDecay })
@@ -173,7 +191,12 @@ export function createMethod(config: FinetuneConfig, model: LlamaForCausalLM, to
     sumInFloat32 = false;
   } else {
     if (config.gradAccum > 1) throw new UsageError('--optimizer lomo updates the weights inside backward, so it cannot accumulate micro-batches: use --grad-accum 1');
-    const lomo = new LOMO(model, { lr: config.lr, weightDecay: config.weightDecay, ...(config.maxGradNorm !== null ? { clipGradNorm: config.maxGradNorm } : {}) });
+    const lomo = new LOMO(model, {
+      lr: config.lr,
+      weightDecay: config.weightDecay,
+      ...(config.maxGradNorm !== null ? { clipGradNorm: config.maxGradNorm } : {}),
+      ...(scaler ? { lossScaler: scaler } : {}),
+    });
     opt = {
       paramGroups: lomo.paramGroups,
       zeroGrad: () => lomo.zeroGrad(),
@@ -182,7 +205,7 @@ export function createMethod(config: FinetuneConfig, model: LlamaForCausalLM, to
       loadStateDict: (sd: never) => lomo.loadStateDict(sd),
       release: () => lomo.dispose(),
     };
-    backward = (loss) => lomo.fusedBackward(loss);
+    backward = (loss) => lomo.fusedBackward(loss); // scales with its lossScaler itself
     trained = () => [];
     sumInFloat32 = false;
   }
@@ -194,20 +217,33 @@ export function createMethod(config: FinetuneConfig, model: LlamaForCausalLM, to
       opt.zeroGrad();
       if (sumInFloat32) for (const p of trained()) p.grad = zeros(p.shape, { dtype: 'float32' });
     },
-    backward,
+    backward: scaler && config.optimizer !== 'lomo' ? (loss) => scaler.scale(loss).backward() : backward,
     step() {
       const lr = opt.paramGroups[0].lr;
-      if (clip !== null) clipGradNorm(trained(), clip);
-      opt.step();
-      scheduler.step();
-      return lr;
+      let skipped = false;
+      if (scaler && config.optimizer === 'lomo') {
+        skipped = scaler.foundInf() === true; // fusedBackward already updated, or skipped
+        scaler.update();
+      } else if (scaler) {
+        scaler.unscale_(opt);
+        if (clip !== null) clipGradNorm(trained(), clip);
+        skipped = !scaler.step(opt);
+        scaler.update();
+      } else {
+        if (clip !== null) clipGradNorm(trained(), clip);
+        opt.step();
+      }
+      scheduler.step(); // every step, skipped or not, as PyTorch's schedulers count them
+      return { lr, skipped };
     },
+    lossScale: () => (scaler ? scaler.getScale() : null),
     activeBlock,
     lora,
-    stateDict: () => ({ optimizer: opt.stateDict(), scheduler: scheduler.stateDict() }),
+    stateDict: () => ({ optimizer: opt.stateDict(), scheduler: scheduler.stateDict(), ...(scaler ? { scaler: scaler.stateDict() } : {}) }),
     loadStateDict(sd) {
       opt.loadStateDict(sd.optimizer as never);
       scheduler.loadStateDict(sd.scheduler as never);
+      if (scaler) scaler.loadStateDict(sd.scaler as never);
       // the lr the next step uses is the schedule's: write it, whatever the optimizer's state dict held
       scheduler.getLastLr().forEach((lr, i) => (opt.paramGroups[i].lr = lr));
     },

@@ -7,6 +7,7 @@ export type { ParamState, StateValue, StateKind, OptimizerStateDict, SavedParamG
 export { SGD, SGD_DEFAULTS, type SGDOptions } from './sgd';
 export { Adam, AdamW, ADAM_DEFAULTS, type AdamOptions } from './adam';
 export { clipGradNorm, clipGradValue, type ClipGradNormOptions } from './clip';
+export { GradScaler, type GradScalerOptions, type GradScalerStateDict, type ScalableOptimizer } from './grad-scaler';
 export {
   LRScheduler,
   LambdaLR,

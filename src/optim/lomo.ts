@@ -63,6 +63,7 @@ import { lrProblem } from './hyperparameters';
 import { LoadProblems, refuseLoad } from './load-contract';
 import { checkClaims, claimParameters } from './ownership';
 import { isHalf } from '../tensor/dtype';
+import { GradScaler } from './grad-scaler';
 
 export interface LOMOOptions {
   /** Learning rate (finite, >= 0). */
@@ -73,6 +74,13 @@ export interface LOMOOptions {
   clipGradValue?: number;
   /** L2 weight decay added to the gradient (as SGD's weightDecay). Default 0. */
   weightDecay?: number;
+  /**
+   * Dynamic loss scaling for a float16 model (grad-scaler.ts): fusedBackward scales the loss, runs
+   * a first backward that only checks the scaled gradients (two passes, as with clipGradNorm),
+   * and updates nothing when one overflowed; otherwise it unscales each gradient in float32 in
+   * the update pass. Call `lossScaler.update()` after each fusedBackward.
+   */
+  lossScaler?: GradScaler;
 }
 
 /** LOMO's one group, so that learning-rate schedulers (which set `paramGroups[i].lr`) work. */
@@ -83,7 +91,7 @@ export interface LOMOParamGroup {
   weightDecay: number;
 }
 
-const KNOWN_OPTIONS = ['lr', 'clipGradNorm', 'clipGradValue', 'weightDecay'];
+const KNOWN_OPTIONS = ['lr', 'clipGradNorm', 'clipGradValue', 'weightDecay', 'lossScaler'];
 
 type Phase = 'idle' | 'norm' | 'update';
 
@@ -91,6 +99,9 @@ export class LOMO {
   readonly paramGroups: [LOMOParamGroup];
   readonly clipGradNorm: number | null;
   readonly clipGradValue: number | null;
+  readonly lossScaler: GradScaler | null;
+  /** Whether the last fusedBackward skipped its update because a scaled gradient overflowed. */
+  skipped = false;
   /** The global gradient 2-norm measured by the last fusedBackward with clipGradNorm (else null). */
   gradNorm: number | null = null;
   /** The clip coefficient applied in the last fusedBackward (1 when no clipping happened). */
@@ -128,6 +139,10 @@ export class LOMO {
     };
     this.clipGradNorm = positive('clipGradNorm', options.clipGradNorm);
     this.clipGradValue = positive('clipGradValue', options.clipGradValue);
+    if (options.lossScaler !== undefined && !(options.lossScaler instanceof GradScaler)) {
+      throw new ValueError(op, `lossScaler must be a GradScaler, got ${String(options.lossScaler)}`);
+    }
+    this.lossScaler = options.lossScaler?.enabled ? options.lossScaler : null;
 
     const trainable = params.map((p, i) => [p, names?.[i]] as const).filter(([p]) => p.requiresGrad);
     if (trainable.length === 0) {
@@ -188,24 +203,37 @@ export class LOMO {
     this.updatedCount = 0;
     this.clipCoef = 1;
     this.gradNorm = null;
+    this.skipped = false;
     this.baselineGradBytes = memoryTracker.stats().byCategory.grads;
+    const scaler = this.lossScaler;
+    const target = scaler ? scaler.scale(loss) : loss;
     try {
-      if (this.clipGradNorm !== null) {
+      if (this.clipGradNorm !== null || scaler) {
         this.phase = 'norm';
         this.sqNorms = this.params.map(() => null);
-        backward(loss, null, { retainGraph: true });
+        backward(target, null, { retainGraph: true });
         // the norm of the norms, in parameter order: exactly clipGradNorm's reduction
         const norms = this.sqNorms.filter((s): s is number => s !== null).map((s) => s ** (1 / 2));
-        const total = norms.reduce((acc, n) => acc + n ** 2, 0) ** (1 / 2);
+        const total = norms.reduce((acc, n) => acc + n ** 2, 0) ** (1 / 2) / (scaler ? scaler.getScale() : 1);
         this.gradNorm = total;
+        if (scaler) {
+          // an overflowed scaled gradient: update nothing, and let the scaler back off
+          scaler.recordOverflow(!Number.isFinite(total));
+          if (!Number.isFinite(total)) {
+            this.skipped = true; // the graph kept for the update pass goes with its tidy scope, as any unused graph
+            return;
+          }
+        }
         if (!Number.isFinite(total)) {
           throw new ValueError(op, `the gradient norm is ${total}, so the gradients cannot be clipped; no parameter was changed (check the loss for NaN or overflow)`);
         }
-        const coef = this.clipGradNorm / (total + 1e-6);
-        this.clipCoef = coef < 1 ? coef : 1;
+        if (this.clipGradNorm !== null) {
+          const coef = this.clipGradNorm / (total + 1e-6);
+          this.clipCoef = coef < 1 ? coef : 1;
+        }
       }
       this.phase = 'update';
-      backward(loss, null, { retainGraph: options.retainGraph ?? false });
+      backward(target, null, { retainGraph: options.retainGraph ?? false });
     } finally {
       this.phase = 'idle';
       this.sqNorms = [];
@@ -282,11 +310,13 @@ export class LOMO {
     const { lr, weightDecay } = group;
     const clipValue = this.clipGradValue;
     const coef = this.clipCoef;
+    const unscale = this.lossScaler ? 1 / this.lossScaler.getScale() : 1;
     // SGD's update (sgd.ts), op for op, so the results agree bit for bit, with LOMO's clipping as
     // the step before weight decay (the reference's order: value first, then the global norm)
     noGrad(() =>
       sgdUpdate(p, grad, lr, weightDecay, {
         beforeDecay: (g, t, dtype) => {
+          if (unscale !== 1) g = t.swap(g, mul(g, t.scalar(unscale, dtype))); // in the state dtype: float32 for a float16 model
           if (clipValue !== null) g = t.swap(g, clamp(g, -clipValue, clipValue));
           if (coef < 1) g = t.swap(g, mul(g, t.scalar(coef, dtype)));
           return g;

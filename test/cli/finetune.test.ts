@@ -121,6 +121,12 @@ describe('resume is bit-exact', () => {
     const { whole } = await interruptAndResume('adam', ['--optimizer', 'adam', '--dtype', 'float16', '--grad-accum', '2', '--gradient-checkpointing'], ['model.safetensors', 'optimizer.safetensors']);
     const reloaded = LlamaForCausalLM.fromPretrained(join(whole, 'checkpoint-000006'));
     expect(reloaded.config.dtype).toBe('float16');
+    // float16: dynamic loss scaling, its scale in every metrics line and its state in the checkpoint
+    const lines = metricsOf(whole) as unknown as { lossScale: number; skipped: boolean }[];
+    expect(lines.map((l) => l.lossScale)).toEqual(new Array(6).fill(2 ** 16));
+    expect(lines.every((l) => l.skipped === false)).toBe(true);
+    const state = JSON.parse(readFileSync(join(whole, 'checkpoint-000006', 'trainer_state.json'), 'utf8'));
+    expect(state.method.scaler).toMatchObject({ scale: 2 ** 16, growthTracker: 6 });
   });
 
   test('LoRA: the base weights stay as they were, the adapters are saved apart', async () => {
