@@ -51,7 +51,7 @@ export interface TrainerState {
   totalSteps: number;
   config: FinetuneConfig;
   /** The run's settings, the defaults of a resumed run (its own flags win). */
-  settings: Omit<RunSettings, 'resume'>;
+  settings: Omit<RunSettings, 'resume' | 'printLlamaFactory'>;
   maxLength: number;
   /** sha256 of the data files (data.ts). */
   dataFingerprint: string;

@@ -6,7 +6,8 @@
 import { BlockgradError } from '../../src';
 import type { ConsoleIO } from '../progress';
 import { UsageError, parseFinetuneArgs, type ParsedArgs } from './options';
-import { runFinetune, type FinetuneControl } from './run';
+import { resolveRun, runFinetune, type FinetuneControl } from './run';
+import { llamaFactoryYaml } from './llamafactory';
 
 export async function finetuneCli(argv: readonly string[], io: ConsoleIO, control: FinetuneControl = {}): Promise<number> {
   const fail = (code: number, message: string) => {
@@ -26,6 +27,11 @@ export async function finetuneCli(argv: readonly string[], io: ConsoleIO, contro
   }
   let started = false;
   try {
+    if (parsed.settings.printLlamaFactory) {
+      const { config, settings } = resolveRun(parsed);
+      io.out.write(llamaFactoryYaml(config, settings));
+      return 0;
+    }
     const result = await runFinetune(parsed, io, { ...control, afterStep: (step) => ((started = true), control.afterStep?.(step)) });
     return result.exitCode;
   } catch (err) {

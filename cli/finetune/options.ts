@@ -82,6 +82,8 @@ export interface RunSettings {
   backend: 'cpu' | 'wasm' | null;
   /** wasm threads (null: all cores). */
   threads: number | null;
+  /** Print the run as a LLaMA-Factory YAML and exit, without training. */
+  printLlamaFactory: boolean;
 }
 
 export interface ParsedArgs {
@@ -185,6 +187,7 @@ const SETTING_SPECS: Record<keyof RunSettings, Spec> = {
   badamVerbose: { flags: '--badam-verbose <level>', help: 'BAdam: 1 prints each block switch (default 1), 0 nothing', read: int(0, 1), alias: '--badam_verbose', group: 'Output' },
   backend: { flags: '--backend <name>', help: 'cpu (the readable reference) or wasm (SIMD, threads; the default where it runs); a bit-exact resume needs the same one', read: oneOf(['cpu', 'wasm'] as const), group: 'Output' },
   threads: { flags: '--threads <count>', help: 'wasm threads (default: all cores)', read: int(1, 64), group: 'Output' },
+  printLlamaFactory: { flags: '--print-llamafactory', help: "print this run as LLaMA-Factory's training YAML (to continue on GPUs with PyTorch BAdam) and exit", group: 'Output' },
 };
 
 export const CONFIG_DEFAULTS: FinetuneConfig = {
@@ -221,7 +224,7 @@ export const CONFIG_DEFAULTS: FinetuneConfig = {
   lossScaling: 'dynamic',
 };
 
-const SETTING_DEFAULTS: RunSettings = { out: null, resume: null, evalEvery: null, saveEvery: 0, badamVerbose: 1, backend: null, threads: null };
+const SETTING_DEFAULTS: RunSettings = { out: null, resume: null, evalEvery: null, saveEvery: 0, badamVerbose: 1, backend: null, threads: null, printLlamaFactory: false };
 
 /** The flag of a configuration key, for messages: 'lr' -> '--lr'. */
 export function flagOf(key: keyof FinetuneConfig): string {

@@ -104,23 +104,22 @@ function evaluate(model: LlamaForCausalLM, examples: readonly EncodedExample[], 
   return count > 0 ? sum / count : NaN;
 }
 
+/** The run's configuration and settings: from the flags, or a resumed run's from its checkpoint with the flags checked against it. */
+export function resolveRun(args: ParsedArgs): { config: FinetuneConfig; settings: RunSettings; saved: TrainerState | null; from: string | null } {
+  if (args.settings.resume === null) return { config: absolutePaths(args.config), settings: args.settings, saved: null, from: null };
+  const from = findCheckpoint(args.settings.resume);
+  const saved = readTrainerState(from);
+  const config = resumedConfig(args, saved, from);
+  const settings: RunSettings = { ...saved.settings, out: dirname(from), resume: from, printLlamaFactory: args.settings.printLlamaFactory };
+  for (const key of args.givenSettings) Object.assign(settings, { [key]: args.settings[key] });
+  return { config, settings, saved, from };
+}
+
 export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: FinetuneControl = {}): Promise<FinetuneResult> {
   const say = (line: string) => io.out.write(`${line}\n`);
 
   // ---- configuration and settings (a resumed run's from its checkpoint), model, data
-  let config: FinetuneConfig;
-  let settings: RunSettings = args.settings;
-  let saved: TrainerState | null = null;
-  let from: string | null = null;
-  if (args.settings.resume !== null) {
-    from = findCheckpoint(args.settings.resume);
-    saved = readTrainerState(from);
-    config = resumedConfig(args, saved, from);
-    settings = { ...saved.settings, out: dirname(from), resume: from };
-    for (const key of args.givenSettings) Object.assign(settings, { [key]: args.settings[key] });
-  } else {
-    config = absolutePaths(args.config);
-  }
+  const { config, settings, saved, from } = resolveRun(args);
   const out = resolve(settings.out ?? 'finetune-output');
   if (settings.backend !== null) setBackend(settings.backend, settings.backend === 'wasm' && settings.threads !== null ? { threads: settings.threads } : undefined);
 

@@ -278,6 +278,69 @@ describe('bad input: one line, exit code 2, nothing half-written', () => {
   });
 });
 
+describe('--print-llamafactory: the same run for LLaMA-Factory', () => {
+  const yamlOf = async (args: string[]) => {
+    const r = await finetune([...args, '--print-llamafactory']);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    // key: value lines (comments and sections left out)
+    return Object.fromEntries(
+      r.out
+        .split('\n')
+        .filter((l) => /^\w+: /.test(l))
+        .map((l) => {
+          const [k, ...rest] = l.replace(/\s+#.*$/, '').split(': ');
+          return [k, rest.join(': ')];
+        }),
+    );
+  };
+
+  test('BAdam, block mode', async () => {
+    const y = await yamlOf(['--model', modelDir, '--data', train, '--val-split', '0.1', '--switch-every', '30', '--switch-mode', 'descending', '--start-block', '1', '--lr', '2e-5', '--lr-scheduler', 'cosine', '--warmup-steps', '20', '--batch-size', '4', '--grad-accum', '8', '--steps', '500', '--max-length', '1024', '--dtype', 'bfloat16', '--gradient-checkpointing', '--eval-every', '50', '--out', 'runs/x']);
+    expect(y).toMatchObject({
+      model_name_or_path: modelDir,
+      stage: 'sft',
+      finetuning_type: 'full',
+      use_badam: 'true',
+      badam_mode: 'layer',
+      badam_switch_interval: '30',
+      badam_switch_mode: 'descending',
+      badam_start_block: '1',
+      dataset: 'train',
+      template: 'alpaca',
+      cutoff_len: '1024',
+      per_device_train_batch_size: '4',
+      gradient_accumulation_steps: '8',
+      learning_rate: '0.00002',
+      lr_scheduler_type: 'cosine',
+      warmup_steps: '20',
+      max_steps: '500',
+      max_grad_norm: '0',
+      bf16: 'true',
+      val_size: '0.1',
+      eval_steps: '50',
+      output_dir: 'runs/x',
+    });
+    expect(y.disable_gradient_checkpointing).toBeUndefined();
+  });
+
+  test('BAdam ratio mode, LoRA, and a resumed run (its checkpoint\'s configuration)', async () => {
+    expect(await yamlOf(['--data', train, '--badam-mode', 'ratio', '--update-ratio', '0.1', '--mask-mode', 'scatter'])).toMatchObject({
+      badam_mode: 'ratio',
+      badam_update_ratio: '0.1',
+      badam_mask_mode: 'scatter',
+      model_name_or_path: 'path/to/model', // a fresh preset model has no LLaMA-Factory counterpart
+      disable_gradient_checkpointing: 'true',
+    });
+    const lora = await yamlOf(['--data', train, '--optimizer', 'lora', '--lora-r', '16', '--lora-targets', 'q_proj,v_proj']);
+    expect(lora).toMatchObject({ finetuning_type: 'lora', lora_rank: '16', lora_alpha: '16', lora_target: 'q_proj,v_proj' });
+    expect(lora.use_badam).toBeUndefined();
+    const out = join(tmp, 'to-print');
+    expect((await finetune([...base(), '--steps', '1', '--switch-every', '7', '--out', out])).code).toBe(0);
+    expect(await yamlOf(['--resume', out])).toMatchObject({ badam_switch_interval: '7', max_steps: '1', learning_rate: '0.003', cutoff_len: '64' });
+  });
+});
+
 test('LLaMA-Factory names parse to the same configuration', () => {
   const ours = parseFinetuneArgs(['--data', 'a.json', '--badam-mode', 'block', '--switch-every', '7', '--switch-mode', 'random', '--start-block', '1', '--update-ratio', '0.2', '--mask-mode', 'scatter']);
   const theirs = parseFinetuneArgs(['--data', 'a.json', '--badam_mode', 'layer', '--badam_switch_interval', '7', '--badam_switch_mode', 'random', '--badam_start_block', '1', '--badam_update_ratio', '0.2', '--badam_mask_mode', 'scatter']);
