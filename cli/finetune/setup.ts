@@ -165,6 +165,7 @@ export function createMethod(config: FinetuneConfig, model: LlamaForCausalLM, to
     trained = () => block.trainableParameters().map(([, p]) => p);
     activeBlock = () => block.currentBlock;
   } else if (config.optimizer === 'badam') {
+    if (config.maxGradNorm !== null) throw new UsageError('--max-grad-norm is not supported with --badam-mode ratio yet: ratio mode keeps only the selected entries of each gradient');
     const ratio = new BlockOptimizerRatio(model, {
       lr: config.lr,
       weightDecay: config.weightDecay,

@@ -50,6 +50,11 @@ export function claimParameters(owner: object, kind: string, params: readonly Te
   });
 }
 
+/** Whether a newer optimizer has claimed one of `owner`'s parameters (for hooks, which must not throw). */
+export function isSuperseded(owner: object): boolean {
+  return superseded.has(owner);
+}
+
 /**
  * Before `owner` (of class `kind`) updates or reconfigures its parameters: throws a ValueError
  * naming `op` when a newer optimizer has claimed one of them.

@@ -5,6 +5,7 @@
  */
 import { Tensor } from '../../tensor/tensor';
 import { Generator } from '../../tensor/random';
+import { keep } from '../../tensor/scope';
 import type { BackendBuffer, View } from '../../kernels/backend';
 import { backendByName } from '../../kernels/registry';
 import type { MaskMode } from './ratio-options';
@@ -27,6 +28,8 @@ export interface MaskedParam {
   expAvgSq: Tensor | null;
   /** float16 parameters: the float32 master of the k selected entries (made at a period's first step). */
   master: Tensor | null;
+  /** The gradient of the k selected entries, packed by the post-accumulate hook (ratio-grads.ts); null for dense parameters. */
+  grad: Tensor | null;
 }
 
 /** k = ceil(r·n), with r·n an integer up to rounding (0.7·10 = 7.000000000000001) kept as is. */
@@ -70,6 +73,7 @@ export function newMaskedParam(name: string, p: Tensor, ratio: number, preserveT
     expAvg: null,
     expAvgSq: null,
     master: null,
+    grad: null,
   };
 }
 
@@ -84,7 +88,8 @@ export function buildMask(e: MaskedParam, mode: MaskMode): void {
   e.indices = null;
   if (e.dense || mode !== 'scatter') return;
   const idx = ratioMaskIndices('scatter', e.numel, e.k, e.offset, e.seed);
-  e.indices = new Tensor(backendByName(e.param.backend).upload('int32', idx), [e.k]).tagMemory('other');
+  // kept: a mask may be rebuilt inside a tidy scope (a gradient hook, a step after release())
+  e.indices = keep(new Tensor(backendByName(e.param.backend).upload('int32', idx), [e.k]).tagMemory('other'));
 }
 
 /** Frees the moments and the master (the next step starts a fresh Adam on the mask). */

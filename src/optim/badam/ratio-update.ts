@@ -17,11 +17,12 @@ import type { MaskMode, RatioHyper } from './ratio-options';
 import { isHalf } from '../../tensor/dtype';
 
 /**
- * One Adam step on `e`'s selected entries with `grad` (checked by the caller), reading the
+ * One Adam step on `e`'s selected entries with `grad` (checked by the caller; `packedGrad`: it is
+ * already the k selected entries, ratio-grads.ts), reading the
  * hyperparameters from `group`; the moments (and a float16 parameter's master) are made at the
  * mask period's first step. Runs under noGrad.
  */
-export function maskedAdamUpdate(e: MaskedParam, grad: Tensor, group: RatioHyper, mode: MaskMode): void {
+export function maskedAdamUpdate(e: MaskedParam, grad: Tensor, group: RatioHyper, mode: MaskMode, packedGrad = false): void {
   const p = e.param;
   const backend = backendByName(p.backend);
   if (e.expAvg === null || e.expAvgSq === null) {
@@ -56,9 +57,9 @@ export function maskedAdamUpdate(e: MaskedParam, grad: Tensor, group: RatioHyper
   const packed = (b: BackendBuffer): View => ({ buffer: b, shape: [e.k], strides: [1], offset: 0 });
   try {
     const pFlat: View = { buffer: p.buffer, shape: [n], strides: [1], offset: p.offset };
-    let gFlat: View = { buffer: grad.buffer, shape: [n], strides: [1], offset: grad.offset };
+    let gFlat: View = { buffer: grad.buffer, shape: [packedGrad ? e.k : n], strides: [1], offset: grad.offset };
     if (!grad.isContiguous()) gFlat = { ...gFlat, buffer: keep(backend.copy(grad, grad.dtype)), offset: 0 };
-    const gk = e.dense ? gFlat : packed(gather(e, mode, gFlat, keep));
+    const gk = e.dense || packedGrad ? gFlat : packed(gather(e, mode, gFlat, keep));
     // the k-vector Adam updates: the float32 master (float16 parameters; made from the float16
     // values at the period's first step) or a packed copy of the selected entries
     let target: View;

@@ -58,7 +58,9 @@
  *   the engine prunes them;
  * - `paramRatios` keys match a name exactly or as a prefix (the longest key wins) and must each
  *   match a trainable parameter; the reference matches substrings;
- * - the gradient stays dense until step() (the reference sparsifies it in a post-accumulate hook);
+ * - as in the reference, a post-accumulate hook keeps only the selected entries of each masked
+ *   parameter's gradient (ratio-grads.ts), packed as a k-vector rather than a sparse tensor, and
+ *   frees the dense gradient as soon as the backward has completed it;
  * - stateDict() (ratio-state.ts) holds the schedule (global step, switch count, mask starts and seeds), so a resumed
  *   run equals an uninterrupted one bit for bit.
  *
@@ -72,11 +74,12 @@ import type { DType } from '../../tensor/dtype';
 import { enableGrad, noGrad } from '../../autograd/grad-mode';
 import { clearGrads, gradProblem } from '../gradients';
 import { isNoDecayParameter, namedParameterList } from '../parameters';
-import { checkClaims, claimParameters } from '../ownership';
+import { checkClaims, claimParameters, isSuperseded } from '../ownership';
 import { checkSharedOptions } from './options';
 import { RATIO_OPTION_NAMES, ratioHyperProblem, ratioSettings, type BlockOptimizerRatioOptions, type MaskMode } from './ratio-options';
 import { buildMask, dropMoments, newMaskedParam, ratioMaskIndices, type MaskedParam } from './ratio-masks';
 import { maskedAdamUpdate } from './ratio-update';
+import { dropPackedGradient, packGradient } from './ratio-grads';
 import { checkRatioState, restoreParamState, saveRatioState, type BlockOptimizerRatioStateDict } from './ratio-state';
 import { report, type RatioMaskEvent, type RatioMaskInfo, type Verbosity } from './events';
 
@@ -104,6 +107,7 @@ export class BlockOptimizerRatio {
   log: ((event: RatioMaskEvent) => void) | null;
 
   private readonly entries: MaskedParam[] = [];
+  private readonly removers: (() => void)[] = [];
   private globalStep = 0;
   private switches = 0;
 
@@ -134,6 +138,9 @@ export class BlockOptimizerRatio {
     this.log = settings.log ?? null;
     this.paramGroups = [{ params: trainable.map(([, p]) => p), paramNames: trainable.map(([n]) => n), ...hyper }];
     for (const e of this.entries) buildMask(e, maskMode);
+    for (const e of this.entries) {
+      if (!e.dense) this.removers.push(e.param.registerPostAccumulateGradHook(() => this.onGradient(e)));
+    }
     this.emit('init');
   }
 
@@ -178,6 +185,22 @@ export class BlockOptimizerRatio {
     return { step: e.step, dtype: e.expAvg?.dtype ?? null, exp_avg: read(e.expAvg), exp_avg_sq: read(e.expAvgSq), master: read(e.master) };
   }
 
+  /**
+   * Parameter `name`'s gradient as step() will use it: the packed selected entries of a masked
+   * parameter (in mask order), or the dense gradient of a dense one; a host copy, null when none.
+   */
+  gradientOf(name: string): number[] | null {
+    const e = this.entry('BlockOptimizerRatio.gradientOf', name);
+    const g = e.dense ? e.param.grad : e.grad;
+    return g === null ? null : Array.from(g.toTypedArray() as ArrayLike<number>);
+  }
+
+  /** The post-accumulate hook: keep the selected entries only (unless a newer optimizer owns the parameter now). */
+  private onGradient(e: MaskedParam): void {
+    if (isSuperseded(this)) return;
+    packGradient(e, this.maskMode);
+  }
+
   private entry(op: string, name: string): MaskedParam {
     const e = this.entries.find((x) => x.name === name);
     if (!e) throw new ValueError(op, `no trainable parameter '${name}'${this.frozen.includes(name) ? ' (it is frozen)' : ''}`);
@@ -188,10 +211,12 @@ export class BlockOptimizerRatio {
 
   /**
    * Clears every trainable parameter's gradient: null, with the gradient tensor disposed (the
-   * default), or with `setToNone: false` zeroed in place (see Optimizer.zeroGrad).
+   * default), or with `setToNone: false` zeroed in place (see Optimizer.zeroGrad). The packed
+   * gradients of masked parameters are always dropped (step() drops them too, once used).
    */
   zeroGrad(options: { setToNone?: boolean } = {}): void {
     clearGrads(this.entries.map((e) => e.param), options.setToNone ?? true);
+    for (const e of this.entries) dropPackedGradient(e);
   }
 
   /**
@@ -209,14 +234,24 @@ export class BlockOptimizerRatio {
     if (problem) throw new ValueError(op, problem);
     for (const e of this.entries) {
       const p = e.param;
-      const g = p.grad;
-      if (g === null) continue;
-      const bad = gradProblem(p, g, `'${e.name}'`);
-      if (bad) throw new ValueError(op, bad);
       if (!p.isContiguous()) throw new ValueError(op, `parameter '${e.name}' is no longer contiguous; masks index its flat storage`);
+      // a dense gradient left on a masked parameter (its hook had not run: a superseded run, a gradient set by hand) is packed now
+      if (!e.dense && p.grad !== null) {
+        const bad = gradProblem(p, p.grad, `'${e.name}'`);
+        if (bad) throw new ValueError(op, bad);
+        packGradient(e, this.maskMode);
+      }
+      const g = e.dense ? p.grad : e.grad;
+      if (g === null) continue;
+      const bad = e.dense ? gradProblem(p, g, `'${e.name}'`) : g.isDisposed ? `the packed gradient of '${e.name}' was disposed` : null;
+      if (bad) throw new ValueError(op, bad);
     }
     noGrad(() => {
-      for (const e of this.entries) if (e.param.grad !== null) maskedAdamUpdate(e, e.param.grad, group, this.maskMode);
+      for (const e of this.entries) {
+        const g = e.dense ? e.param.grad : e.grad;
+        if (g !== null) maskedAdamUpdate(e, g, group, this.maskMode, !e.dense);
+        dropPackedGradient(e); // used: the next backward packs afresh
+      }
     });
     this.globalStep++;
     if (this.globalStep % this.switchEvery === 0) this.switchMasks();
@@ -227,6 +262,7 @@ export class BlockOptimizerRatio {
   private switchMasks(): void {
     for (const e of this.entries) {
       dropMoments(e);
+      dropPackedGradient(e); // the old mask's entries
       if (!e.dense) e.offset = (e.offset + e.k) % e.numel;
       buildMask(e, this.maskMode);
     }
@@ -243,6 +279,7 @@ export class BlockOptimizerRatio {
   release(): void {
     for (const e of this.entries) {
       dropMoments(e);
+      dropPackedGradient(e);
       e.indices?.dispose();
       e.indices = null;
     }
