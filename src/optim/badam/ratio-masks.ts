@@ -19,8 +19,10 @@ export interface MaskedParam {
   dense: boolean;
   seed: number;
   offset: number;
-  /** Whether weightDecay applies (false for biases, norm weights and 1-D parameters). */
+  /** Whether weightDecay applies (false for biases, norm weights and 1-D parameters, unless groups decide). */
   decay: boolean;
+  /** Its entry in paramGroups. */
+  group: number;
   /** 'scatter': the sorted int32 indices of the current mask. */
   indices: Tensor | null;
   step: number;
@@ -56,7 +58,7 @@ export function ratioMaskIndices(mode: MaskMode, numel: number, k: number, offse
  * A new record for parameter `p`: a mask of `ratio` of its entries from offset 0 (every entry
  * when it has fewer than `preserveThreshold`, or the ratio selects them all), and no state yet.
  */
-export function newMaskedParam(name: string, p: Tensor, ratio: number, preserveThreshold: number, seed: number, decay: boolean): MaskedParam {
+export function newMaskedParam(name: string, p: Tensor, ratio: number, preserveThreshold: number, seed: number, decay: boolean, group = 0): MaskedParam {
   const numel = p.numel;
   const dense = numel < preserveThreshold || ratio === 1 || selectedCount(ratio, numel) === numel;
   return {
@@ -68,6 +70,7 @@ export function newMaskedParam(name: string, p: Tensor, ratio: number, preserveT
     seed,
     offset: 0,
     decay,
+    group,
     indices: null,
     step: 0,
     expAvg: null,

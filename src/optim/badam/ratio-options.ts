@@ -42,13 +42,31 @@ export interface BlockOptimizerRatioOptions {
   verbose?: 0 | 1 | 2;
   /** Receives every mask event (as well as the console lines that verbose asks for), as BlockOptimizer's log. */
   log?: (event: RatioMaskEvent) => void;
+  /**
+   * Parameter groups with their own hyperparameters, as LLaMA-Factory builds them (weights with
+   * weight decay, biases and norms without): each group's lr, betas, eps and weightDecay replace
+   * the options' for its parameters, and weight decay follows the groups instead of the
+   * bias/norm rule. Every trainable parameter must be in one group; frozen ones are ignored.
+   * `paramGroups` then has one entry per group, for schedulers.
+   */
+  groups?: RatioGroupInput[];
+}
+
+/** A group given in options.groups: tensors or namedParameters() pairs, and overrides. */
+export interface RatioGroupInput {
+  params: Iterable<Tensor> | Iterable<[string, Tensor]>;
+  name?: string;
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
 }
 
 /** The option names, for checkSharedOptions. */
 export const RATIO_OPTION_NAMES: OptionNames = {
   known: [
     'lr', 'betas', 'eps', 'weightDecay', 'updateRatio', 'paramRatios', 'maskMode', 'switchEvery',
-    'preserveThreshold', 'includeEmbedding', 'includeLmHead', 'seed', 'verbose', 'log', 'decayAllParameters',
+    'preserveThreshold', 'includeEmbedding', 'includeLmHead', 'seed', 'verbose', 'log', 'decayAllParameters', 'groups',
   ] satisfies (keyof BlockOptimizerRatioOptions)[],
   /** The reference's and LLaMA-Factory's snake_case names, for a helpful error. */
   referenceNames: {
@@ -97,6 +115,9 @@ export interface RatioSettings extends SharedSettings<RatioMaskEvent> {
   preserveThreshold: number;
   decayAllParameters: boolean;
   hyper: RatioHyper;
+  /** options.groups checked: each group's hyperparameters and name, and each trainable parameter's group (null: one group, the rules). */
+  groups: { hyper: RatioHyper; name?: string }[] | null;
+  groupOf: (name: string) => number;
   /** The parameters that train, in order: those that require grad, less the frozen ones. */
   trainable: [string, Tensor][];
   /** Names of the parameters frozen by includeEmbedding / includeLmHead. */
@@ -172,6 +193,7 @@ export function ratioSettings(op: string, options: BlockOptimizerRatioOptions, n
     return hits.length ? overrides[hits[0]] : updateRatio;
   };
 
+  const { groups, groupOf } = ratioGroups(op, options.groups, hyper, trainable);
   return {
     maskMode,
     switchEvery,
@@ -180,8 +202,45 @@ export function ratioSettings(op: string, options: BlockOptimizerRatioOptions, n
     ...shared,
     decayAllParameters: options.decayAllParameters ?? false,
     hyper,
+    groups,
+    groupOf,
     trainable,
     frozen,
     ratioOf,
   };
+}
+
+/** options.groups checked against the trainable parameters: each group's hyperparameters, and each parameter's group. */
+function ratioGroups(op: string, input: unknown, base: RatioHyper, trainable: [string, Tensor][]): Pick<RatioSettings, 'groups' | 'groupOf'> {
+  if (input === undefined) return { groups: null, groupOf: () => 0 };
+  if (!Array.isArray(input) || input.length === 0) throw new ValueError(op, `groups must be a non-empty list of { params, lr?, betas?, eps?, weightDecay? }, got ${describe(input)}`);
+  const nameOf = new Map(trainable.map(([n, p]) => [p, n]));
+  const index = new Map<string, number>();
+  const groups = input.map((g: unknown, i) => {
+    if (!isPlainObject(g) || g.params === null || typeof g.params !== 'object' || typeof (g.params as Iterable<unknown>)[Symbol.iterator] !== 'function') {
+      throw new ValueError(op, `groups[${i}] must be an object with params (tensors or [name, tensor] pairs), got ${describe(g)}`);
+    }
+    for (const key of Object.keys(g)) {
+      if (!['params', 'name', 'lr', 'betas', 'eps', 'weightDecay'].includes(key)) throw new ValueError(op, `groups[${i}] has an unknown key '${key}'; known: params, name, lr, betas, eps, weightDecay`);
+    }
+    const hyper: RatioHyper = {
+      lr: (g.lr as number | undefined) ?? base.lr,
+      betas: ((g.betas as [number, number] | undefined) ?? base.betas).slice() as [number, number],
+      eps: (g.eps as number | undefined) ?? base.eps,
+      weightDecay: (g.weightDecay as number | undefined) ?? base.weightDecay,
+    };
+    const problem = ratioHyperProblem(hyper);
+    if (problem) throw new ValueError(op, `groups[${i}]: ${problem}`);
+    for (const item of g.params as Iterable<unknown>) {
+      const p = Array.isArray(item) ? item[1] : item;
+      const name = nameOf.get(p as Tensor);
+      if (name === undefined) continue; // frozen, or not a parameter of this model: not trained here
+      if (index.has(name)) throw new ValueError(op, `'${name}' is in groups[${index.get(name)}] and groups[${i}]; put each parameter in one group`);
+      index.set(name, i);
+    }
+    return { hyper, ...(typeof g.name === 'string' ? { name: g.name } : {}) };
+  });
+  const missing = trainable.find(([n]) => !index.has(n));
+  if (missing) throw new ValueError(op, `the trainable parameter '${missing[0]}' is in none of the groups; put every trainable parameter in one`);
+  return { groups, groupOf: (name) => index.get(name) as number };
 }

@@ -50,7 +50,7 @@ export interface RatioSchedule {
 }
 
 /** The state dict of `entries` (tensors are detached views of the optimizer's storage). */
-export function saveRatioState(entries: readonly MaskedParam[], schedule: RatioSchedule, group: RatioHyper & { paramNames: string[] }): BlockOptimizerRatioStateDict {
+export function saveRatioState(entries: readonly MaskedParam[], schedule: RatioSchedule, groups: readonly (RatioHyper & { paramNames: string[] })[]): BlockOptimizerRatioStateDict {
   const state: Record<string, RatioParamStateDict> = {};
   for (const e of entries) {
     const s: RatioParamStateDict = { numel: e.numel, k: e.k, offset: e.offset, seed: e.seed, step: e.step };
@@ -64,7 +64,7 @@ export function saveRatioState(entries: readonly MaskedParam[], schedule: RatioS
   return {
     kind: 'BlockOptimizerRatio',
     ...schedule,
-    paramGroups: [{ lr: group.lr, betas: [...group.betas] as [number, number], eps: group.eps, weightDecay: group.weightDecay, paramNames: [...group.paramNames] }],
+    paramGroups: groups.map((g) => ({ lr: g.lr, betas: [...g.betas] as [number, number], eps: g.eps, weightDecay: g.weightDecay, paramNames: [...g.paramNames] })),
     state,
   };
 }
@@ -73,7 +73,14 @@ export function saveRatioState(entries: readonly MaskedParam[], schedule: RatioS
  * Checks `sd` for an optimizer over `entries` built with `maskMode` and `switchEvery`, and
  * returns it typed; any problem throws one ValueError naming `op` that lists them all.
  */
-export function checkRatioState(op: string, sd: unknown, entries: readonly MaskedParam[], maskMode: MaskMode, switchEvery: number): BlockOptimizerRatioStateDict {
+export function checkRatioState(
+  op: string,
+  sd: unknown,
+  entries: readonly MaskedParam[],
+  maskMode: MaskMode,
+  switchEvery: number,
+  groups: readonly { paramNames: readonly string[] }[],
+): BlockOptimizerRatioStateDict {
   if (!isPlainObject(sd) || sd.kind !== 'BlockOptimizerRatio' || !isPlainObject(sd.state) || !Array.isArray(sd.paramGroups)) {
     refuseLoad(op, 'expected the object returned by BlockOptimizerRatio.stateDict()');
   }
@@ -85,11 +92,15 @@ export function checkRatioState(op: string, sd: unknown, entries: readonly Maske
   else if (count(sd.step) && sd.switchCount !== Math.floor((sd.step as number) / switchEvery)) {
     problems.add(`switchCount ${sd.switchCount} does not match step ${sd.step} with switchEvery ${switchEvery}`);
   }
-  const g = sd.paramGroups[0] as unknown;
-  if (sd.paramGroups.length !== 1 || !isPlainObject(g)) problems.add(`expected one parameter group, got ${describe(sd.paramGroups)}`);
+  if (sd.paramGroups.length !== groups.length) problems.add(`expected ${groups.length} parameter group(s), got ${describe(sd.paramGroups)}`);
   else {
-    const hp = ratioHyperProblem(g as { lr: unknown; betas: unknown; eps: unknown; weightDecay: unknown });
-    if (hp) problems.add(`parameter group: ${hp}`);
+    sd.paramGroups.forEach((g: unknown, i) => {
+      if (!isPlainObject(g)) return problems.add(`paramGroups[${i}] must be an object, got ${describe(g)}`);
+      const hp = ratioHyperProblem(g as { lr: unknown; betas: unknown; eps: unknown; weightDecay: unknown });
+      if (hp) problems.add(`parameter group ${i}: ${hp}`);
+      const names = g.paramNames;
+      if (Array.isArray(names) && names.join('\n') !== groups[i].paramNames.join('\n')) problems.add(`parameter group ${i} holds other parameters in the state dict than here (were the groups built the same way?)`);
+    });
   }
   const state = sd.state;
   const names = new Set(entries.map((e) => e.name));

@@ -83,7 +83,7 @@ import { dropPackedGradient, packGradient } from './ratio-grads';
 import { checkRatioState, restoreParamState, saveRatioState, type BlockOptimizerRatioStateDict } from './ratio-state';
 import { report, type RatioMaskEvent, type RatioMaskInfo, type Verbosity } from './events';
 
-/** The one parameter group (schedulers set its lr). */
+/** A parameter group (schedulers set its lr): one, or one per options.groups entry. */
 export interface RatioParamGroup {
   params: Tensor[];
   paramNames: string[];
@@ -91,10 +91,11 @@ export interface RatioParamGroup {
   betas: [number, number];
   eps: number;
   weightDecay: number;
+  name?: string;
 }
 
 export class BlockOptimizerRatio {
-  readonly paramGroups: [RatioParamGroup];
+  readonly paramGroups: RatioParamGroup[];
   readonly maskMode: MaskMode;
   readonly switchEvery: number;
   readonly updateRatio: number;
@@ -117,7 +118,7 @@ export class BlockOptimizerRatio {
     // names pick the masks, the overrides and the frozen embeddings; frozen parameters may be anything
     const { params, names } = namedParameterList(op, model, { why: ': names pick the masks, overrides and frozen embeddings', trainable: 'requiresGrad' });
     const named = params.map((p, i): [string, Tensor] => [(names as string[])[i], p]);
-    const { trainable, frozen, hyper, ratioOf, ...settings } = ratioSettings(op, options, named, shared);
+    const { trainable, frozen, hyper, ratioOf, groups, groupOf, ...settings } = ratioSettings(op, options, named, shared);
     const { maskMode, switchEvery, updateRatio, preserveThreshold, seed, verbose, decayAllParameters } = settings;
 
     // everything is valid: claim the trainable parameters (ownership.ts), change the model, build the masks
@@ -125,7 +126,9 @@ export class BlockOptimizerRatio {
     for (const name of frozen) named.find(([n]) => n === name)?.[1].requiresGrad_(false);
     const seeds = new Generator(seed);
     for (const [name, p] of trainable) {
-      this.entries.push(newMaskedParam(name, p, ratioOf(name), preserveThreshold, seeds.nextUint32(), decayAllParameters || !isNoDecayParameter(name, p)));
+      // with groups, each group's weightDecay decides (LLaMA-Factory's no-decay group has 0)
+      const decay = groups !== null || decayAllParameters || !isNoDecayParameter(name, p);
+      this.entries.push(newMaskedParam(name, p, ratioOf(name), preserveThreshold, seeds.nextUint32(), decay, groupOf(name)));
     }
     this.maskMode = maskMode;
     this.switchEvery = switchEvery;
@@ -136,7 +139,14 @@ export class BlockOptimizerRatio {
     this.frozen = frozen;
     this.verbose = verbose;
     this.log = settings.log ?? null;
-    this.paramGroups = [{ params: trainable.map(([, p]) => p), paramNames: trainable.map(([n]) => n), ...hyper }];
+    const members = (i: number) => trainable.filter(([n]) => groupOf(n) === i);
+    this.paramGroups = (groups ?? [{ hyper }]).map((g, i) => ({
+      params: members(i).map(([, p]) => p),
+      paramNames: members(i).map(([n]) => n),
+      ...g.hyper,
+      betas: [...g.hyper.betas] as [number, number],
+      ...('name' in g && g.name !== undefined ? { name: g.name } : {}),
+    }));
     for (const e of this.entries) buildMask(e, maskMode);
     for (const e of this.entries) {
       if (!e.dense) this.removers.push(e.param.registerPostAccumulateGradHook(() => this.onGradient(e)));
@@ -229,9 +239,10 @@ export class BlockOptimizerRatio {
     // an optimizer built later on these parameters: an error, not a step on flags it set (ownership.ts)
     checkClaims(op, this, 'BlockOptimizerRatio');
     const loss = closure ? enableGrad(closure) : undefined;
-    const group = this.paramGroups[0];
-    const problem = ratioHyperProblem(group);
-    if (problem) throw new ValueError(op, problem);
+    this.paramGroups.forEach((group, i) => {
+      const problem = ratioHyperProblem(group);
+      if (problem) throw new ValueError(op, this.paramGroups.length > 1 ? `paramGroups[${i}]: ${problem}` : problem);
+    });
     for (const e of this.entries) {
       const p = e.param;
       if (!p.isContiguous()) throw new ValueError(op, `parameter '${e.name}' is no longer contiguous; masks index its flat storage`);
@@ -249,7 +260,7 @@ export class BlockOptimizerRatio {
     noGrad(() => {
       for (const e of this.entries) {
         const g = e.dense ? e.param.grad : e.grad;
-        if (g !== null) maskedAdamUpdate(e, g, group, this.maskMode, !e.dense);
+        if (g !== null) maskedAdamUpdate(e, g, this.paramGroups[e.group], this.maskMode, !e.dense);
         dropPackedGradient(e); // used: the next backward packs afresh
       }
     });
@@ -313,7 +324,7 @@ export class BlockOptimizerRatio {
    */
   stateDict(): BlockOptimizerRatioStateDict {
     const schedule = { step: this.globalStep, switchCount: this.switches, maskMode: this.maskMode, switchEvery: this.switchEvery };
-    return saveRatioState(this.entries, schedule, this.paramGroups[0]);
+    return saveRatioState(this.entries, schedule, this.paramGroups);
   }
 
   /**
@@ -322,15 +333,16 @@ export class BlockOptimizerRatio {
    * one ValueError listing them all, and nothing changes (load-contract.ts).
    */
   loadStateDict(sd: BlockOptimizerRatioStateDict): void {
-    const checked = checkRatioState('BlockOptimizerRatio.loadStateDict', sd, this.entries, this.maskMode, this.switchEvery);
+    const checked = checkRatioState('BlockOptimizerRatio.loadStateDict', sd, this.entries, this.maskMode, this.switchEvery, this.paramGroups);
     for (const e of this.entries) restoreParamState(e, checked.state[e.name], this.maskMode);
     this.globalStep = checked.step;
     this.switches = checked.switchCount;
-    const saved = checked.paramGroups[0];
-    const group = this.paramGroups[0];
-    group.lr = saved.lr;
-    group.betas = [saved.betas[0], saved.betas[1]];
-    group.eps = saved.eps;
-    group.weightDecay = saved.weightDecay;
+    checked.paramGroups.forEach((saved, i) => {
+      const group = this.paramGroups[i];
+      group.lr = saved.lr;
+      group.betas = [saved.betas[0], saved.betas[1]];
+      group.eps = saved.eps;
+      group.weightDecay = saved.weightDecay;
+    });
   }
 }
