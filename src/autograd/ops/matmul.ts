@@ -15,7 +15,9 @@ import { Tensor } from '../../tensor/tensor';
 import { notSaved, record } from '../node';
 import { castTo } from './elementwise';
 import { sum, sumTo } from './reduce';
-import { reshape, transpose, unsqueeze } from './shape';
+import { reshape, slice, transpose, unsqueeze } from './shape';
+import { rowGradientSink } from '../row-gradients';
+import { isGradEnabled } from '../grad-mode';
 
 function checkSameBackend(op: string, tensors: readonly Tensor[]): void {
   const first = tensors[0];
@@ -194,11 +196,20 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   // dx = g @ W needs W; dW = gᵀ @ x needs x; db needs neither (slot 0 is x, slot 1 is W, an
   // empty placeholder where not kept; needs[0] implies W was kept, and needs[1] x)
   const save = [weight.requiresGrad ? x : notSaved(), x.requiresGrad ? weight : notSaved()];
+  // an optimizer that trains only some rows of the weight receives their gradient (row-gradients.ts)
+  const sink = weight.requiresGrad ? rowGradientSink(weight) : null;
   return record('linear', [x, weight, b], out, save, (g, [sx, sw], needs) => {
     // dx = g @ W: [..., out] @ [out, in] -> [..., in] (the batch folds into one product)
     const dx = needs[0] ? castTo(matmul(g, sw), xDtype) : null;
-    // dW = gᵀ @ x over all rows: [out, N] @ [N, in]
-    const dW = needs[1] ? castTo(matmul(transpose(reshape(g, [-1, outF])), reshape(sx, [-1, inF])), wDtype) : null;
+    // dW = gᵀ @ x over all rows: [out, N] @ [N, in]; with a sink, over the rows it wants only
+    let dW: Tensor | null = null;
+    if (needs[1] && sink && sink.active() && !isGradEnabled()) {
+      const rows = reshape(g, [-1, outF]);
+      const inputs = reshape(sx, [-1, inF]);
+      for (const [start, end] of sink.rows()) sink.accept(start, castTo(matmul(transpose(slice(rows, 1, start, end)), inputs), wDtype));
+    } else if (needs[1]) {
+      dW = castTo(matmul(transpose(reshape(g, [-1, outF])), reshape(sx, [-1, inF])), wDtype);
+    }
     // db = g summed over every dim but the last
     const db = needs[2] ? castTo(g.ndim === 1 ? g : sum(g, { dim: g.shape.slice(0, -1).map((_, i) => i) }), bDtype) : null;
     return [dx, dW, db];

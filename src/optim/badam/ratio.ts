@@ -79,7 +79,8 @@ import { checkSharedOptions } from './options';
 import { RATIO_OPTION_NAMES, ratioHyperProblem, ratioSettings, type BlockOptimizerRatioOptions, type MaskMode } from './ratio-options';
 import { buildMask, dropMoments, newMaskedParam, ratioMaskIndices, type MaskedParam } from './ratio-masks';
 import { maskedAdamUpdate } from './ratio-update';
-import { dropPackedGradient, packGradient } from './ratio-grads';
+import { adjacentRowSink, dropPackedGradient, packGradient } from './ratio-grads';
+import { setRowGradientSink } from '../../autograd/row-gradients';
 import { checkRatioState, restoreParamState, saveRatioState, type BlockOptimizerRatioStateDict } from './ratio-state';
 import { report, type RatioMaskEvent, type RatioMaskInfo, type Verbosity } from './events';
 
@@ -149,7 +150,10 @@ export class BlockOptimizerRatio {
     }));
     for (const e of this.entries) buildMask(e, maskMode);
     for (const e of this.entries) {
-      if (!e.dense) this.removers.push(e.param.registerPostAccumulateGradHook(() => this.onGradient(e)));
+      if (e.dense) continue;
+      this.removers.push(e.param.registerPostAccumulateGradHook(() => this.onGradient(e)));
+      const sink = maskMode === 'adjacent' ? adjacentRowSink(e, () => !isSuperseded(this)) : null;
+      if (sink) setRowGradientSink(e.param, sink);
     }
     this.emit('init');
   }
