@@ -1,6 +1,6 @@
 /** BAdam: block coordinate descent with Adam as the inner solver (see docs/badam.md). */
 export { BlockOptimizer } from './block-optimizer';
-export { SWITCH_MODES, type SwitchMode, type BlockOptimizerOptions, type BaseOptimizerFactory } from './block-options';
+export { SWITCH_MODES, type SwitchMode, type BlockOptimizerOptions, type BaseOptimizerFactory, type BlockHyperparams } from './block-options';
 export { isNoDecayParameter } from '../parameters';
 export type { BlockOptimizerEvent, BlockSwitchEvent, BlockResumeEvent, RatioMaskInfo, RatioMaskEvent, Verbosity } from './events';
 export type { BlockScheduleState, BlockOptimizerStateDict } from './block-state';
@@ -12,6 +12,6 @@ export {
   type MixedPrecisionStateDict,
 } from './master';
 export { BlockOptimizerRatio, type RatioParamGroup } from './ratio';
-export type { MaskMode, BlockOptimizerRatioOptions } from './ratio-options';
+export type { MaskMode, BlockOptimizerRatioOptions, RatioGroupInput } from './ratio-options';
 export { selectedCount, ratioMaskIndices } from './ratio-masks';
 export type { RatioParamStateDict, BlockOptimizerRatioStateDict } from './ratio-state';

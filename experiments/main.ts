@@ -1,0 +1,52 @@
+/**
+ * `npm run experiments [-- --quick] [-- --only memory|time] [-- --out DIR]`: runs the paper's
+ * experiments in miniature (experiments/*.ts) and writes DIR/experiments.md (default docs/), its
+ * SVG figures and each experiment's results as JSON in DIR/experiments/. An experiment left out
+ * with --only keeps its last results (read back from its JSON).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runMemory, type MemoryResult } from './memory';
+import { runTime, type TimeResult } from './time';
+import { experimentsPage, memoryFigure, timeFigure } from './report';
+
+export const EXPERIMENTS = ['memory', 'time'] as const;
+
+export async function runExperiments(argv: readonly string[], log: (line: string) => void = console.log): Promise<{ memory: MemoryResult | null; time: TimeResult | null }> {
+  const { values } = parseArgs({ args: [...argv], options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' } }, strict: true });
+  const only = values.only;
+  if (only !== undefined && !(EXPERIMENTS as readonly string[]).includes(only)) throw new Error(`--only must be one of ${EXPERIMENTS.join(', ')}, got '${only}'`);
+  const quick = values.quick ?? false;
+  const out = values.out ?? 'docs';
+  const dir = join(out, 'experiments');
+  mkdirSync(dir, { recursive: true });
+  const wanted = (name: string) => only === undefined || only === name;
+  const previous = <T>(name: string): T | null => (existsSync(join(dir, `${name}.json`)) ? (JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as T) : null);
+
+  const t0 = performance.now();
+  const memory = wanted('memory') ? runMemory(quick, log) : previous<MemoryResult>('memory');
+  const time = wanted('time') ? runTime(quick, log) : previous<TimeResult>('time');
+  const seconds = (performance.now() - t0) / 1000;
+
+  if (memory) {
+    writeFileSync(join(dir, 'memory.json'), `${JSON.stringify(memory, null, 1)}\n`);
+    writeFileSync(join(dir, 'memory.svg'), memoryFigure(memory));
+  }
+  if (time) {
+    writeFileSync(join(dir, 'time.json'), `${JSON.stringify(time, null, 1)}\n`);
+    writeFileSync(join(dir, 'time.svg'), timeFigure(time));
+  }
+  const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.versions.node}`;
+  writeFileSync(join(out, 'experiments.md'), experimentsPage(memory, time, { date: new Date().toISOString().slice(0, 10), seconds, machine, quick }));
+  log(`wrote ${join(out, 'experiments.md')} and ${dir}/ in ${seconds.toFixed(0)} s`);
+  return { memory, time };
+}
+
+if (require.main === module) {
+  runExperiments(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(`experiments: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  });
+}

@@ -1,0 +1,53 @@
+/**
+ * `npm run experiments -- --quick`, in-process on the cpu backend into a scratch folder: every
+ * experiment's results are complete (each method at each size), the measured memory is the
+ * paper's accounting (float16 weights 2 bytes, float32 masters 4 and Adam's moments 8 per updated
+ * parameter, exactly; gradients 4 per updated parameter plus at most one float16 gradient alive
+ * for a moment), and the page and its figures are written, with verdicts that follow from the
+ * numbers.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runExperiments } from '../../experiments/main';
+import { METHODS } from '../../experiments/methods';
+
+let out: string;
+let result: Awaited<ReturnType<typeof runExperiments>>;
+beforeAll(async () => {
+  out = mkdtempSync(join(tmpdir(), 'blockgrad-experiments-'));
+  result = await runExperiments(['--quick', '--out', out], () => {});
+}, 240_000);
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+test('memory: every method at every size, and the accounting of the paper', () => {
+  const memory = result.memory!;
+  expect(memory.rows.map((r) => `${r.method}@${r.layers}`)).toEqual(memory.layers.flatMap((D) => METHODS.map((m) => `${m}@${D}`)));
+  const largestFloat16Gradient = 2 * 259 * 64; // the embedding's or lm_head's
+  for (const r of memory.rows) {
+    // float16 weights; LoRA's adapters (its updated parameters) are float32 weights of their own
+    expect(r.weights).toBe(r.method === 'lora' ? 2 * (r.parameters - r.active) + 4 * r.active : 2 * r.parameters);
+    if (r.method === 'adam' || r.method === 'badam') {
+      expect(r.master).toBe(4 * r.active);
+      expect(r.optimizer).toBe(8 * r.active);
+      expect(r.grads).toBeGreaterThanOrEqual(4 * r.active);
+      expect(r.grads).toBeLessThanOrEqual(4 * r.active + largestFloat16Gradient);
+      expect(Math.abs(r.modelStateBytes / (r.formula as number) - 1)).toBeLessThan(0.05);
+    }
+  }
+  // BAdam's active block is one layer, whatever D: its extra bytes do not grow with the model
+  const badam = memory.rows.filter((r) => r.method === 'badam');
+  expect(new Set(badam.map((r) => r.master)).size).toBe(1);
+  expect(memory.extrapolation.map((e) => e.parameters)).toEqual([6738415616, 8030261248]);
+});
+
+test('time: every method timed, and the page says what the numbers say', () => {
+  const time = result.time!;
+  expect(time.rows.map((r) => r.method)).toEqual([...METHODS]);
+  for (const r of time.rows) for (const t of [r.forward, r.backward]) expect(t).toBeGreaterThan(0);
+  expect(time.badamOverLora).toBeCloseTo(time.rows[1].backward / time.rows[3].backward, 12);
+  const page = readFileSync(join(out, 'experiments.md'), 'utf8');
+  expect(page).toContain(`took ${time.badamOverLora.toFixed(2)} of LoRA's`);
+  expect(page).toMatch(/## 1\. Memory[\s\S]*\*\*Verdict: confirmed\.\*\*/);
+  for (const f of ['memory.svg', 'time.svg', 'memory.json', 'time.json']) expect(existsSync(join(out, 'experiments', f))).toBe(true);
+});
