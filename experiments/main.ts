@@ -1,8 +1,9 @@
 /**
- * `npm run experiments [-- --quick] [-- --only memory|time] [-- --out DIR]`: runs the paper's
- * experiments in miniature (experiments/*.ts) and writes DIR/experiments.md (default docs/), its
- * SVG figures and each experiment's results as JSON in DIR/experiments/. An experiment left out
- * with --only keeps its last results (read back from its JSON).
+ * `npm run experiments -- [--quick] [--only memory|time|convergence] [--out DIR] [--data FILE]`:
+ * runs the paper's experiments in miniature (experiments/*.ts) and writes DIR/experiments.md
+ * (default docs/), its SVG figures and each experiment's results as JSON in DIR/experiments/. An
+ * experiment left out with --only keeps its last results (read back from its JSON). --data is
+ * the Alpaca file the convergence experiment fine-tunes on (default: the embedded instructions).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -10,12 +11,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMemory, type MemoryResult } from './memory';
 import { runTime, type TimeResult } from './time';
-import { experimentsPage, memoryFigure, timeFigure } from './report';
+import { runConvergence, type ConvergenceResult } from './convergence';
+import { convergenceFigures, experimentsPage, memoryFigure, timeFigure } from './report';
 
-export const EXPERIMENTS = ['memory', 'time'] as const;
+export const EXPERIMENTS = ['memory', 'time', 'convergence'] as const;
 
-export async function runExperiments(argv: readonly string[], log: (line: string) => void = console.log): Promise<{ memory: MemoryResult | null; time: TimeResult | null }> {
-  const { values } = parseArgs({ args: [...argv], options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' } }, strict: true });
+export async function runExperiments(argv: readonly string[], log: (line: string) => void = console.log): Promise<{ memory: MemoryResult | null; time: TimeResult | null; convergence: ConvergenceResult | null }> {
+  const { values } = parseArgs({ args: [...argv], options: { quick: { type: 'boolean' }, only: { type: 'string' }, out: { type: 'string' }, data: { type: 'string' } }, strict: true });
   const only = values.only;
   if (only !== undefined && !(EXPERIMENTS as readonly string[]).includes(only)) throw new Error(`--only must be one of ${EXPERIMENTS.join(', ')}, got '${only}'`);
   const quick = values.quick ?? false;
@@ -28,6 +30,9 @@ export async function runExperiments(argv: readonly string[], log: (line: string
   const t0 = performance.now();
   const memory = wanted('memory') ? runMemory(quick, log) : previous<MemoryResult>('memory');
   const time = wanted('time') ? runTime(quick, log) : previous<TimeResult>('time');
+  const convergence = wanted('convergence')
+    ? await runConvergence({ quick, data: values.data, cacheDir: join('.tmp', 'experiments-cache') }, log)
+    : previous<ConvergenceResult>('convergence');
   const seconds = (performance.now() - t0) / 1000;
 
   if (memory) {
@@ -38,10 +43,16 @@ export async function runExperiments(argv: readonly string[], log: (line: string
     writeFileSync(join(dir, 'time.json'), `${JSON.stringify(time, null, 1)}\n`);
     writeFileSync(join(dir, 'time.svg'), timeFigure(time));
   }
+  if (convergence) {
+    writeFileSync(join(dir, 'convergence.json'), `${JSON.stringify(convergence)}\n`);
+    const figures = convergenceFigures(convergence);
+    writeFileSync(join(dir, 'convergence-steps.svg'), figures.steps);
+    writeFileSync(join(dir, 'convergence-time.svg'), figures.time);
+  }
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), Node ${process.versions.node}`;
-  writeFileSync(join(out, 'experiments.md'), experimentsPage(memory, time, { date: new Date().toISOString().slice(0, 10), seconds, machine, quick }));
+  writeFileSync(join(out, 'experiments.md'), experimentsPage(memory, time, convergence, { date: new Date().toISOString().slice(0, 10), seconds, machine, quick }));
   log(`wrote ${join(out, 'experiments.md')} and ${dir}/ in ${seconds.toFixed(0)} s`);
-  return { memory, time };
+  return { memory, time, convergence };
 }
 
 if (require.main === module) {

@@ -17,7 +17,7 @@ let result: Awaited<ReturnType<typeof runExperiments>>;
 beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'blockgrad-experiments-'));
   result = await runExperiments(['--quick', '--out', out], () => {});
-}, 240_000);
+}, 400_000);
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 test('memory: every method at every size, and the accounting of the paper', () => {
@@ -50,4 +50,19 @@ test('time: every method timed, and the page says what the numbers say', () => {
   expect(page).toContain(`took ${time.badamOverLora.toFixed(2)} of LoRA's`);
   expect(page).toMatch(/## 1\. Memory[\s\S]*\*\*Verdict: confirmed\.\*\*/);
   for (const f of ['memory.svg', 'time.svg', 'memory.json', 'time.json']) expect(existsSync(join(out, 'experiments', f))).toBe(true);
+});
+
+test('convergence: every method on every seed, from the same weights and batches', () => {
+  const c = result.convergence!;
+  expect(c.runs.map((r) => `${r.method}@${r.seed}`)).toEqual(c.seeds.flatMap((s) => ['badam', 'badam-sgd', 'adam', 'lora', 'lomo'].map((m) => `${m}@${s}`)));
+  for (const r of c.runs) {
+    expect(r.losses).toHaveLength(c.steps);
+    expect(r.seconds).toHaveLength(c.steps);
+    expect(Number.isFinite(r.heldOutLoss)).toBe(true);
+  }
+  // the same pretrained weights and the same first batch: every method's first loss is the same number
+  const first = new Set(c.runs.filter((r) => r.seed === c.seeds[0]).map((r) => r.losses[0]));
+  expect(first.size).toBe(1);
+  expect(c.steps % (c.switchEvery * (c.model.numHiddenLayers as number))).toBe(0); // whole block-epochs
+  for (const f of ['convergence-steps.svg', 'convergence-time.svg', 'convergence.json']) expect(existsSync(join(out, 'experiments', f))).toBe(true);
 });
