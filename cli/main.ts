@@ -24,11 +24,18 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const io = { out: process.stdout, err: process.stderr };
   if (command === 'finetune') {
-    // the first Ctrl-C asks the run to stop after its step and save; a second one exits at once
+    // the first Ctrl-C asks the run to stop after its step and save; another one, a second or more
+    // later, exits at once. Signals that arrive during a step are handled together after it, so a
+    // second press in the same burst (before the first was acknowledged) does not count.
     const controller = new AbortController();
+    let acknowledged = 0;
     process.on('SIGINT', () => {
-      if (controller.signal.aborted) process.exit(130);
+      if (controller.signal.aborted) {
+        if (Date.now() - acknowledged > 1000) process.exit(130);
+        return;
+      }
       process.stderr.write('\nCtrl-C: saving a checkpoint after this step (Ctrl-C again quits without saving)\n');
+      acknowledged = Date.now();
       controller.abort();
     });
     return finetuneCli(rest, io, { signal: controller.signal });

@@ -4,7 +4,7 @@
  * gradients. Measured here: forward, backward and update time per step of every method on the
  * same float32 model and batch (the backward suite's 8-layer model, hidden 256; float32, where
  * every backend computes natively, so that the times are the methods' and not float16 decoding),
- * medians over the steps, BAdam visiting every block (one step each, ascending) so that its times
+ * means over the steps, BAdam visiting every block (one step each, ascending) so that its times
  * average over the blocks. One process, one method after another, on the default backend.
  */
 import { LlamaForCausalLM, backendInfo, getBackendName, tensor, tidy, type LlamaConfig, type Tensor } from '../src';
@@ -12,7 +12,7 @@ import { METHODS, buildMethod, type MethodName } from './methods';
 
 export interface TimeRow {
   method: MethodName;
-  /** Median milliseconds per step. */
+  /** Mean milliseconds per step (BAdam: over every block, each visited equally often). */
   forward: number;
   backward: number;
   update: number;
@@ -35,10 +35,7 @@ export const QUICK_TIME_MODEL: LlamaConfig = { vocabSize: 259, hiddenSize: 64, i
 
 export const TIME_MODEL: LlamaConfig = { vocabSize: 259, hiddenSize: 256, intermediateSize: 688, numHiddenLayers: 8, numAttentionHeads: 4, dtype: 'float32', seed: 1 };
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 export function runTime(quick: boolean, log: (line: string) => void): TimeResult {
   const config = quick ? QUICK_TIME_MODEL : TIME_MODEL;
@@ -73,7 +70,7 @@ export function runTime(quick: boolean, log: (line: string) => void): TimeResult
     }
     built.release();
     for (const p of model.parameters()) p.dispose();
-    const row = { method, forward: median(f), backward: median(b), update: median(u), steps };
+    const row = { method, forward: mean(f), backward: mean(b), update: mean(u), steps };
     rows.push(row);
     log(`time: ${method.padEnd(11)} forward ${row.forward.toFixed(1)} ms, backward ${row.backward.toFixed(1)} ms, update ${row.update.toFixed(1)} ms`);
   }

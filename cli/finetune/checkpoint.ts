@@ -152,9 +152,10 @@ export async function saveCheckpoint(out: string, c: CheckpointContents): Promis
 export function findCheckpoint(dir: string): string {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--resume: no such directory '${dir}'`);
   if (existsSync(join(dir, STATE_FILE))) return dir;
+  const step = (f: string) => Number(f.slice('checkpoint-'.length));
   const found = readdirSync(dir)
     .filter((f) => /^checkpoint-\d+$/.test(f) && existsSync(join(dir, f, STATE_FILE)))
-    .sort();
+    .sort((a, b) => step(a) - step(b)); // by step: past step 999,999 the names grow a digit
   if (found.length === 0) throw new UsageError(`--resume: '${dir}' is neither a checkpoint (no ${STATE_FILE}) nor a run directory with checkpoint-* folders`);
   return join(dir, found[found.length - 1]);
 }

@@ -32,14 +32,14 @@ export async function finetuneCli(argv: readonly string[], io: ConsoleIO, contro
       io.out.write(llamaFactoryYaml(config, settings));
       return 0;
     }
-    const result = await runFinetune(parsed, io, { ...control, afterStep: (step) => ((started = true), control.afterStep?.(step)) });
+    const result = await runFinetune(parsed, io, { ...control, onTrainingStart: () => (started = true) });
     return result.exitCode;
   } catch (err) {
     if (io.out.isTTY) io.out.write('\n');
     if (err instanceof UsageError) return fail(2, err.message);
     if (process.env.BLOCKGRAD_DEBUG) io.err.write(`${(err as Error)?.stack ?? err}\n`);
     const message = err instanceof Error ? err.message : String(err);
-    // a library error before the first step is about the input (a malformed model directory, say)
+    // a library error before training starts is about the input (a malformed model directory, say)
     if (err instanceof BlockgradError && !started) return fail(2, message);
     return fail(1, `failed: ${message}${process.env.BLOCKGRAD_DEBUG ? '' : ' (BLOCKGRAD_DEBUG=1 shows the stack trace)'}`);
   }

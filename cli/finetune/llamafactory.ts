@@ -45,7 +45,7 @@ export function llamaFactoryYaml(config: FinetuneConfig, settings: Pick<RunSetti
   if (config.optimizer === 'badam') {
     put('use_badam', true);
     put('badam_mode', config.badamMode === 'block' ? 'layer' : 'ratio');
-    put('badam_switch_interval', config.switchEvery);
+    put('badam_switch_interval', config.switchEvery, config.badamMode === 'ratio' ? "LLaMA-Factory does not pass it to the ratio optimizer, which switches masks every 100 steps" : undefined);
     if (config.badamMode === 'block') {
       put('badam_switch_mode', config.switchMode);
       if (config.startBlock !== null) put('badam_start_block', config.startBlock);
@@ -94,9 +94,15 @@ export function llamaFactoryYaml(config: FinetuneConfig, settings: Pick<RunSetti
     section('eval');
     if (config.valSplit > 0) put('val_size', config.valSplit, 'a different random split from blockgrad\'s seeded one');
     put('per_device_eval_batch_size', config.batchSize);
-    put('eval_strategy', 'steps');
-    const every = settings.evalEvery ?? (totalSteps ? Math.max(1, Math.round(totalSteps / 10)) : 100);
-    put('eval_steps', every > 0 ? every : (totalSteps ?? 100));
+    if (settings.evalEvery === 0) {
+      put('eval_strategy', 'no', 'blockgrad --eval-every 0 evaluates at the end only: run llamafactory-cli eval on the result');
+    } else {
+      put('eval_strategy', 'steps');
+      const steps = config.steps ?? totalSteps;
+      if (settings.evalEvery !== null) put('eval_steps', settings.evalEvery);
+      else if (steps !== undefined && steps !== null) put('eval_steps', Math.max(1, Math.round(steps / 10)), 'about ten evaluations, as blockgrad');
+      else note('eval_steps: blockgrad evaluates about ten times per run: set a tenth of the run\'s steps');
+    }
   }
   return `${lines.join('\n')}\n`;
 }

@@ -47,6 +47,8 @@ export interface FinetuneControl {
   signal?: AbortSignal;
   /** Called after each step (tests use it to interrupt at a given step). */
   afterStep?: (step: number) => void;
+  /** Called once everything is loaded and checked, before the first step. */
+  onTrainingStart?: () => void;
 }
 
 const PATH_KEYS = new Set<keyof FinetuneConfig>(['model', 'data', 'evalData']);
@@ -137,7 +139,7 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
 
   const batchesPerEpoch = Math.ceil(data.train.length / config.batchSize);
   const totalSteps = config.steps ?? Math.max(1, Math.floor((config.epochs * batchesPerEpoch) / config.gradAccum));
-  const evalEvery = data.eval.length === 0 ? 0 : (settings.evalEvery ?? Math.max(1, Math.round(totalSteps / 10)));
+  const evalEvery = settings.evalEvery ?? Math.max(1, Math.round(totalSteps / 10)); // 0: at the end only
 
   // ---- the method, and the state of a resumed run
   let bar: ProgressBar | null = null;
@@ -203,6 +205,7 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
   // ---- the loop
   say(`training ${totalSteps} steps on the ${getBackendName()} backend, output in ${out}`);
   bar = new ProgressBar(io.out, config.optimizer, totalSteps, step);
+  control.onTrainingStart?.();
   const padId = tokenizer.padId;
   let interrupted = false;
   while (step < totalSteps) {
@@ -229,7 +232,7 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
     const m: StepMetrics = { step, loss: lossSum / config.gradAccum, lr, activeBlock: block, tokensPerSecond: tokens / ((performance.now() - t0) / 1000), memory: memoryFields() };
     if (scale !== null) Object.assign(m, { lossScale: scale, skipped });
     if (skipped) log(`step ${step}: a gradient overflowed at loss scale ${scale}: step skipped, scale halved`);
-    if (evalEvery > 0 && (step % evalEvery === 0 || step === totalSteps)) {
+    if (data.eval.length > 0 && ((evalEvery > 0 && step % evalEvery === 0) || step === totalSteps)) {
       m.evalLoss = evaluate(model, data.eval, config.batchSize, padId);
       m.perplexity = Math.exp(m.evalLoss);
       log(`step ${step}: eval loss ${m.evalLoss.toFixed(4)}, perplexity ${m.perplexity.toFixed(2)}`);

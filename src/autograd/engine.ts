@@ -133,7 +133,28 @@ function rootGradient(op: string, root: Tensor, gradient: Tensor | null, i: numb
   return gradient.dtype === root.dtype ? gradient : noGrad(() => cast(gradient, root.dtype));
 }
 
+/** How many running backwards accumulate into .grad (nested: a hook may run a backward of its own). */
+const accumulating: boolean[] = [];
+
+/**
+ * Whether the innermost running backward accumulates into the leaves' .grad (backward()), as
+ * opposed to returning gradients (grad()): a row-gradient sink (row-gradients.ts) may only take a
+ * gradient that would have gone into .grad.
+ */
+export function backwardAccumulates(): boolean {
+  return accumulating.length > 0 && accumulating[accumulating.length - 1];
+}
+
 function run(opts: RunOptions): Map<Target, Tensor> {
+  accumulating.push(opts.accumulate);
+  try {
+    return runGraph(opts);
+  } finally {
+    accumulating.pop();
+  }
+}
+
+function runGraph(opts: RunOptions): Map<Target, Tensor> {
   const { roots, retainGraph, createGraph, accumulate } = opts;
 
   // 1-2. which nodes run, and how many gradients each target waits for: Note [Target paths]

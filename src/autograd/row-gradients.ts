@@ -5,9 +5,12 @@
  * on the weight, linear's backward computes dW = gᵀ·x for those rows only (a product over
  * (rows/out) of the FLOPs, and a temporary of about the selected size), hands each block of rows
  * to the sink, and accumulates no dense `.grad` at all. A weight without a sink, a sink that is
- * no longer active, and a backward that records its own graph (createGraph) take the dense path.
+ * no longer active, grad() (which returns gradients rather than accumulating them), a weight with
+ * tensor hooks and a backward that records its own graph (createGraph) take the dense path.
  */
 import type { Tensor } from '../tensor/tensor';
+import { backwardAccumulates } from './engine';
+import { isGradEnabled } from './grad-mode';
 
 export interface RowGradientSink {
   /** False once the sink's owner no longer trains the weight (a newer optimizer took it). */
@@ -30,4 +33,13 @@ export function setRowGradientSink(weight: Tensor, sink: RowGradientSink | null)
 export function rowGradientSink(weight: Tensor): RowGradientSink | null {
   const sink = sinks.get(weight);
   return sink && sink.active() ? sink : null;
+}
+
+/**
+ * Whether a backward may hand `weight`'s gradient to `sink` now: the sink is still active, the
+ * backward accumulates into .grad (not grad(), which returns gradients to its caller), it records
+ * no graph of itself, and the weight has no tensor hook that would see (or replace) the gradient.
+ */
+export function sinkTakesGradient(sink: RowGradientSink, weight: { hooks: readonly unknown[] }): boolean {
+  return sink.active() && backwardAccumulates() && !isGradEnabled() && weight.hooks.length === 0;
 }

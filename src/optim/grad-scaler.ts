@@ -31,6 +31,7 @@ import { sum } from '../autograd/ops/reduce';
 import { tidy } from '../tensor/scope';
 import { describe } from '../util/describe';
 import { isPlainObject } from '../util/objects';
+import { BlockOptimizerRatio } from './badam/ratio';
 
 export interface GradScalerOptions {
   /** The first scale (default 2^16, PyTorch's). */
@@ -73,6 +74,8 @@ export class GradScaler {
   private growthTracker = 0;
   /** Per optimizer unscaled since the last update(): whether one of its gradients overflowed. */
   private unscaled = new Map<ScalableOptimizer, boolean>();
+  /** The optimizers step() was called for since the last update(). */
+  private stepped = new Set<ScalableOptimizer>();
   /** An overflow reported by recordOverflow since the last update() (null: none reported). */
   private reported: boolean | null = null;
   /** Steps skipped since the scaler was made (restored with the state). */
@@ -116,6 +119,9 @@ export class GradScaler {
     const op = 'GradScaler.unscale_';
     if (!this.enabled) return;
     if (this.unscaled.has(optimizer)) throw new ValueError(op, 'unscale_ was already called for this optimizer since the last update(): call update() after each step');
+    if (optimizer instanceof BlockOptimizerRatio) {
+      throw new ValueError(op, "BlockOptimizerRatio keeps packed gradients of its selected entries, which the scaler cannot reach: train a ratio-mode model in bfloat16 (no scaling needed) or float32");
+    }
     const inverse = 1 / this.scaleValue;
     let overflow = false;
     for (const group of optimizer.paramGroups) {
@@ -123,7 +129,7 @@ export class GradScaler {
         const g = p.grad;
         if (g === null) continue;
         if (!allFinite(g)) overflow = true;
-        const unscaled = noGrad(() => tidy(() => mul(isHalf(g.dtype) ? cast(g, 'float32') : g, inverse)));
+        const unscaled = noGrad(() => tidy(() => mul(isHalf(g.dtype) ? cast(g, 'float32') : g, inverse))).tagMemory('grads');
         p.grad = unscaled;
         g.dispose();
       }
@@ -140,6 +146,10 @@ export class GradScaler {
       optimizer.step();
       return true;
     }
+    if (this.stepped.has(optimizer)) {
+      throw new ValueError('GradScaler.step', 'step() was already called for this optimizer since the last update(): call update() after each step (its gradients would be used still scaled)');
+    }
+    this.stepped.add(optimizer);
     if (!this.unscaled.has(optimizer)) this.unscale_(optimizer);
     if (this.unscaled.get(optimizer)) {
       this.skippedSteps++;
@@ -167,6 +177,7 @@ export class GradScaler {
     if (!this.enabled) return;
     const found = this.foundInf();
     this.unscaled.clear();
+    this.stepped.clear();
     this.reported = null;
     if (found === null) return;
     if (found) {
@@ -191,14 +202,16 @@ export class GradScaler {
     const problems: string[] = [];
     if (typeof sd.scale !== 'number' || !Number.isFinite(sd.scale) || sd.scale <= 0) problems.push(`scale must be a finite number > 0, got ${describe(sd.scale)}`);
     if (!Number.isInteger(sd.growthTracker) || sd.growthTracker < 0) problems.push(`growthTracker must be an integer >= 0, got ${describe(sd.growthTracker)}`);
+    if (sd.skippedSteps !== undefined && (!Number.isInteger(sd.skippedSteps) || sd.skippedSteps < 0)) problems.push(`skippedSteps must be an integer >= 0, got ${describe(sd.skippedSteps)}`);
     for (const k of ['growthFactor', 'backoffFactor', 'growthInterval'] as const) {
       if (sd[k] !== this[k]) problems.push(`${k} is ${describe(sd[k])} in the state dict but ${this[k]} here`);
     }
     if (problems.length) throw new ValueError(op, problems.join('; '));
     this.scaleValue = sd.scale;
     this.growthTracker = sd.growthTracker;
-    this.skippedSteps = Number.isInteger(sd.skippedSteps) ? (sd.skippedSteps as number) : 0;
+    this.skippedSteps = sd.skippedSteps ?? 0;
     this.unscaled.clear();
+    this.stepped.clear();
     this.reported = null;
   }
 }

@@ -32,13 +32,21 @@
  * `clipGradNorm(params, maxNorm)` followed by `SGD.step()` bit for bit on float32/float64 models.
  * A non-finite gradient norm is an error raised before any parameter changes.
  *
+ * Loss scaling (float16): with a `lossScaler` (GradScaler), fusedBackward scales the loss and
+ * always runs the two passes: the first checks the scaled gradients (their norm, divided by the
+ * scale, is the unscaled gradNorm), and if one overflowed nothing is updated (`skipped` is set
+ * and the scaler backs off at its update()); otherwise the second pass unscales each gradient in
+ * float32 before its update. A step is skipped whole, never half applied.
+ *
  * Differences from the reference, on purpose:
  * - the hooks act only inside `fusedBackward`; a plain `loss.backward()` elsewhere (e.g. to
  *   inspect gradients) accumulates `.grad` as usual and changes no weight;
  * - a trainable parameter that already holds a gradient when `fusedBackward` starts is an error
  *   (LOMO updates from one backward's gradient; stale gradients would be silently added in);
- * - the reference's dynamic loss scaler (float16 overflow skipping) is not implemented; float16
- *   parameters are updated in float32 and rounded back once, as SGD does here;
+ * - the reference's dynamic loss scaler skips the rest of a backward at the first overflowed
+ *   gradient, after the earlier parameters were updated; here the check pass comes first, so an
+ *   overflowed step changes nothing; float16 parameters are updated in float32 and rounded back
+ *   once, as SGD does here;
  * - `weightDecay` (L2, added to the gradient as in SGD) is an addition.
  *
  * Memory accounting: `peakLiveGradBytes` is the largest value of memory.stats().byCategory.grads,
@@ -102,7 +110,7 @@ export class LOMO {
   readonly lossScaler: GradScaler | null;
   /** Whether the last fusedBackward skipped its update because a scaled gradient overflowed. */
   skipped = false;
-  /** The global gradient 2-norm measured by the last fusedBackward with clipGradNorm (else null). */
+  /** The global gradient 2-norm measured by the last fusedBackward with clipGradNorm or a lossScaler (else null). */
   gradNorm: number | null = null;
   /** The clip coefficient applied in the last fusedBackward (1 when no clipping happened). */
   clipCoef = 1;

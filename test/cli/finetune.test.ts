@@ -192,6 +192,12 @@ describe('what a run leaves behind', () => {
     expect(Tokenizer.fromFile(ckpt).encode('hello')).toEqual(Tokenizer.fromFile(dir).encode('hello'));
   });
 
+  test('--eval-every 0 evaluates once, at the end', async () => {
+    const out = join(tmp, 'eval-at-end');
+    expect((await finetune([...base().filter((x, i, all) => x !== '--eval-every' && all[i - 1] !== '--eval-every'), '--eval-every', '0', '--steps', '3', '--out', out])).code).toBe(0);
+    expect(metricsOf(out).map((m) => m.evalLoss !== undefined)).toEqual([false, false, true]);
+  });
+
   test('--max-length that cuts answers: a count and a warning', async () => {
     const r = await finetune(['--model', modelDir, '--data', train, '--max-length', '24', '--batch-size', '4', '--steps', '1', '--out', join(tmp, 'short')]);
     expect(r.code).toBe(0);

@@ -6,7 +6,7 @@
  * overflow are skipped exactly (weights, BAdam's schedule and Adam's step count untouched), the
  * scale halves at each and doubles after growthInterval clean steps, as torch.amp.GradScaler.
  */
-import { Adam, BlockOptimizer, GradScaler, LOMO, MixedPrecisionOptimizer, ValueError, cast, tensor, tidy, type Tensor } from '../../src';
+import { Adam, BlockOptimizer, BlockOptimizerRatio, GradScaler, LOMO, MixedPrecisionOptimizer, ValueError, cast, tensor, tidy, type Tensor } from '../../src';
 
 const TINY = 1e-9;
 
@@ -138,6 +138,19 @@ describe('state and errors', () => {
     b.loadStateDict(a.stateDict());
     expect(b.stateDict()).toEqual({ scale: 2 ** 16, growthFactor: 2, backoffFactor: 0.5, growthInterval: 3, growthTracker: 2, skippedSteps: 0 });
     expect(() => new GradScaler({ growthInterval: 5 }).loadStateDict(a.stateDict())).toThrow(/GradScaler.loadStateDict: growthInterval is 3 in the state dict but 5 here/);
+  });
+
+  test('a second step before update() is an error (its gradients would be used still scaled); a ratio-mode optimizer is refused', () => {
+    const named = params();
+    const opt = new MixedPrecisionOptimizer(new Adam(named.map(([, p]) => p)));
+    const scaler = new GradScaler();
+    tidy(() => scaler.scale(loss(named)).backward());
+    scaler.step(opt);
+    tidy(() => scaler.scale(loss(named)).backward());
+    expect(() => scaler.step(opt)).toThrow(/GradScaler.step: step\(\) was already called for this optimizer since the last update\(\)/);
+    const ratio = new BlockOptimizerRatio(params(), { verbose: 0 });
+    expect(() => new GradScaler().unscale_(ratio)).toThrow(/BlockOptimizerRatio keeps packed gradients/);
+    expect(() => new GradScaler().loadStateDict({ ...scaler.stateDict(), skippedSteps: -3 })).toThrow(/skippedSteps must be an integer >= 0/);
   });
 
   test('bad options and a second unscale_ are errors', () => {

@@ -16,8 +16,7 @@ import { notSaved, record } from '../node';
 import { castTo } from './elementwise';
 import { sum, sumTo } from './reduce';
 import { reshape, slice, transpose, unsqueeze } from './shape';
-import { rowGradientSink } from '../row-gradients';
-import { isGradEnabled } from '../grad-mode';
+import { rowGradientSink, sinkTakesGradient } from '../row-gradients';
 
 function checkSameBackend(op: string, tensors: readonly Tensor[]): void {
   const first = tensors[0];
@@ -198,12 +197,13 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const save = [weight.requiresGrad ? x : notSaved(), x.requiresGrad ? weight : notSaved()];
   // an optimizer that trains only some rows of the weight receives their gradient (row-gradients.ts)
   const sink = weight.requiresGrad ? rowGradientSink(weight) : null;
+  const hooks = sink ? { hooks: weight.hooks } : null; // the hook list (not the tensor): read when the backward runs
   return record('linear', [x, weight, b], out, save, (g, [sx, sw], needs) => {
     // dx = g @ W: [..., out] @ [out, in] -> [..., in] (the batch folds into one product)
     const dx = needs[0] ? castTo(matmul(g, sw), xDtype) : null;
     // dW = gᵀ @ x over all rows: [out, N] @ [N, in]; with a sink, over the rows it wants only
     let dW: Tensor | null = null;
-    if (needs[1] && sink && sink.active() && !isGradEnabled()) {
+    if (needs[1] && sink && hooks && sinkTakesGradient(sink, hooks)) {
       const rows = reshape(g, [-1, outF]);
       const inputs = reshape(sx, [-1, inF]);
       for (const [start, end] of sink.rows()) sink.accept(start, castTo(matmul(transpose(slice(rows, 1, start, end)), inputs), wDtype));

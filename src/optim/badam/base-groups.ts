@@ -74,7 +74,9 @@ export function setBlockGroups(
     members.forEach((m, i) => {
       if (m.length === 0) return;
       const { hyper, name } = template.groups[i];
-      groups.push({ ...hyper, ...overrides, params: m, name: name ?? `group_${i}` } as ParamGroupInput);
+      // a group without weight decay (biases and norms) keeps none, whatever the block's override
+      const own = hyper.weightDecay === 0 ? { ...overrides, weightDecay: 0 } : overrides;
+      groups.push({ ...hyper, ...own, params: m, name: name ?? `group_${i}` } as ParamGroupInput);
       sources.push(i);
     });
   } else {

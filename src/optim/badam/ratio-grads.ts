@@ -54,6 +54,18 @@ export function dropPackedGradient(e: MaskedParam): void {
   e.grad = null;
 }
 
+/** Overlapping or touching [start, end) ranges joined, in order. */
+function mergeRanges(ranges: [number, number][]): [number, number][] {
+  const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [start, end] of sorted) {
+    const last = out[out.length - 1];
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else out.push([start, end]);
+  }
+  return out;
+}
+
 /**
  * The row-gradient sink (autograd/row-gradients.ts) of an 'adjacent' mask on a 2-D weight: the
  * mask's flat range [offset, offset + k) mod n lies in a few whole rows, so linear's backward
@@ -70,7 +82,8 @@ export function adjacentRowSink(e: MaskedParam, isActive: () => boolean): RowGra
   };
   return {
     active: isActive,
-    rows: () => segments().map(([from, to]): [number, number] => [Math.floor(from / inF), Math.ceil(to / inF)]),
+    // a wrapped mask's two segments can share a row: merged, each row is computed (and added) once
+    rows: () => mergeRanges(segments().map(([from, to]): [number, number] => [Math.floor(from / inF), Math.ceil(to / inF)])),
     accept(start, rows) {
       const backend = backendByName(e.param.backend);
       e.grad ??= new Tensor(backend.zeros(rows.dtype, e.k), [e.k]).tagMemory('grads');

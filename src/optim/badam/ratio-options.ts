@@ -223,6 +223,8 @@ function ratioGroups(op: string, input: unknown, base: RatioHyper, trainable: [s
     for (const key of Object.keys(g)) {
       if (!['params', 'name', 'lr', 'betas', 'eps', 'weightDecay'].includes(key)) throw new ValueError(op, `groups[${i}] has an unknown key '${key}'; known: params, name, lr, betas, eps, weightDecay`);
     }
+    if (g.betas !== undefined && !Array.isArray(g.betas)) throw new ValueError(op, `groups[${i}].betas must be [beta1, beta2], got ${describe(g.betas)}`);
+    if (g.name !== undefined && typeof g.name !== 'string') throw new ValueError(op, `groups[${i}].name must be a string, got ${describe(g.name)}`);
     const hyper: RatioHyper = {
       lr: (g.lr as number | undefined) ?? base.lr,
       betas: ((g.betas as [number, number] | undefined) ?? base.betas).slice() as [number, number],

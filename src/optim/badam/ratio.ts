@@ -110,6 +110,7 @@ export class BlockOptimizerRatio {
 
   private readonly entries: MaskedParam[] = [];
   private readonly removers: (() => void)[] = [];
+  private disposed = false;
   private globalStep = 0;
   private switches = 0;
 
@@ -242,6 +243,7 @@ export class BlockOptimizerRatio {
     const op = 'BlockOptimizerRatio.step';
     // an optimizer built later on these parameters: an error, not a step on flags it set (ownership.ts)
     checkClaims(op, this, 'BlockOptimizerRatio');
+    if (this.disposed) throw new ValueError(op, 'this BlockOptimizerRatio was disposed (its gradient hooks are removed); build a new one');
     const loss = closure ? enableGrad(closure) : undefined;
     this.paramGroups.forEach((group, i) => {
       const problem = ratioHyperProblem(group);
@@ -300,6 +302,19 @@ export class BlockOptimizerRatio {
     }
   }
 
+  /**
+   * Removes the gradient hooks and row-gradient sinks from the parameters (after release(), or
+   * when another optimizer is to train them): their gradients are ordinary dense `.grad`s again.
+   * The optimizer cannot step afterwards. Idempotent.
+   */
+  dispose(): void {
+    this.release();
+    for (const remove of this.removers) remove();
+    this.removers.length = 0;
+    for (const e of this.entries) setRowGradientSink(e.param, null);
+    this.disposed = true;
+  }
+
   private emit(type: 'init' | 'switch'): void {
     const params = this.masks();
     const selected = params.reduce((s, m) => s + m.k, 0);
@@ -338,7 +353,10 @@ export class BlockOptimizerRatio {
    */
   loadStateDict(sd: BlockOptimizerRatioStateDict): void {
     const checked = checkRatioState('BlockOptimizerRatio.loadStateDict', sd, this.entries, this.maskMode, this.switchEvery, this.paramGroups);
-    for (const e of this.entries) restoreParamState(e, checked.state[e.name], this.maskMode);
+    for (const e of this.entries) {
+      dropPackedGradient(e); // an earlier backward's entries belong to the mask before the load
+      restoreParamState(e, checked.state[e.name], this.maskMode);
+    }
     this.globalStep = checked.step;
     this.switches = checked.switchCount;
     checked.paramGroups.forEach((saved, i) => {

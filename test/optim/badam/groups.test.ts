@@ -210,6 +210,15 @@ describe('per-block hyperparameters (blockHyperparams)', () => {
     expect(other.currentBlock).toBe(0); // nothing loaded
   });
 
+  test("with a grouped base, a block's weightDecay override leaves the no-decay group at 0", () => {
+    const params = makeParams();
+    const opt = new BlockOptimizer(params, groupedAdamW(params), { blockPrefixList: PARTITION, switchMode: 'ascending', verbose: 0, blockHyperparams: () => ({ weightDecay: 0.2 }) });
+    expect(opt.baseOptimizer.paramGroups.map((g) => [g.name, (g as unknown as { weightDecay: number }).weightDecay])).toEqual([
+      ['decay', 0.2],
+      ['no_decay', 0],
+    ]);
+  });
+
   test.each([
     [() => ({ lr: 0.1 }), /blockHyperparams\(0\) sets lr, which the schedule owns: return lrScale/],
     [() => ({ momentum: 0.9 }), /blockHyperparams\(0\) sets 'momentum', which the base optimizer does not have; its hyperparameters: lr, betas, eps, weightDecay/],

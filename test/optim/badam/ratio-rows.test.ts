@@ -6,7 +6,7 @@
  * does fewer matmul FLOPs, and memoryReport's gradient bytes are the selected fraction's (within
  * 10%, at ratio 0.05 on a float16 Llama). 'scatter' masks pack in the post-accumulate hook.
  */
-import { BlockOptimizerRatio, LlamaForCausalLM, measureTrainingMemory, profile, tensor, tidy, type Tensor } from '../../../src';
+import { BlockOptimizerRatio, LlamaForCausalLM, grad, measureTrainingMemory, profile, tensor, tidy, type Tensor } from '../../../src';
 
 const CONFIG = { vocabSize: 50, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4, maxPositionEmbeddings: 32, seed: 4 };
 const ids = (t: number) => tensor([Array.from({ length: 12 }, (_, i) => (i * 7 + t * 3) % 50)], { dtype: 'int32' });
@@ -46,6 +46,50 @@ test("adjacent masks: the packed gradient is the dense gradient's selected entri
 function syncWeights(model: LlamaForCausalLM, twin: LlamaForCausalLM): void {
   twin.loadStateDict(model.stateDict());
 }
+
+test('a wrapped mask whose two segments share a row adds each entry once (ratio 0.99)', () => {
+  const model = new LlamaForCausalLM({ ...CONFIG, dtype: 'float64' });
+  const twin = new LlamaForCausalLM({ ...CONFIG, dtype: 'float64' });
+  twin.requiresGrad_(false);
+  const opt = new BlockOptimizerRatio(model, { updateRatio: 0.99, switchEvery: 1, preserveThreshold: 0, verbose: 0 });
+  tidy(() => lossOf(model, 1).backward());
+  opt.step(); // the masks move on by k: they now wrap, both segments in the first row
+  syncWeights(model, twin);
+  const name = 'model.layers.0.mlp.up_proj.weight';
+  twin.getParameter(name).requiresGrad_(true);
+  tidy(() => lossOf(model, 2).backward());
+  tidy(() => lossOf(twin, 2).backward());
+  const mask = opt.masks().find((m) => m.name === name)!;
+  const dense = Array.from(twin.getParameter(name).grad?.toTypedArray() as Float64Array);
+  const idx = opt.maskIndices(name);
+  const order = [...idx.filter((i) => i >= mask.offset), ...idx.filter((i) => i < mask.offset)];
+  const got = opt.gradientOf(name) as number[];
+  got.forEach((g, j) => expect(Math.abs(g - dense[order[j]])).toBeLessThanOrEqual(1e-12 * Math.max(1, Math.abs(g))));
+});
+
+test('grad() and tensor hooks see the dense gradient: the sink takes only what backward() would accumulate', () => {
+  const model = new LlamaForCausalLM({ ...CONFIG, dtype: 'float64' });
+  const opt = new BlockOptimizerRatio(model, { updateRatio: 0.3, preserveThreshold: 0, verbose: 0 });
+  const w = model.getParameter('model.layers.0.mlp.up_proj.weight');
+  const [g] = tidy(() => grad(lossOf(model, 0), [w]));
+  expect(g?.shape).toEqual([48, 32]);
+  expect(opt.gradientOf('model.layers.0.mlp.up_proj.weight')).toBeNull(); // nothing packed
+  const seen: number[][] = [];
+  const remove = w.registerHook((gw) => void seen.push([...gw.shape]));
+  tidy(() => lossOf(model, 0).backward());
+  remove();
+  expect(seen).toEqual([[48, 32]]); // the hook saw the dense gradient, which the packing hook then took
+  expect(opt.gradientOf('model.layers.0.mlp.up_proj.weight')).toHaveLength(opt.masks().find((m) => m.name === 'model.layers.0.mlp.up_proj.weight')!.k);
+});
+
+test('dispose() gives the parameters back their dense gradients', () => {
+  const model = new LlamaForCausalLM({ ...CONFIG, dtype: 'float32' });
+  const opt = new BlockOptimizerRatio(model, { updateRatio: 0.3, preserveThreshold: 0, verbose: 0 });
+  opt.dispose();
+  tidy(() => lossOf(model, 0).backward());
+  expect(model.getParameter('model.layers.0.mlp.up_proj.weight').grad?.shape).toEqual([48, 32]);
+  expect(() => opt.step()).toThrow(/was disposed/);
+});
 
 test('adjacent masks cost fewer backward FLOPs than scatter masks, which need the dense weight gradient', () => {
   const flops = (maskMode: 'adjacent' | 'scatter') => {
