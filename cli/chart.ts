@@ -121,8 +121,9 @@ export function lossChart(options: LossChartOptions): string {
   const yLo = anyFinite ? lo : 0;
   const yHi = anyFinite ? hi : 1;
   const y = niceTicks(yLo, yHi, 6);
-  const x = longest > 1 ? niceTicks(1, longest, 8) : { min: 0, max: 2, step: 1, ticks: [0, 1, 2] };
-  const xMin = longest > 1 ? 1 : 0;
+  // a series with its own x (evaluations, seconds) may start before step 1: the axis starts at 0
+  const xMin = series.some((s) => s.x) || longest <= 1 ? 0 : 1;
+  const x = longest > 1 ? niceTicks(xMin, longest, 8) : { min: 0, max: 2, step: 1, ticks: [0, 1, 2] };
   const xMax = longest > 1 ? longest : 2;
   const px = (v: number) => margin.left + ((v - xMin) / (xMax - xMin)) * plotW;
   const py = (v: number) => margin.top + (1 - (v - y.min) / (y.max - y.min)) * plotH;
@@ -204,7 +205,7 @@ export function lossChart(options: LossChartOptions): string {
       `<path class="curve" data-series="${escapeXml(s.id)}" d="${pathOf(s, s.x ? s.values : movingAverage(s.values, window))}" fill="none" stroke="${s.color}" ` +
         'stroke-width="2.5" stroke-linejoin="round" stroke-linecap="round"/>',
     );
-    if (!s.x) continue;
+    if (!s.x || s.values.length > 60) continue; // points, where there are few enough to see
     out.push(`<g class="points" data-series="${escapeXml(s.id)}" fill="${s.color}">`);
     s.values.forEach((v, i) => {
       if (Number.isFinite(v)) out.push(`<circle cx="${f1(px(stepOf(s, i)))}" cy="${f1(py(v))}" r="3.5"/>`);

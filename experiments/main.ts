@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { runMemory, type MemoryResult } from './memory';
 import { runTime, type TimeResult } from './time';
 import { runConvergence, type ConvergenceResult } from './convergence';
-import { convergenceFigures, experimentsPage, memoryFigure, timeFigure } from './report';
+import { convergenceFigures, experimentsPage, memoryFigure, timeFigure, type Timing } from './report';
 
 export const EXPERIMENTS = ['memory', 'time', 'convergence'] as const;
 
@@ -28,11 +28,17 @@ export async function runExperiments(argv: readonly string[], log: (line: string
   const previous = <T>(name: string): T | null => (existsSync(join(dir, `${name}.json`)) ? (JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) as T) : null);
 
   const t0 = performance.now();
-  const memory = wanted('memory') ? runMemory(quick, log) : previous<MemoryResult>('memory');
-  const time = wanted('time') ? runTime(quick, log) : previous<TimeResult>('time');
+  /** Runs one experiment and records how long it took, with the date, in its result. */
+  const timed = async <T extends object>(fn: () => T | Promise<T>): Promise<T & Timing> => {
+    const start = performance.now();
+    const result = await fn();
+    return { ...result, seconds: (performance.now() - start) / 1000, date: new Date().toISOString().slice(0, 10) };
+  };
+  const memory = wanted('memory') ? await timed(() => runMemory(quick, log)) : previous<MemoryResult & Timing>('memory');
+  const time = wanted('time') ? await timed(() => runTime(quick, log)) : previous<TimeResult & Timing>('time');
   const convergence = wanted('convergence')
-    ? await runConvergence({ quick, data: values.data, cacheDir: join('.tmp', 'experiments-cache') }, log)
-    : previous<ConvergenceResult>('convergence');
+    ? await timed(() => runConvergence({ quick, data: values.data, cacheDir: join('.tmp', 'experiments-cache') }, log))
+    : previous<ConvergenceResult & Timing>('convergence');
   const seconds = (performance.now() - t0) / 1000;
 
   if (memory) {

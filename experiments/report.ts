@@ -7,7 +7,7 @@ import { METHOD_LABELS } from './methods';
 import type { MemoryResult } from './memory';
 import type { TimeResult } from './time';
 import type { ConvergenceResult } from './convergence';
-import { lossChart, type ChartSeries } from '../cli/chart';
+import { lossChart, movingAverage, type ChartSeries } from '../cli/chart';
 
 export interface RunInfo {
   date: string;
@@ -15,6 +15,14 @@ export interface RunInfo {
   machine: string;
   quick: boolean;
 }
+
+/** When an experiment ran and how long it took (kept in its JSON, so a partial rerun still says). */
+export interface Timing {
+  seconds?: number;
+  date?: string;
+}
+
+const took = (r: Timing | null) => (r?.seconds !== undefined ? `${Math.round(r.seconds)} s on ${r.date}` : 'not run');
 
 /** Bar labels: short, so that twenty of them fit under the axis. */
 const SHORT: Record<string, string> = { adam: 'Adam', badam: 'BAdam', 'badam-ratio': 'ratio', lora: 'LoRA', lomo: 'LOMO' };
@@ -58,6 +66,8 @@ export function timeFigure(r: TimeResult): string {
   });
 }
 
+/** The convergence runs train in float32, where "mixed precision" Adam is plain Adam. */
+const LABELS: Record<string, string> = { ...METHOD_LABELS, adam: 'Adam' };
 const COLORS: Record<string, string> = { badam: '#1f77b4', 'badam-sgd': '#17becf', adam: '#ff7f0e', lora: '#2ca02c', lomo: '#9467bd' };
 
 /** Per step, the mean over the seeds of `pick` for `method`'s runs. */
@@ -70,8 +80,16 @@ export function convergenceFigures(r: ConvergenceResult): { steps: string; time:
   const methods = r.summary.map((x) => x.method);
   const subtitle = `${r.model.numHiddenLayers}-layer Llama (hidden ${r.model.hiddenSize}), ${r.data.train} training examples, batch ${r.data.batchSize}, K = ${r.switchEvery}; mean of ${r.seeds.length} seed(s)`;
   const markers = Array.from({ length: Math.floor(r.steps / r.switchEvery) - 1 }, (_, i) => ({ x: (i + 1) * r.switchEvery + 0.5, label: `b${(i + 1) % (r.model.numHiddenLayers as number)}` }));
-  const bySteps: ChartSeries[] = methods.map((m) => ({ id: m, label: METHOD_LABELS[m], color: COLORS[m], values: meanCurve(r, m, (x) => x.losses) }));
-  const byTime: ChartSeries[] = methods.map((m) => ({ id: m, label: METHOD_LABELS[m], color: COLORS[m], values: meanCurve(r, m, (x) => x.losses), x: meanCurve(r, m, (x) => x.seconds) }));
+  const bySteps: ChartSeries[] = methods.map((m) => ({ id: m, label: LABELS[m], color: COLORS[m], values: meanCurve(r, m, (x) => x.losses) }));
+  // against time each curve is drawn as it is (no moving average of its own): smoothed here first
+  const window = 2 * Math.round(r.steps / 40) + 1;
+  const byTime: ChartSeries[] = methods.map((m) => ({
+    id: m,
+    label: `${LABELS[m]} (${window}-step moving average)`,
+    color: COLORS[m],
+    values: movingAverage(meanCurve(r, m, (x) => x.losses), window),
+    x: meanCurve(r, m, (x) => x.seconds),
+  }));
   return {
     steps: lossChart({ title: 'Experiment 3: training loss against steps', subtitle, xLabel: 'optimizer step', yLabel: 'loss on the answers (nats / token)', series: bySteps, markers, markerLabel: 'BAdam block switch' }),
     time: lossChart({ title: 'Experiment 3: training loss against time', subtitle, xLabel: 'seconds', yLabel: 'loss on the answers (nats / token)', series: byTime }),
@@ -99,9 +117,9 @@ function convergenceSection(r: ConvergenceResult): string[] {
     '',
     '| method | training loss, last tenth (mean, range over seeds) | held-out loss | seconds |',
     '| --- | ---: | ---: | ---: |',
-    ...r.summary.map((x) => `| ${METHOD_LABELS[x.method]} | ${fmt(x.finalLoss)} | ${fmt(x.heldOut)} | ${x.seconds.mean.toFixed(1)} |`),
+    ...r.summary.map((x) => `| ${TIME_LABELS[x.method]} | ${fmt(x.finalLoss)} | ${fmt(x.heldOut)} | ${x.seconds.mean.toFixed(1)} |`),
     '',
-    `**Verdict: ${verdict}.** BAdam's held-out loss is ${badam.toFixed(3)} against Adam's ${adam.toFixed(3)} (${close ? 'within 5%' : 'more than 5% apart'}), and ${better ? 'below' : 'not below both of'} LoRA's ${s('lora').heldOut.mean.toFixed(3)} and LOMO's ${s('lomo').heldOut.mean.toFixed(3)}. BAdam over SGD: ${s('badam-sgd').heldOut.mean.toFixed(3)}. At this scale a held-out loss stands in for MT-bench, which needs a model that can converse.` +
+    `**Verdict: ${verdict}.** BAdam's held-out loss is ${badam.toFixed(3)} against Adam's ${adam.toFixed(3)} (${close ? 'within 5%' : 'more than 5% apart'}), and ${better ? 'below' : 'not below both of'} LoRA's ${s('lora').heldOut.mean.toFixed(3)} and LOMO's ${s('lomo').heldOut.mean.toFixed(3)}. BAdam over SGD: ${s('badam-sgd').heldOut.mean.toFixed(3)}. BAdam took ${s('badam').seconds.mean.toFixed(1)} s for the ${r.steps} steps, Adam ${s('adam').seconds.mean.toFixed(1)} s. At this scale a held-out loss stands in for MT-bench, which needs a model that can converse.` +
       (verdict === 'confirmed'
         ? ''
         : ` Where the miniature disagrees, a hypothesis, not tested here: the ${r.pretrainSteps}-step pretrained model is far from trained (the first fine-tuning loss is ${r.runs[0].losses[0].toFixed(2)}), so fine-tuning is still mostly learning the language, where updating every layer at every step (Adam) gains most; and with D = ${r.model.numHiddenLayers} blocks each layer trains ${r.steps / (r.model.numHiddenLayers as number)} of the ${r.steps} steps, while the paper's runs give every block hundreds of steps on a model that already knows the language.`),
@@ -174,11 +192,16 @@ function timeSection(r: TimeResult): string[] {
   ];
 }
 
-export function experimentsPage(memory: MemoryResult | null, time: TimeResult | null, convergence: ConvergenceResult | null, info: RunInfo): string {
+export function experimentsPage(
+  memory: (MemoryResult & Timing) | null,
+  time: (TimeResult & Timing) | null,
+  convergence: (ConvergenceResult & Timing) | null,
+  info: RunInfo,
+): string {
   return [
     '# The paper in miniature',
     '',
-    `BAdam's claims (Luo, Yu, Li, 2024), tested at laptop scale by \`npm run experiments\`, which wrote this page, its figures and the results beside it (\`docs/experiments/*.json\`). This run: ${info.date}, ${info.machine}, ${Math.round(info.seconds)} s${info.quick ? ' (quick mode: fewer sizes and steps)' : ''}. \`npm run experiments -- --only memory\` reruns one experiment.`,
+    `BAdam's claims (Luo, Yu, Li, 2024), tested at laptop scale by \`npm run experiments\`, which wrote this page, its figures and the results beside it (\`docs/experiments/*.json\`), on ${info.machine}${info.quick ? ', in quick mode (fewer sizes and steps)' : ''}. Memory took ${took(memory)}, time ${took(time)}, convergence ${took(convergence)}. \`npm run experiments -- --only memory\` reruns one experiment.`,
     '',
     ...(memory ? memorySection(memory) : ['## 1. Memory', '', 'Not run.', '']),
     ...(time ? timeSection(time) : ['## 2. Time', '', 'Not run.', '']),
