@@ -14,20 +14,18 @@ import {
   Batcher,
   ByteTokenizer,
   LlamaForCausalLM,
-  collate,
   encodeDataset,
   generateInstructionDataset,
   loadAlpacaFile,
   loadSafetensorsFile,
-  noGrad,
   saveSafetensorsFile,
   tidy,
   type AlpacaExample,
-  type EncodedExample,
   type LlamaConfig,
   type Tensor,
 } from '../src';
 import { buildMethod, type MethodName } from './methods';
+import { evaluate } from '../cli/finetune/evaluate';
 
 export const CONVERGENCE_METHODS: MethodName[] = ['badam', 'badam-sgd', 'adam', 'lora', 'lomo'];
 
@@ -66,24 +64,6 @@ export interface ConvergenceResult {
 }
 
 const spread = (xs: number[]): Spread => ({ mean: xs.reduce((a, b) => a + b, 0) / xs.length, min: Math.min(...xs), max: Math.max(...xs) });
-
-/** Mean loss over `examples` (token-weighted), without gradients. */
-function heldOutLoss(model: LlamaForCausalLM, examples: EncodedExample[], padId: number): number {
-  let sum = 0;
-  let count = 0;
-  noGrad(() => {
-    for (let start = 0; start < examples.length; start += 8) {
-      const rows = examples.slice(start, start + 8);
-      const n = rows.reduce((k, r) => k + r.labels.slice(1).filter((l) => l !== -100).length, 0);
-      sum += tidy(() => {
-        const b = collate(rows, { padId });
-        return (model.forward(b.inputIds, { labels: b.labels, attentionMask: b.attentionMask }).loss as Tensor).item() * n;
-      });
-      count += n;
-    }
-  });
-  return sum / count;
-}
 
 /** The pretrained weights: language modelling on the embedded instructions with Adam, cached under `cacheDir`. */
 async function pretrained(steps: number, batchSize: number, cacheDir: string, log: (line: string) => void): Promise<Record<string, Tensor>> {
@@ -158,8 +138,7 @@ export async function runConvergence(options: { quick: boolean; data?: string; c
           seconds.push((performance.now() - t0) / 1000);
         }
       }
-      model.eval();
-      const held = heldOutLoss(model, heldOut, tokenizer.padId);
+      const held = evaluate(model, heldOut, 8, tokenizer.padId);
       built.release();
       for (const p of model.parameters()) p.dispose();
       runs.push({ method, seed, losses, seconds, heldOutLoss: held });

@@ -12,22 +12,21 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import {
-  Generator,
+  Batcher,
   collate,
   defaultGenerator,
   getBackendName,
   memory,
-  noGrad,
   setBackend,
   tidy,
   type BlockSwitchEvent,
   type EncodedExample,
-  type LlamaForCausalLM,
   type Tensor,
 } from '../../src';
 import { ProgressBar, fmtInt, type ConsoleIO } from '../progress';
 import { findCheckpoint, loadAdapters, readCheckpointMetrics, readMethodState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint';
 import { prepareData } from './data';
+import { evaluate } from './evaluate';
 import { MetricsLog, memoryFields, metricsChart, type StepMetrics } from './metrics';
 import { UsageError, flagOf, type FinetuneConfig, type ParsedArgs, type RunSettings } from './options';
 import { createMethod, loadModel, type LoadedModel, type MethodState, type TrainingMethod } from './setup';
@@ -72,38 +71,6 @@ function resumedConfig(args: ParsedArgs, saved: TrainerState, from: string): Fin
     }
   }
   return saved.config;
-}
-
-/** Answer tokens that count in the loss (labels are compared with the logits one position earlier). */
-function lossTokens(example: EncodedExample): number {
-  let n = 0;
-  for (let t = 1; t < example.labels.length; t++) if (example.labels[t] !== -100) n++;
-  return n;
-}
-
-/** The token-weighted mean loss over `examples`, without gradients, in eval mode. */
-function evaluate(model: LlamaForCausalLM, examples: readonly EncodedExample[], batchSize: number, padId: number): number {
-  model.eval();
-  let sum = 0;
-  let count = 0;
-  try {
-    noGrad(() => {
-      for (let start = 0; start < examples.length; start += batchSize) {
-        const rows = examples.slice(start, start + batchSize);
-        const n = rows.reduce((k, r) => k + lossTokens(r), 0);
-        if (n === 0) continue;
-        sum += tidy(() => {
-          const b = collate(rows, { padId });
-          const { loss } = model.forward(b.inputIds, { labels: b.labels, attentionMask: b.attentionMask });
-          return (loss as Tensor).item() * n;
-        });
-        count += n;
-      }
-    });
-  } finally {
-    model.train();
-  }
-  return count > 0 ? sum / count : NaN;
 }
 
 /** The run's configuration and settings: from the flags, or a resumed run's from its checkpoint with the flags checked against it. */
@@ -164,12 +131,13 @@ export async function runFinetune(args: ParsedArgs, io: ConsoleIO, control: Fine
 
   mkdirSync(out, { recursive: true });
   const metrics = new MetricsLog(out, from ? readCheckpointMetrics(from) : '');
-  const order = (epoch: number) => new Generator(config.seed + epoch * 2 ** 32).permutation(data.train.length);
+  // the order of an epoch is the Batcher's seeded shuffle (Batcher.order), so that micro-batch m is found again from m alone
+  const batcher = new Batcher(data.train, { batchSize: config.batchSize, shuffle: true, seed: config.seed, padId: tokenizer.padId });
   let orderCache: { epoch: number; order: number[] } | null = null;
   /** Micro-batch m of the endless, epoch-by-epoch shuffled stream. */
   const microBatch = (m: number): EncodedExample[] => {
     const epoch = Math.floor(m / batchesPerEpoch);
-    if (orderCache?.epoch !== epoch) orderCache = { epoch, order: order(epoch) };
+    if (orderCache?.epoch !== epoch) orderCache = { epoch, order: batcher.order(epoch) };
     const i = m % batchesPerEpoch;
     return orderCache.order.slice(i * config.batchSize, (i + 1) * config.batchSize).map((j) => data.train[j]);
   };
