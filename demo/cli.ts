@@ -32,7 +32,7 @@ Options:
   --pretrain-steps N   Adam steps of the brief pretraining when there is no checkpoint
                        (default ${DEFAULTS.pretrainSteps}; 0 starts fine-tuning from random weights)
   --switch-every N     BAdam steps per block before switching to the next
-                       (default: steps / (2 x layers), so every block is visited about twice)
+                       (default: steps / (2 x layers): two block-epochs, every block trained twice)
   -h, --help           show this help
 
 Example: npm run demo -- --optimizer lora --steps 40 --data my-data.json --out runs/lora`;

@@ -5,11 +5,12 @@
  *   1. data: the generated instruction set (or an Alpaca file), three examples held out;
  *   2. a pretrained checkpoint in <out>/pretrained.safetensors, made by a brief plain-Adam
  *      pretraining when absent (or made for another setup), reused otherwise;
- *   3. the memory table: one measured training step per optimizer on the same batch;
+ *   3. the memory table and its bars: one measured training step per optimizer on the same batch;
  *   4. fine-tuning, each optimizer from the same float16 weights over the same batches, with a
  *      progress bar (loss, tokens/s) and BAdam's block switches;
  *   5. backward time per step, BAdam against Adam; greedy answers before and after;
- *   6. <out>/loss.svg and <out>/summary.json.
+ *   6. <out>/loss.svg (loss against steps), loss-time.svg (against seconds), memory.svg (the
+ *      memory table as bars) and summary.json.
  */
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -37,8 +38,8 @@ import {
   type Tensor,
   type TrainingMemory,
 } from '../src';
-import { lossChart, type ChartMarker } from '../cli/chart';
 import { ProgressBar, fmtInt, fmtSeconds, type ConsoleIO } from '../cli/progress';
+import { lossFigures, memoryBarsText, memoryFigure } from './figures';
 import {
   OPTIMIZER_DESCRIPTIONS,
   OPTIMIZER_LABELS,
@@ -68,13 +69,17 @@ export interface DemoOptions {
   seed: number;
   /** Plain-Adam steps of the pretraining, when there is no usable checkpoint. */
   pretrainSteps: number;
-  /** BAdam's steps per block (default: steps / (2 · layers), at least 1). */
+  /** BAdam's steps per block (default: steps / (2 · layers), at least 1: two block-epochs). */
   switchEvery?: number;
 }
 
-/** Flag defaults, sized so that the whole demo runs in well under 3 minutes on 2 cores. */
+/**
+ * Flag defaults, sized so that the whole demo runs in about a minute on 2 cores: 80 steps on 4
+ * layers are two whole block-epochs of BAdam (10 steps per block), so that every block trains
+ * as often as every other.
+ */
 export const DEFAULTS = {
-  steps: 60,
+  steps: 80,
   layers: 4,
   out: 'demo-output',
   seed: 0,
@@ -104,7 +109,6 @@ export const SETTINGS = {
 
 const CHECKPOINT = 'pretrained.safetensors';
 const META_KEY = 'blockgrad.demo';
-const COLORS: Record<OptimizerName, string> = { badam: '#1f77b4', adam: '#ff7f0e', lora: '#2ca02c', lomo: '#9467bd' };
 
 // ------------------------------------------------------------------ summary.json
 
@@ -123,6 +127,8 @@ export interface OptimizerSummary {
   steps: number;
   /** Loss of every step, in order. */
   losses: number[];
+  /** Seconds since this optimizer's fine-tuning started, after each step. */
+  elapsed: number[];
   /** Mean of the last `finalWindow` losses. */
   finalLoss: number;
   meanBackwardMs: number;
@@ -165,7 +171,7 @@ export interface DemoSummary {
   optimizers: Partial<Record<OptimizerName, OptimizerSummary>>;
   /** Each optimizer's mean backward time and FLOPs over Adam's. */
   backwardRatioToAdam: Partial<Record<OptimizerName, { time: number; flops: number }>>;
-  outputs: { folder: string; chart: string; summary: string; checkpoint: string };
+  outputs: { folder: string; chart: string; timeChart: string; memoryChart: string; summary: string; checkpoint: string };
   seconds: number;
 }
 
@@ -403,6 +409,9 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
   say();
   say(`Memory of one training step on the same batch (measured by the memory tracker; peaks per category):`);
   say(table);
+  say();
+  say('The same, as bytes per parameter of model state:');
+  for (const line of memoryBarsText(rows, optimizers)) say(line);
   const M = rows[0].parameters;
   if (optimizers.includes('badam')) {
     const b = memory.badam as TrainingMemory;
@@ -435,6 +444,7 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
     bar = new ProgressBar(io.out, label, options.steps);
     const batches = endless(data.encoded, options.seed, tokenizer.padId);
     const losses: number[] = [];
+    const elapsed: number[] = [];
     const backwardMs: number[] = [];
     const flops: number[] = [];
     const nodes: number[] = [];
@@ -451,6 +461,7 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
         throw new Error(`${label}: the loss is ${out.loss} at step ${step}; training diverged`);
       }
       losses.push(out.loss);
+      elapsed.push((performance.now() - t0) / 1000);
       backwardMs.push(out.backwardMs);
       flops.push(out.backwardFlops);
       nodes.push(out.backwardNodes);
@@ -471,6 +482,7 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
       description: OPTIMIZER_DESCRIPTIONS[name],
       steps: options.steps,
       losses,
+      elapsed,
       finalLoss,
       meanBackwardMs: mean(backwardMs),
       meanBackwardFlops: mean(flops),
@@ -523,27 +535,19 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
   });
 
   // ---------------------------------------------------------------- outputs
-  const markers: ChartMarker[] = (results.badam?.blockSwitches ?? []).filter((s) => s.step > 0).map((s) => ({ x: s.step + 0.5, label: `b${s.block}` }));
   const params = rows[0].parameters;
-  const svg = lossChart({
-    title: `Fine-tuning loss: ${names.join(' vs ')}`,
-    subtitle:
-      `${layers}-layer Llama (hidden ${config.hiddenSize}, ${fmtInt(params)} parameters, float16 weights), same pretrained start and batches, ` +
-      `batch ${SETTINGS.batchSize}, lr ${SETTINGS.lr}`,
-    xLabel: 'fine-tuning step',
-    yLabel: 'training loss (cross-entropy on response tokens)',
-    series: optimizers.map((o) => ({
-      id: o,
-      label: `${OPTIMIZER_LABELS[o]} (final ${(results[o] as OptimizerSummary).finalLoss.toFixed(3)})`,
-      color: COLORS[o],
-      values: (results[o] as OptimizerSummary).losses,
-    })),
-    markers,
-    markerLabel: 'BAdam block switch\n(bN: block N trainable from here)',
-  });
+  const subtitle =
+    `${layers}-layer Llama (hidden ${config.hiddenSize}, ${fmtInt(params)} parameters, float16 weights), same pretrained start and batches, ` +
+    `batch ${SETTINGS.batchSize}, lr ${SETTINGS.lr}`;
+  const lossRuns = optimizers.map((name) => ({ name, ...(results[name] as OptimizerSummary) }));
+  const figures = lossFigures(lossRuns, subtitle, results.badam?.blockSwitches ?? []);
   const chartPath = join(outDir, 'loss.svg');
+  const timeChartPath = join(outDir, 'loss-time.svg');
+  const memoryChartPath = join(outDir, 'memory.svg');
   const summaryPath = join(outDir, 'summary.json');
-  writeFileSync(chartPath, svg);
+  writeFileSync(chartPath, figures.steps);
+  writeFileSync(timeChartPath, figures.time);
+  writeFileSync(memoryChartPath, memoryFigure(rows, optimizers, subtitle));
   const summary: DemoSummary = {
     version: 1,
     createdAt: new Date().toISOString(),
@@ -568,11 +572,11 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
     memoryTable: table,
     optimizers: results,
     backwardRatioToAdam: ratios,
-    outputs: { folder: outDir, chart: chartPath, summary: summaryPath, checkpoint: checkpointPath },
+    outputs: { folder: outDir, chart: chartPath, timeChart: timeChartPath, memoryChart: memoryChartPath, summary: summaryPath, checkpoint: checkpointPath },
     seconds: (performance.now() - started) / 1000,
   };
   writeFileSync(summaryPath, `${JSON.stringify(summary, null, 2)}\n`);
   say();
-  say(`Done in ${fmtSeconds(summary.seconds)}. Wrote loss.svg (loss curves) and summary.json to ${outDir}`);
+  say(`Done in ${fmtSeconds(summary.seconds)}. Wrote loss.svg and loss-time.svg (loss against steps and seconds), memory.svg and summary.json to ${outDir}`);
   return summary;
 }

@@ -2,7 +2,7 @@
  * docs/experiments.md and its figures, written from the experiments' results: each figure beside
  * the claim of the paper it tests, and a verdict that follows from the numbers beside it.
  */
-import { barChart } from './bars';
+import { barChart } from '../cli/bars';
 import { METHOD_LABELS } from './methods';
 import type { MemoryResult } from './memory';
 import type { TimeResult } from './time';

@@ -1,9 +1,9 @@
 /**
- * A stacked bar chart as a self-contained SVG (the experiments' figures): one bar per item, each
- * split into coloured segments, with a value axis, a legend and an optional reference mark per bar
- * (a formula's prediction, drawn as a short black line across the bar).
+ * A stacked bar chart as a self-contained SVG (the experiments' and the demo's figures): one bar
+ * per item, each split into coloured segments, with a value axis, a legend and an optional
+ * reference mark per bar (a formula's prediction, drawn as a short black line across the bar).
  */
-import { escapeXml, niceTicks } from '../cli/chart';
+import { escapeXml, niceTicks } from './chart';
 
 export interface Bar {
   label: string;
@@ -34,7 +34,10 @@ export function barChart(c: BarChart): string {
   const gap = 22;
   const margin = { left: 78, right: legendW + 24, top: c.subtitle ? 74 : 56, bottom: 110 };
   const plotW = c.bars.length * (barW + gap) + gap;
-  const width = margin.left + plotW + margin.right;
+  // wide enough for the title and subtitle too (a few bars make a narrow plot): about 10 and 6.5
+  // pixels per character at their sizes
+  const textW = Math.max(10 * c.title.length, 6.5 * (c.subtitle?.length ?? 0)) + 40;
+  const width = Math.ceil(Math.max(margin.left + plotW + margin.right, textW));
   const height = 520;
   const plotH = height - margin.top - margin.bottom;
   const totals = c.bars.map((b) => b.values.reduce((a, v) => a + v, 0));
