@@ -7,6 +7,7 @@ import { METHOD_LABELS } from './methods';
 import type { MemoryResult } from './memory';
 import type { TimeResult } from './time';
 import type { ConvergenceResult } from './convergence';
+import type { ClassificationResult } from './classification';
 import { lossChart, movingAverage, type ChartSeries } from '../cli/chart';
 
 export interface RunInfo {
@@ -96,14 +97,22 @@ export function convergenceFigures(r: ConvergenceResult): { steps: string; time:
   };
 }
 
+/** Experiment 3's verdict: BAdam's held-out loss within 5% of Adam's ("close"), and below LoRA's and LOMO's ("better"). */
+export function convergenceVerdict(r: ConvergenceResult): { verdict: string; close: boolean; better: boolean } {
+  const s = (m: string) => r.summary.find((x) => x.method === m)!;
+  const badam = s('badam').heldOut.mean;
+  const adam = s('adam').heldOut.mean;
+  const close = (badam - adam) / adam < 0.05;
+  const better = badam < s('lora').heldOut.mean && badam < s('lomo').heldOut.mean;
+  return { verdict: close && better ? 'confirmed' : close || better ? 'partly confirmed' : 'not confirmed', close, better };
+}
+
 function convergenceSection(r: ConvergenceResult): string[] {
   const s = (m: string) => r.summary.find((x) => x.method === m)!;
   const fmt = (x: { mean: number; min: number; max: number }) => `${x.mean.toFixed(3)} (${x.min.toFixed(3)}-${x.max.toFixed(3)})`;
   const badam = s('badam').heldOut.mean;
   const adam = s('adam').heldOut.mean;
-  const close = (badam - adam) / adam < 0.05;
-  const better = badam < s('lora').heldOut.mean && badam < s('lomo').heldOut.mean;
-  const verdict = close && better ? 'confirmed' : close || better ? 'partly confirmed' : 'not confirmed';
+  const { verdict, close, better } = convergenceVerdict(r);
   return [
     '## 3. Convergence on instruction tuning',
     '',
@@ -127,9 +136,15 @@ function convergenceSection(r: ConvergenceResult): string[] {
   ];
 }
 
-function memorySection(r: MemoryResult): string[] {
+/** Experiment 1's verdict: every Adam and BAdam measurement within 5% of the formula. */
+export function memoryVerdict(r: MemoryResult): { verdict: string; worst: number } {
   const checked = r.rows.filter((x) => x.formula !== null);
   const worst = Math.max(...checked.map((x) => Math.abs(x.modelStateBytes / (x.formula as number) - 1)));
+  return { verdict: worst < 0.05 ? 'confirmed' : 'not confirmed', worst };
+}
+
+function memorySection(r: MemoryResult): string[] {
+  const { worst } = memoryVerdict(r);
   const at = (method: string, D: number) => r.rows.find((x) => x.method === method && x.layers === D);
   const Dmax = Math.max(...r.layers);
   const lines = [
@@ -146,7 +161,7 @@ function memorySection(r: MemoryResult): string[] {
         `| ${METHOD_LABELS[x.method]} | ${x.layers} | ${x.parameters} | ${x.active} | ${x.weights} | ${x.grads} | ${x.master} | ${x.optimizer} | ${(x.modelStateBytes / x.parameters).toFixed(2)} | ${x.formula === null ? '-' : (x.formula / x.parameters).toFixed(2)} |`,
     ),
     '',
-    `**Verdict: ${worst < 0.05 ? 'confirmed' : 'not confirmed'}.** The measured bytes of Adam and BAdam are within ${pct(worst)} of the formula (2M + 16·M_active, with the active layer's exact size) at every D; the excess is gradient storage the formula does not count (a float16 gradient alive for a moment during the step). BAdam's bytes per parameter fall from ${(at('badam', r.layers[0])!.modelStateBytes / at('badam', r.layers[0])!.parameters).toFixed(2)} at D = ${r.layers[0]} to ${(at('badam', Dmax)!.modelStateBytes / at('badam', Dmax)!.parameters).toFixed(2)} at D = ${Dmax}, toward 2. LoRA costs more per parameter here than it would on a large model: rank 8 on every projection of a hidden-${r.model.hiddenSize} model adapts a large share of its weights.`,
+    `**Verdict: ${memoryVerdict(r).verdict}.** The measured bytes of Adam and BAdam are within ${pct(worst)} of the formula (2M + 16·M_active, with the active layer's exact size) at every D; the excess is gradient storage the formula does not count (a float16 gradient alive for a moment during the step). BAdam's bytes per parameter fall from ${(at('badam', r.layers[0])!.modelStateBytes / at('badam', r.layers[0])!.parameters).toFixed(2)} at D = ${r.layers[0]} to ${(at('badam', Dmax)!.modelStateBytes / at('badam', Dmax)!.parameters).toFixed(2)} at D = ${Dmax}, toward 2. LoRA costs more per parameter here than it would on a large model: rank 8 on every projection of a hidden-${r.model.hiddenSize} model adapts a large share of its weights.`,
     '',
     '| model | M | per layer | Adam, 18M | BAdam, 2M + 16·M_layer | the paper, Adam | the paper, BAdam |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -173,9 +188,12 @@ function extrapolationVerdict(r: MemoryResult): string {
 
 const TIME_LABELS: Record<string, string> = { ...METHOD_LABELS, adam: 'Adam' }; // a float32 model: the masters are the weights
 
+/** Experiment 2's verdict: "about half" read as at most 0.6 of LoRA's and of LOMO's backward. */
+export const timeVerdict = (r: TimeResult) => (r.badamOverLora <= 0.6 && r.badamOverLomo <= 0.6 ? 'confirmed' : 'not confirmed');
+
 function timeSection(r: TimeResult): string[] {
   const row = (m: string) => r.rows.find((x) => x.method === m)!;
-  const verdict = r.badamOverLora <= 0.6 && r.badamOverLomo <= 0.6 ? 'confirmed' : 'not confirmed';
+  const verdict = timeVerdict(r);
   return [
     '## 2. Time',
     '',
@@ -192,23 +210,165 @@ function timeSection(r: TimeResult): string[] {
   ];
 }
 
+/**
+ * Experiment 4's best accuracy without binding: a model that sees only which words the premise
+ * names rejects the negatives naming an animal or attribute it does not (a quarter of the
+ * pairs), and cannot tell the positives (half) from the swapped negatives (a quarter), whose
+ * words are all in the premise, so it calls those entailed: 1/4 + 1/2.
+ */
+const NO_BINDING_ACCURACY = 0.75;
+
+const CLASSIFICATION_LABELS: Record<string, string> = { badam: 'BAdam (block)', adam: 'Adam', lora: 'LoRA (r 8)' };
+
+/** Per evaluation, the mean over the seeds of `pick` for `method`'s runs. */
+function meanEval(r: ClassificationResult, method: string, pick: (run: ClassificationResult['runs'][number]) => number[]): number[] {
+  const runs = r.runs.filter((x) => x.method === method);
+  return r.evalSteps.map((_, i) => runs.reduce((a, x) => a + pick(x)[i], 0) / runs.length);
+}
+
+export function classificationFigures(r: ClassificationResult): { accuracy: string; loss: string } {
+  const methods = r.summary.map((x) => x.method);
+  const subtitle = `${r.model.numHiddenLayers}-layer RoBERTa-style encoder (hidden ${r.model.hiddenSize}), ${r.task.train} training pairs, batch ${r.batchSize}, K = ${r.switchEvery}; mean of ${r.seeds.length} seed(s)`;
+  const markers = Array.from({ length: Math.floor(r.steps / r.switchEvery) - 1 }, (_, i) => ({ x: (i + 1) * r.switchEvery + 0.5, label: `b${(i + 1) % r.model.numHiddenLayers}` }));
+  const lr = (m: string) => r.summary.find((x) => x.method === m)!.lr;
+  const accuracy = lossChart({
+    title: 'Experiment 4: validation accuracy against steps',
+    subtitle,
+    xLabel: 'optimizer step',
+    yLabel: `accuracy on ${r.task.validation} validation pairs`,
+    series: methods.map((m) => ({ id: m, label: `${CLASSIFICATION_LABELS[m]}, lr ${lr(m)}`, color: COLORS[m], values: meanEval(r, m, (x) => x.accuracy), x: r.evalSteps })),
+    markers,
+    markerLabel: 'BAdam block switch',
+  });
+  const loss = lossChart({
+    title: 'Experiment 4: training loss against steps',
+    subtitle,
+    xLabel: 'optimizer step',
+    yLabel: 'cross-entropy (nats)',
+    series: methods.map((m) => ({
+      id: m,
+      label: `${CLASSIFICATION_LABELS[m]}, lr ${lr(m)}`,
+      color: COLORS[m],
+      values: Array.from({ length: r.steps }, (_, i) => {
+        const runs = r.runs.filter((x) => x.method === m);
+        return runs.reduce((a, x) => a + x.losses[i], 0) / runs.length;
+      }),
+    })),
+    markers,
+    markerLabel: 'BAdam block switch',
+  });
+  return { accuracy, loss };
+}
+
+/**
+ * The verdict of experiment 4: the paper's claim holds when BAdam's gap to Adam (mean test
+ * accuracy) is smaller than LoRA's; when the two gaps differ by less than the seeds' spread (the
+ * largest range of one method's test accuracy over the seeds), the miniature cannot tell.
+ */
+export function classificationVerdict(r: ClassificationResult): { verdict: 'confirmed' | 'not confirmed' | 'not distinguishable at this scale'; badamGap: number; loraGap: number; spread: number } {
+  const acc = (m: string) => r.summary.find((x) => x.method === m)!.accuracy;
+  const badamGap = acc('adam').mean - acc('badam').mean;
+  const loraGap = acc('adam').mean - acc('lora').mean;
+  const spread = Math.max(...r.summary.map((x) => x.accuracy.max - x.accuracy.min));
+  const verdict = Math.abs(badamGap - loraGap) <= spread ? 'not distinguishable at this scale' : badamGap < loraGap ? 'confirmed' : 'not confirmed';
+  return { verdict, badamGap, loraGap, spread };
+}
+
+function classificationSection(r: ClassificationResult): string[] {
+  const fmt = (x: { mean: number; min: number; max: number }, digits = 1, scale = 100) =>
+    `${(scale * x.mean).toFixed(digits)} (${(scale * x.min).toFixed(digits)}-${(scale * x.max).toFixed(digits)})`;
+  const v = classificationVerdict(r);
+  const pp = (x: number) => `${(100 * x).toFixed(1)} points`;
+  const pctOf = (x: number) => `${(100 * x).toFixed(0)}%`;
+  // no method's mean accuracy (beyond a point of noise) above what the words alone allow
+  const unbound = r.summary.every((x) => x.accuracy.mean <= NO_BINDING_ACCURACY + 0.01);
+  const s = (m: string) => r.summary.find((x) => x.method === m)!;
+  return [
+    '## 4. Classification',
+    '',
+    "**The paper's claim.** Fine-tuning RoBERTa-large on SuperGLUE, BAdam closes more of the gap to Adam than LoRA does.",
+    '',
+    `A task generated by the experiment, a miniature of SuperGLUE's entailment tasks with its rule known: a premise of ${3} facts ("the cat is red . the dog is big . the fox is sad ."), a hypothesis ("the dog is red ."), and the label: is the hypothesis one of the premise's facts? Half the negatives give the animal another animal's attribute, so the words alone do not decide; the model has to bind each attribute to its animal. ` +
+      `The ${r.model.numHiddenLayers}-layer encoder (hidden ${r.model.hiddenSize}) is first pretrained as RoBERTa is, on masked words (${r.pretrain.steps} Adam steps; cached), after which it predicts ${(100 * r.pretrain.accuracy).toFixed(1)}% of masked hypothesis attributes (1 in 3 for a model that knows only which attributes the premise names). ` +
+      `Each method then fine-tunes it with a fresh classification head for ${r.steps} steps (${r.steps / (r.switchEvery * r.model.numHiddenLayers)} block-epochs of BAdam, K = ${r.switchEvery}; the head trains with every block), at the best of ${[...new Set(r.search.map((x) => x.lr))].join(', ')} by the final validation loss of seed ${r.searchSeed}, on ${r.task.train} training pairs; accuracy on ${r.task.test} unseen test pairs at the end.`,
+    '',
+    '![Validation accuracy against steps](experiments/classification-accuracy.svg)',
+    '',
+    '![Training loss against steps](experiments/classification-loss.svg)',
+    '',
+    '| method | lr | parameters updated per step | test accuracy, % (mean, range over seeds) | test loss | seconds |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...r.summary.map((x) => {
+      const secs = r.runs.filter((y) => y.method === x.method).map((y) => y.seconds);
+      return `| ${CLASSIFICATION_LABELS[x.method]} | ${x.lr} | ${x.trainable} | ${fmt(x.accuracy)} | ${fmt(x.loss, 3, 1)} | ${(secs.reduce((a, b) => a + b, 0) / secs.length).toFixed(1)} |`;
+    }),
+    '',
+    `**Verdict: ${v.verdict}.** BAdam's test accuracy is ${pp(v.badamGap)} below Adam's, LoRA's ${pp(v.loraGap)}; the seeds spread one method's accuracy over up to ${pp(v.spread)}` +
+      (v.verdict === 'not distinguishable at this scale'
+        ? ', more than the two gaps differ, so this miniature cannot tell the methods apart.'
+        : `, less than the two gaps differ (${s('badam').accuracy.mean >= s('lora').accuracy.mean ? 'BAdam above LoRA' : 'LoRA above BAdam'}).`) +
+      (v.verdict === 'confirmed'
+        ? ''
+        : unbound
+          ? ` Every method ends at or below ${pctOf(NO_BINDING_ACCURACY)}, the accuracy of a model that binds nothing (it can reject the hypotheses whose animal or attribute the premise does not name, a quarter of the pairs, but not the swapped ones, another quarter). A hypothesis, not tested here: the small encoder learned little of the binding in pretraining, so fine-tuning has to learn it, which none of the three does in ${r.steps} steps; the differences between them are then mostly how fast each learns the easier three quarters, and the seeds move that as much.`
+          : ' A hypothesis, not tested here: at this size one layer at a time (or a rank-8 update) learns less in the same steps than every layer at once.'),
+    '',
+  ];
+}
+
+/** The page's summary: each claim of the paper, what the miniature measured, and the verdict. */
+function claimsTable(memory: MemoryResult | null, time: TimeResult | null, convergence: ConvergenceResult | null, classification: ClassificationResult | null): string[] {
+  const notRun = '-';
+  const rows: string[][] = [];
+  if (memory) {
+    const llama2 = memory.extrapolation[0];
+    rows.push([
+      '[Memory](#1-memory)',
+      `Adam 18 bytes per parameter, BAdam 2 + 16/D; ${llama2.model}: ${llama2.paperAdamGB} GB against ${llama2.paperBadamGB} GB`,
+      `within ${pct(memoryVerdict(memory).worst)} of the formula at D = ${memory.layers.join(', ')}; extrapolated: ${GB(llama2.adamBytes)} GB against ${GB(llama2.badamBytes)} GB (without activations)`,
+      memoryVerdict(memory).verdict,
+    ]);
+  } else rows.push(['Memory', '', notRun, 'not run']);
+  if (time) {
+    rows.push(['[Time](#2-time)', "BAdam's backward about half of LoRA's and LOMO's", `${time.badamOverLora.toFixed(2)} of LoRA's, ${time.badamOverLomo.toFixed(2)} of LOMO's`, timeVerdict(time)]);
+  } else rows.push(['Time', '', notRun, 'not run']);
+  if (convergence) {
+    const h = (m: string) => convergence.summary.find((x) => x.method === m)!.heldOut.mean.toFixed(3);
+    rows.push([
+      '[Convergence](#3-convergence-on-instruction-tuning)',
+      'BAdam close to Adam, better than LoRA and LOMO',
+      `held-out loss: BAdam ${h('badam')}, Adam ${h('adam')}, LoRA ${h('lora')}, LOMO ${h('lomo')}`,
+      convergenceVerdict(convergence).verdict,
+    ]);
+  } else rows.push(['Convergence', '', notRun, 'not run']);
+  if (classification) {
+    const a = (m: string) => (100 * classification.summary.find((x) => x.method === m)!.accuracy.mean).toFixed(1);
+    rows.push([
+      '[Classification](#4-classification)',
+      "RoBERTa on SuperGLUE: BAdam's gap to Adam smaller than LoRA's",
+      `test accuracy: BAdam ${a('badam')}%, Adam ${a('adam')}%, LoRA ${a('lora')}%`,
+      classificationVerdict(classification).verdict,
+    ]);
+  } else rows.push(['Classification', '', notRun, 'not run']);
+  return ['| experiment | the paper | the miniature | verdict |', '| --- | --- | --- | --- |', ...rows.map((r) => `| ${r.join(' | ')} |`), ''];
+}
+
 export function experimentsPage(
   memory: (MemoryResult & Timing) | null,
   time: (TimeResult & Timing) | null,
   convergence: (ConvergenceResult & Timing) | null,
+  classification: (ClassificationResult & Timing) | null,
   info: RunInfo,
 ): string {
   return [
     '# The paper in miniature',
     '',
-    `BAdam's claims (Luo, Yu, Li, 2024), tested at laptop scale by \`npm run experiments\`, which wrote this page, its figures and the results beside it (\`docs/experiments/*.json\`), on ${info.machine}${info.quick ? ', in quick mode (fewer sizes and steps)' : ''}. Memory took ${took(memory)}, time ${took(time)}, convergence ${took(convergence)}. \`npm run experiments -- --only memory\` reruns one experiment.`,
+    `BAdam's claims (Luo, Yu, Li, 2024), tested at laptop scale by \`npm run experiments\`, which wrote this page, its figures and the results beside it (\`docs/experiments/*.json\`), on ${info.machine}${info.quick ? ', in quick mode (fewer sizes and steps)' : ''}. Memory took ${took(memory)}, time ${took(time)}, convergence ${took(convergence)}, classification ${took(classification)}. \`npm run experiments -- --only memory\` reruns one experiment.`,
     '',
+    ...claimsTable(memory, time, convergence, classification),
     ...(memory ? memorySection(memory) : ['## 1. Memory', '', 'Not run.', '']),
     ...(time ? timeSection(time) : ['## 2. Time', '', 'Not run.', '']),
     ...(convergence ? convergenceSection(convergence) : ['## 3. Convergence on instruction tuning', '', 'Not run.', '']),
-    '## 4. Classification',
-    '',
-    'Not run yet: the RoBERTa-style classification experiment comes in a later session.',
-    '',
+    ...(classification ? classificationSection(classification) : ['## 4. Classification', '', 'Not run.', '']),
   ].join('\n');
 }

@@ -4,13 +4,15 @@
  * paper's accounting (float16 weights 2 bytes, float32 masters 4 and Adam's moments 8 per updated
  * parameter, exactly; gradients 4 per updated parameter plus at most one float16 gradient alive
  * for a moment), and the page and its figures are written, with verdicts that follow from the
- * numbers.
+ * numbers. The classification task's labels follow its rule.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runExperiments } from '../../experiments/main';
 import { METHODS } from '../../experiments/methods';
+import { PAIR_LENGTH, VOCAB, generatePairs } from '../../experiments/classification';
+import { classificationVerdict } from '../../experiments/report';
 
 let out: string;
 let result: Awaited<ReturnType<typeof runExperiments>>;
@@ -67,4 +69,46 @@ test('convergence: every method on every seed, from the same weights and batches
   expect(first.size).toBe(1);
   expect(c.steps % (c.switchEvery * (c.model.numHiddenLayers as number))).toBe(0); // whole block-epochs
   for (const f of ['convergence-steps.svg', 'convergence-time.svg', 'convergence.json']) expect(existsSync(join(out, 'experiments', f))).toBe(true);
+});
+
+test('classification: the generated pairs follow the rule, half of them entailed', () => {
+  const set = generatePairs(2000, 5, 'binding');
+  let positives = 0;
+  for (let n = 0; n < set.count; n++) {
+    const words = Array.from(set.ids.subarray(n * PAIR_LENGTH, (n + 1) * PAIR_LENGTH), (i) => VOCAB[i]);
+    // <s> the A is X . (three facts) </s> </s> the B is Y . </s>
+    expect([words[0], words[16], words[17], words[23]]).toEqual(['<s>', '</s>', '</s>', '</s>']);
+    const facts = [0, 1, 2].map((f) => `${words[2 + 5 * f]} ${words[4 + 5 * f]}`);
+    const claim = `${words[19]} ${words[21]}`;
+    expect(set.labels[n]).toBe(Number(facts.includes(claim)));
+    positives += set.labels[n];
+  }
+  expect(positives / set.count).toBeGreaterThan(0.45);
+  expect(positives / set.count).toBeLessThan(0.55);
+  // the pretraining text: every hypothesis is a fact of its premise
+  expect(Array.from(generatePairs(200, 6, 'corpus').labels).every((l) => l === 1)).toBe(true);
+});
+
+test('classification: every method on every seed, from the same encoder, with the verdict the numbers give', () => {
+  const c = result.classification!;
+  expect(c.runs.map((r) => `${r.method}@${r.seed}`)).toEqual(c.seeds.flatMap((s) => ['badam', 'adam', 'lora'].map((m) => `${m}@${s}`)));
+  for (const r of c.runs) {
+    expect(r.losses).toHaveLength(c.steps);
+    expect(r.accuracy).toHaveLength(c.evalSteps.length);
+    expect(r.validationLoss).toHaveLength(c.evalSteps.length);
+    for (const a of [...r.accuracy, r.test.accuracy]) expect(a >= 0 && a <= 1).toBe(true);
+  }
+  // the same pretrained encoder and head seed, the same first batch: every method starts at one
+  // validation accuracy and one first loss
+  const first = c.runs.filter((r) => r.seed === c.seeds[0]);
+  expect(new Set(first.map((r) => r.accuracy[0])).size).toBe(1);
+  expect(new Set(first.map((r) => r.losses[0])).size).toBe(1);
+  // BAdam updates one encoder layer and the head; LoRA its adapters and the head; Adam everything
+  const trainable = Object.fromEntries(c.summary.map((s) => [s.method, s.trainable]));
+  expect(trainable.badam).toBeLessThan(trainable.adam);
+  expect(trainable.lora).toBeLessThan(trainable.adam);
+  expect(c.steps % (c.switchEvery * c.model.numHiddenLayers)).toBe(0); // whole block-epochs
+  const page = readFileSync(join(out, 'experiments.md'), 'utf8');
+  expect(page).toContain(`**Verdict: ${classificationVerdict(c).verdict}.**`);
+  for (const f of ['classification-accuracy.svg', 'classification-loss.svg', 'classification.json']) expect(existsSync(join(out, 'experiments', f))).toBe(true);
 });
