@@ -35,6 +35,7 @@ export * from './autograd/ops/indexing';
 export * from './autograd/ops/softmax';
 export * from './autograd/ops/norm';
 export { rotaryEmbedding } from './autograd/ops/rotary';
+export { siluMul } from './autograd/ops/swiglu';
 export * from './autograd/ops/loss';
 export * from './autograd/ops/dropout';
 export * from './autograd/ops/inplace';

@@ -99,9 +99,9 @@ export interface CrossEntropyArgs {
 
 /** The methods that compute (counted as kernel launches by the registry); the rest move data. */
 export const KERNEL_NAMES = [
-  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'rotary', 'reduceLast', 'reduceMiddle', 'argReduceLast', 'matmul',
-  'softmaxLast', 'normalizeLast', 'normalizeBackwardLast', 'crossEntropyLast', 'crossEntropyBackwardLast', 'indexSelect', 'indexAdd',
-  'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
+  'zeros', 'full', 'copy', 'assign', 'unary', 'binary', 'where', 'rotary', 'siluMul', 'siluMulBackward', 'reduceLast', 'reduceMiddle',
+  'argReduceLast', 'matmul', 'softmaxLast', 'softmaxBackwardLast', 'normalizeLast', 'normalizeBackwardLast', 'crossEntropyLast',
+  'crossEntropyBackwardLast', 'indexSelect', 'indexAdd', 'gather', 'scatterAdd', 'triangleMask', 'adamUpdate',
 ] as const satisfies readonly (keyof Backend)[];
 
 /** What `backendInfo()` reports: the backend, the mode it really runs and its limits. */
@@ -177,6 +177,26 @@ export interface Backend {
    */
   rotary(x: View, cos: View, sin: View, outDtype: DType, transpose: boolean): BackendBuffer;
 
+  /**
+   * SwiGLU's silu(a)·b over contiguous a and b of one length and floating dtype, rounded as the
+   * composite silu then mul: out = fl(fl(silu(a))·b). With `withSigmoid`, also σ(a) (rounded to
+   * the dtype), which siluMulBackward takes so that it computes no exponential. See cpu/silu-mul.ts.
+   */
+  siluMul(a: BackendBuffer, b: BackendBuffer, withSigmoid: boolean): { out: BackendBuffer; sigmoid: BackendBuffer | null };
+  /**
+   * The backward of siluMul from the gradient g of its output, a, b and σ = σ(a) (all contiguous,
+   * one length and dtype): da = g·b·σ·(1 + a·(1 − σ)), db = g·a·σ; each null unless asked for
+   * (needA, needB). Within a few roundings of the composite (see cpu/silu-mul.ts).
+   */
+  siluMulBackward(
+    grad: BackendBuffer,
+    a: BackendBuffer,
+    b: BackendBuffer,
+    sigmoid: BackendBuffer,
+    needA: boolean,
+    needB: boolean,
+  ): { gradA: BackendBuffer | null; gradB: BackendBuffer | null };
+
   // ---- reductions over the last axis of a contiguous [outer, inner] buffer ----
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer;
   /** Reduces the middle axis of a contiguous [outer, mid, inner] buffer to [outer, inner] (no transpose copy). */
@@ -189,6 +209,14 @@ export interface Backend {
 
   // ---- fused rows: each of `outer` rows of length `inner` is independent ----
   softmaxLast(x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer;
+  /**
+   * The backward of softmaxLast from its output y and the gradient g of y (both contiguous
+   * [outer, inner], one dtype): dx = y⊙(g − Σ g⊙y) per row for softmax, g − e^y·Σ g for log-softmax
+   * (`log`), in y's dtype. It rounds where the composite it replaces did (mul, sum, sub, mul; or exp,
+   * sum, mul, sub): every product, exponential and difference is rounded to the dtype, and the row
+   * sum is taken over the rounded terms, then rounded. See softmaxBackwardRows in cpu/rows.ts.
+   */
+  softmaxBackwardLast(y: BackendBuffer, grad: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer;
   /** Normalised rows x̂ and 1/σ per row. kind 'layer' subtracts the mean, 'rms' does not. */
   normalizeLast(
     kind: 'layer' | 'rms',

@@ -5,3 +5,4 @@ export * from './adam';
 export * from './rows';
 export * from './elementwise';
 export * from './rotary';
+export * from './silu-mul';

@@ -28,17 +28,17 @@ const SIGN: i32 = <i32>0x80000000;
 // order ±0 and pick NaN from either side, take several.
 
 /** n = round(x / ln 2), as floats holding integers. */
-@inline function expN(x: v128): v128 {
+@inline export function expN(x: v128): v128 {
   return f32x4.nearest(f32x4.mul(x, splat(LOG2E)));
 }
 
 /** r = x - n ln 2, with |r| <= ~0.347 when n = expN(x). */
-@inline function expR(x: v128, n: v128): v128 {
+@inline export function expR(x: v128, n: v128): v128 {
   return f32x4.sub(f32x4.sub(x, f32x4.mul(n, splat(LN2_HI))), f32x4.mul(n, splat(LN2_LO)));
 }
 
 /** e^r - 1 for |r| <= 0.35: Taylor series to r^7, Horner form. */
-@inline function expm1Small(r: v128): v128 {
+@inline export function expm1Small(r: v128): v128 {
   let p = f32x4.add(splat(<f32>(1.0 / 720.0)), f32x4.mul(r, splat(<f32>(1.0 / 5040.0))));
   p = f32x4.add(splat(<f32>(1.0 / 120.0)), f32x4.mul(r, p));
   p = f32x4.add(splat(<f32>(1.0 / 24.0)), f32x4.mul(r, p));
@@ -65,7 +65,7 @@ const SIGN: i32 = <i32>0x80000000;
  * each factor is a normal float; v·2^n1 is exact when v is normal, and the second product rounds
  * once, into the subnormal range if it must.
  */
-@inline function scale2(v: v128, n: v128): v128 {
+@inline export function scale2(v: v128, n: v128): v128 {
   const k = toInt(n);
   const k1 = i32x4.shr_s(k, 1);
   return f32x4.mul(f32x4.mul(v, pow2i(k1)), pow2i(i32x4.sub(k, k1)));
@@ -135,7 +135,7 @@ const SIGN: i32 = <i32>0x80000000;
 // far enough that every result that should round to zero still does (e^-150 < 2^-216).
 
 /** t = max(-|z|, -150): e^t <= 1 never overflows, and is 0 in float32 where it must be. */
-@inline function reduceNegAbs(z: v128): v128 {
+@inline export function reduceNegAbs(z: v128): v128 {
   return f32x4.pmax(f32x4.neg(f32x4.abs(z)), splat(-150.0));
 }
 
@@ -143,7 +143,7 @@ const SIGN: i32 = <i32>0x80000000;
  * x·σ(z) for every lane, given neg = (z < 0) and e^-|z| = 2^n·e^r (see reduceNegAbs);
  * `xNeg` is x clamped to >= -150, used where z < 0 (see siluV).
  */
-@inline function mulSigmoidNR(x: v128, xNeg: v128, neg: v128, n: v128, r: v128): v128 {
+@inline export function mulSigmoidNR(x: v128, xNeg: v128, neg: v128, n: v128, r: v128): v128 {
   const p = f32x4.add(splat(1.0), expm1Small(r));
   const d = f32x4.add(splat(1.0), scale2(p, n));
   // z >= 0: x / d;   z < 0: (xNeg·p / d)·2^n   (scaling by 2^0 leaves the z >= 0 lanes exact)

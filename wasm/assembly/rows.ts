@@ -15,12 +15,13 @@
 //    4 out      u32  byte address of the output: rows like x (softmax, normalize, CE backward)
 //                    or one float32 per row (CE forward)
 //    8 aux      u32  normalize: rstd, one float32 per row; normalize backward: x̂ (x holds the
-//                    gradient of x̂); cross-entropy: target, one int32 per row
+//                    gradient of x̂); softmax backward: g, the gradient of y (x holds y);
+//                    cross-entropy: target, one int32 per row
 //   12 aux2     u32  CE backward: gradRow, one float32 per row; normalize backward: rstd
 //   16 outer    i32  rows
 //   20 inner    i32  row length (classes for cross-entropy)
 //   24 rowsPer  i32  rows per task
-//   28 flags    i32  softmax: 1 = log-softmax; normalize: 1 = layer norm (0 = RMS norm)
+//   28 flags    i32  softmax (and its backward): 1 = log-softmax; normalize: 1 = layer norm (0 = RMS norm)
 //   32 ignore   i32  cross-entropy: the ignored target value
 //   40 eps      f64  normalize: ε added to the variance; cross-entropy: label smoothing ε
 
@@ -131,6 +132,62 @@ export function softmax_rows_f32(desc: usize, task: i32, scratch: usize): void {
   const r0 = task * load<i32>(desc, D_ROWS_PER);
   const r1 = min(load<i32>(desc, D_OUTER), r0 + load<i32>(desc, D_ROWS_PER));
   for (let r = r0; r < r1; r++) softmaxRow(x + <usize>r * rowBytes, out + <usize>r * rowBytes, inner, log);
+}
+
+/**
+ * The backward of softmaxRow from its output y and the gradient g of y (the cpu's
+ * softmaxBackwardRows), rounding where the composite it replaces rounded: softmax,
+ * dx = fl(y·fl(g − S)) with S = fl(Σ fl(g·y)); log-softmax, dx = fl(g − fl(e^y·S)) with S = fl(Σ g).
+ * The sums are accumulated in double lanes (the cpu sums in doubles, in order: for float32 terms
+ * of a training row's range the double sum is exact either way, so S is the same float32). e^y is
+ * expV, as the exp kernel the composite ran (~1 ulp from the cpu's rounded Math.exp).
+ */
+function softmaxBackwardRow(y: usize, g: usize, out: usize, n: i32, log: bool): void {
+  const n4 = n & ~3;
+  let s0 = f64x2.splat(0);
+  let s1 = f64x2.splat(0);
+  for (let i = 0; i < n4; i += 4) {
+    const gv = v128.load(g + (<usize>i << 2));
+    const t = log ? gv : f32x4.mul(gv, v128.load(y + (<usize>i << 2)));
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(t));
+    s1 = f64x2.add(s1, promoteHigh(t));
+  }
+  let s = hsum2(f64x2.add(s0, s1));
+  for (let i = n4; i < n; i++) {
+    const gi = load<f32>(g + (<usize>i << 2));
+    s += <f64>(log ? gi : gi * load<f32>(y + (<usize>i << 2)));
+  }
+  const sv = f32x4.splat(<f32>s);
+  for (let i = 0; i < n4; i += 4) {
+    const at = <usize>i << 2;
+    const gv = v128.load(g + at);
+    const yv = v128.load(y + at);
+    v128.store(out + at, log ? f32x4.sub(gv, f32x4.mul(expV(yv), sv)) : f32x4.mul(yv, f32x4.sub(gv, sv)));
+  }
+  // the tail through the same vector ops, on partial vectors
+  const rest = n & 3;
+  if (rest) {
+    const at = <usize>n4 << 2;
+    const gv = loadPartial(g + at, rest, 0);
+    const yv = loadPartial(y + at, rest, 0);
+    storePartial(out + at, log ? f32x4.sub(gv, f32x4.mul(expV(yv), sv)) : f32x4.mul(yv, f32x4.sub(gv, sv)), rest);
+  }
+}
+
+/** The gradient of x for each row of the task: x holds y, aux g; flags bit 0: log-softmax. */
+export function softmax_backward_rows_f32(desc: usize, task: i32, scratch: usize): void {
+  const y = <usize>load<u32>(desc, D_X);
+  const out = <usize>load<u32>(desc, D_OUT);
+  const g = <usize>load<u32>(desc, D_AUX);
+  const inner = load<i32>(desc, D_INNER);
+  const log = (load<i32>(desc, D_FLAGS) & 1) != 0;
+  const rowBytes = <usize>inner << 2;
+  const r0 = task * load<i32>(desc, D_ROWS_PER);
+  const r1 = min(load<i32>(desc, D_OUTER), r0 + load<i32>(desc, D_ROWS_PER));
+  for (let r = r0; r < r1; r++) {
+    const at = <usize>r * rowBytes;
+    softmaxBackwardRow(y + at, g + at, out + at, inner, log);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 /**
  * Fused softmax and log-softmax. The forward moves `dim` last and runs one row kernel
- * (kernels().softmaxLast, max-shifted so exp never overflows); the backward is written by hand
- * with the public ops, so it is itself differentiable (higher-order gradients are correct).
- * test/autograd/ops/softmax.test.ts proves both agree with the composite exp(x)/Σexp(x).
+ * (kernels().softmaxLast, max-shifted so exp never overflows). The backward is one row kernel
+ * too (kernels().softmaxBackwardLast) when it is not being recorded; under createGraph it is
+ * written with the public ops, so it is itself differentiable (higher-order gradients are
+ * correct). Both round alike (see Backend.softmaxBackwardLast).
+ * test/autograd/ops/softmax.test.ts proves them equal, and equal to the composite exp(x)/Σexp(x).
  */
 import { kernels } from '../../kernels/registry';
 import { ValueError } from '../../errors';
 import { floatingOf, isFloating } from '../../tensor/dtype';
 import { normalizeDim } from '../../tensor/shape';
 import { Tensor } from '../../tensor/tensor';
-import { noGrad } from '../grad-mode';
+import { isGradEnabled, noGrad } from '../grad-mode';
 import { record } from '../node';
 import { cast, exp, mul, sub } from './elementwise';
 import { sum } from './reduce';
@@ -43,10 +45,20 @@ function softmaxAlong(op: 'softmax' | 'logSoftmax', a: Tensor, dim: number, log:
   const yRows = withPacked(moved, (rows) => new Tensor(kernels().softmaxLast(rows.buffer, outer, inner, log), moved.shape));
   const out = inverse ? noGrad(() => permute(yRows, inverse)) : yRows;
 
+  /** The backward as one row kernel: g and y moved (dim last) and packed into rows, dx moved back. */
+  const fused = (g: Tensor, y: Tensor): Tensor => {
+    const [gm, ym] = perm ? noGrad(() => [permute(g, perm), permute(y, perm)]) : [g, y];
+    const dx = withPacked(gm, (gr) => withPacked(ym, (yr) => new Tensor(kernels().softmaxBackwardLast(yr.buffer, gr.buffer, outer, inner, log), ym.shape)));
+    return inverse ? noGrad(() => permute(dx, inverse)) : dx;
+  };
   if (!log) {
     // y = softmax(x):  dx = y ⊙ (g − Σ_d g⊙y)
-    return record(op, [x], out, [out], (g, [y]) => [mul(y, sub(g, sum(mul(g, y), { dim: d, keepDim: true })))]);
+    return record(op, [x], out, [out], (g, [y]) => [
+      !isGradEnabled() && g.dtype === y.dtype ? fused(g, y) : mul(y, sub(g, sum(mul(g, y), { dim: d, keepDim: true }))),
+    ]);
   }
   // y = logSoftmax(x), e^y = softmax(x):  dx = g − e^y · Σ_d g
-  return record(op, [x], out, [out], (g, [y]) => [sub(g, mul(exp(y), sum(g, { dim: d, keepDim: true })))]);
+  return record(op, [x], out, [out], (g, [y]) => [
+    !isGradEnabled() && g.dtype === y.dtype ? fused(g, y) : sub(g, mul(exp(y), sum(g, { dim: d, keepDim: true }))),
+  ]);
 }

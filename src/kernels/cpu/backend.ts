@@ -14,6 +14,8 @@ import { LedgerBuffer, releaseLedger } from '../ledger-buffer';
 import { computeArrayFor, isHalf, itemSize, type ComputeArray, type DType, type HalfDType, type StorageArray } from '../../tensor/dtype';
 import { halfCodec } from '../../tensor/half';
 import { isContiguous, numel } from '../../tensor/shape';
+import { checkSiluMul, checkSoftmaxBackward } from '../composite';
+import { siluMulBackward, siluMulForward } from './silu-mul';
 import {
   binaryReference,
   binaryViews,
@@ -259,9 +261,23 @@ export class CpuBackend implements Backend {
     const n = numel(x.shape);
     const d = x.shape[x.shape.length - 1];
     const out = resultArray(outDtype, n);
-    const round = outDtype === 'float32' ? Math.fround : isHalf(outDtype) ? halfCodec(outDtype).round : (v: number) => v;
-    rotaryRows(this.read(x), this.read(cos), this.read(sin), n === 0 ? 0 : n / d, d / 2, transpose, round, out);
+    rotaryRows(this.read(x), this.read(cos), this.read(sin), n === 0 ? 0 : n / d, d / 2, transpose, roundTo(outDtype), out);
     return this.fromCompute(outDtype, out);
+  }
+
+  siluMul(a: BackendBuffer, b: BackendBuffer, withSigmoid: boolean) {
+    checkSiluMul('siluMul', { a, b });
+    const out = resultArray(a.dtype, a.length);
+    const sigmoid = withSigmoid ? resultArray(a.dtype, a.length) : null;
+    siluMulForward(this.compute(a), this.compute(b), a.length, roundTo(a.dtype), out, sigmoid);
+    return { out: this.fromCompute(a.dtype, out), sigmoid: sigmoid && this.fromCompute(a.dtype, sigmoid) };
+  }
+
+  siluMulBackward(grad: BackendBuffer, a: BackendBuffer, b: BackendBuffer, sigmoid: BackendBuffer, needA: boolean, needB: boolean) {
+    checkSiluMul('siluMul (backward)', { grad, a, b, sigmoid });
+    const [gradA, gradB] = [needA, needB].map((need) => (need ? resultArray(a.dtype, a.length) : null));
+    siluMulBackward(this.compute(grad), this.compute(a), this.compute(b), this.compute(sigmoid), a.length, roundTo(a.dtype), gradA, gradB);
+    return { gradA: gradA && this.fromCompute(a.dtype, gradA), gradB: gradB && this.fromCompute(a.dtype, gradB) };
   }
 
   // ---------------------------------------------------------------- reductions
@@ -306,6 +322,14 @@ export class CpuBackend implements Backend {
     const out = resultArray(x.dtype, outer * inner);
     rows.softmaxRows(this.compute(x), outer, inner, log, out);
     return this.fromCompute(x.dtype, out);
+  }
+
+  softmaxBackwardLast(y: BackendBuffer, grad: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
+    checkSoftmaxBackward(y, grad, outer, inner, log);
+    const dtype = y.dtype;
+    const out = resultArray(dtype, outer * inner);
+    rows.softmaxBackwardRows(this.compute(y), this.compute(grad), outer, inner, log, roundTo(dtype), out);
+    return this.fromCompute(dtype, out);
   }
 
   normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {
@@ -410,3 +434,9 @@ function floatsInPlace(buf: BackendBuffer): { values: Float32Array | Float64Arra
 function storageCtor(dtype: DType): Function {
   return dtype === 'float64' ? Float64Array : dtype === 'int32' ? Int32Array : Float32Array;
 }
+
+/** The rounding of a value to `dtype`'s storage, for kernels that round each step as a composite would. */
+function roundTo(dtype: DType): (v: number) => number {
+  return dtype === 'float32' ? Math.fround : isHalf(dtype) ? halfCodec(dtype).round : (v: number) => v;
+}
+

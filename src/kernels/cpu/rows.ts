@@ -113,6 +113,36 @@ export function softmaxRows(x: Arr, outer: number, inner: number, log: boolean, 
 }
 
 /**
+ * The backward of softmaxRows, from its output y and the gradient g of y, row by row:
+ *   softmax:     dx = y ⊙ (g − Σ g⊙y)
+ *   log-softmax: dx = g − e^y · Σ g        (e^y is the softmax)
+ * One fused pass over the row instead of four kernels (mul, sum, sub, mul; or exp, sum, mul,
+ * sub). It rounds exactly where that composite did, with `round` (the output dtype's rounding:
+ * Math.fround for float32, a 16-bit float's rounding, or the identity for float64): every product
+ * and difference is rounded, and the sum is taken in doubles over the rounded terms and then
+ * rounded, so on this backend the result is the composite's bit for bit.
+ */
+export function softmaxBackwardRows(y: Arr, g: Arr, outer: number, inner: number, log: boolean, round: (v: number) => number, out: Arr): void {
+  const e = log ? new Float64Array(inner) : null;
+  for (let r = 0; r < outer; r++) {
+    const base = r * inner;
+    let s = 0;
+    if (e === null) {
+      for (let i = 0; i < inner; i++) s += round(g[base + i] * y[base + i]);
+      const sr = round(s);
+      for (let i = 0; i < inner; i++) out[base + i] = round(y[base + i] * round(g[base + i] - sr));
+    } else {
+      for (let i = 0; i < inner; i++) {
+        s += g[base + i];
+        e[i] = round(Math.exp(y[base + i]));
+      }
+      const sr = round(s);
+      for (let i = 0; i < inner; i++) out[base + i] = round(g[base + i] - round(e[i] * sr));
+    }
+  }
+}
+
+/**
  * x̂ = (x - μ)·rstd with rstd = 1/√(σ² + ε) (biased variance), for layer norm;
  * x̂ = x·rstd with rstd = 1/√(mean(x²) + ε), for RMS norm.
  */

@@ -22,7 +22,14 @@ import * as rows from './rows';
 import { matmul as matmulKernel } from './matmul';
 import * as indexing from './indexing';
 import { adamUpdate as adamKernel } from './adam';
-import { normalizeBackwardComposite, rotaryComposite } from '../composite';
+import {
+  checkSoftmaxBackward,
+  normalizeBackwardComposite,
+  rotaryComposite,
+  siluMulBackwardComposite,
+  siluMulComposite,
+  softmaxBackwardComposite,
+} from '../composite';
 
 let nextId = 1;
 
@@ -225,6 +232,16 @@ export class GpuBackend implements Backend {
   }
 
 
+  /** Composed from this backend's silu, mul and sigmoid kernels. */
+  siluMul(a: BackendBuffer, b: BackendBuffer, withSigmoid: boolean) {
+    return siluMulComposite(this, a, b, withSigmoid);
+  }
+
+  /** Composed from this backend's mul, sub and add kernels. */
+  siluMulBackward(grad: BackendBuffer, a: BackendBuffer, b: BackendBuffer, sigmoid: BackendBuffer, needA: boolean, needB: boolean) {
+    return siluMulBackwardComposite(this, grad, a, b, sigmoid, needA, needB);
+  }
+
   reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
     return rows.reduceLast(this, op, x, outer, inner);
   }
@@ -244,6 +261,12 @@ export class GpuBackend implements Backend {
 
   softmaxLast(x: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
     return rows.softmaxLast(this, x, outer, inner, log);
+  }
+
+  /** Composed from this backend's mul, sub, exp and row-sum kernels. */
+  softmaxBackwardLast(y: BackendBuffer, grad: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
+    checkSoftmaxBackward(y, grad, outer, inner, log);
+    return softmaxBackwardComposite(this, y, grad, outer, inner, log);
   }
 
   normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {

@@ -24,7 +24,7 @@ import { createRuntime, defaultThreads, type WasmRuntime } from './runtime';
 import type { WasmBackendOptions } from './options';
 import type { WasmAllocator } from './allocator';
 import { matmulInto } from './matmul';
-import { binaryInto, binaryOutDtype, copyInto, unaryInto, whereInto, type WasmOperand } from './elementwise';
+import { binaryInto, binaryOutDtype, copyInto, overlapsNot, unaryInto, whereInto, type WasmOperand } from './elementwise';
 import { adamInto } from './adam';
 import { rotaryInto } from './rotary';
 import {
@@ -34,8 +34,11 @@ import {
   normalizeRowsInto,
   reduceMiddleInto,
   reduceRowsInto,
+  softmaxBackwardRowsInto,
   softmaxRowsInto,
 } from './rows';
+import { checkSiluMul, checkSoftmaxBackward } from '../composite';
+import { siluMulBackwardInto, siluMulInto } from './silu-mul';
 import { isContiguous, numel } from '../../tensor/shape';
 
 /**
@@ -96,16 +99,6 @@ class WasmBuffer extends LedgerBuffer {
   private makeView(): StorageArray {
     return new (arrayCtor(this.dtype))(this.rt.memory.buffer, this.address, this.length);
   }
-}
-
-
-/**
- * Whether dst and src can be written through without reading a value already overwritten: they
- * use different buffers, or the same elements in the same order (an exact alias).
- */
-function overlapsNot(dst: View, src: View): boolean {
-  if (dst.buffer !== src.buffer) return true;
-  return dst.offset === src.offset && dst.shape.every((s, i) => s === src.shape[i] && (s === 1 || dst.strides[i] === src.strides[i]));
 }
 
 export class WasmBackend extends CpuBackend {
@@ -280,6 +273,35 @@ export class WasmBackend extends CpuBackend {
     return this.tryKernel('float32', numel(x.shape), (out) => rotaryInto(this.rt.pool, xv, cv, sv, out, transpose), fallback);
   }
 
+  override siluMul(a: BackendBuffer, b: BackendBuffer, withSigmoid: boolean) {
+    checkSiluMul('siluMul', { a, b });
+    const [ab, bb] = [this.local(a), this.local(b)];
+    if (!ab || !bb) return super.siluMul(a, b, withSigmoid);
+    const [out, sigmoid] = [this.allocate('float32', a.length), withSigmoid ? this.allocate('float32', a.length) : null];
+    this.guard([out, sigmoid], () => siluMulInto(this.rt.pool, ab.address, bb.address, out.address, sigmoid?.address ?? 0, a.length));
+    return { out, sigmoid };
+  }
+
+  override siluMulBackward(grad: BackendBuffer, a: BackendBuffer, b: BackendBuffer, sigmoid: BackendBuffer, needA: boolean, needB: boolean) {
+    checkSiluMul('siluMul (backward)', { grad, a, b, sigmoid });
+    const [gb, ab, bb, sb] = [grad, a, b, sigmoid].map((x) => this.local(x));
+    if (!gb || !ab || !bb || !sb) return super.siluMulBackward(grad, a, b, sigmoid, needA, needB);
+    const [gradA, gradB] = [needA, needB].map((need) => (need ? this.allocate('float32', a.length) : null));
+    const kernel = () => siluMulBackwardInto(this.rt.pool, gb.address, ab.address, bb.address, sb.address, gradA?.address ?? 0, gradB?.address ?? 0, a.length);
+    this.guard([gradA, gradB], kernel);
+    return { gradA, gradB };
+  }
+
+  /** Runs a kernel that writes into new blocks, releasing them if it throws. */
+  private guard(blocks: (WasmBuffer | null)[], kernel: () => void): void {
+    try {
+      kernel();
+    } catch (e) {
+      for (const b of blocks) if (b) this.release(b);
+      throw e;
+    }
+  }
+
   // ---------------------------------------------------------------- reductions and rows
 
   override reduceLast(op: ReduceOp, x: BackendBuffer, outer: number, inner: number): BackendBuffer {
@@ -308,6 +330,15 @@ export class WasmBackend extends CpuBackend {
       (out) => softmaxRowsInto(this.rt.pool, xb.address, out, outer, inner, log),
       () => super.softmaxLast(x, outer, inner, log),
     );
+  }
+
+  override softmaxBackwardLast(y: BackendBuffer, grad: BackendBuffer, outer: number, inner: number, log: boolean): BackendBuffer {
+    checkSoftmaxBackward(y, grad, outer, inner, log);
+    const yb = this.local(y);
+    const gb = this.local(grad);
+    const fallback = () => super.softmaxBackwardLast(y, grad, outer, inner, log);
+    if (!yb || !gb) return fallback();
+    return this.tryKernel('float32', outer * inner, (out) => softmaxBackwardRowsInto(this.rt.pool, yb.address, gb.address, out, outer, inner, log), fallback);
   }
 
   override normalizeLast(kind: 'layer' | 'rms', x: BackendBuffer, outer: number, inner: number, eps: number) {

@@ -19,7 +19,7 @@
  * for layouts of more than 4 dims after coalescing.
  */
 import { BackendError, fmtShape } from '../../errors';
-import type { BinaryOp, UnaryOp } from '../backend';
+import type { BinaryOp, UnaryOp, View } from '../backend';
 import { coalesce } from '../cpu/strided';
 import type { WasmKernelRunner } from './runner';
 
@@ -248,4 +248,13 @@ export function whereInto(rt: WasmKernelRunner, cond: WasmOperand, condDtype: 'i
  */
 export function copyInto(rt: WasmKernelRunner, x: WasmOperand, out: number): boolean {
   return unaryInto(rt, 'powScalar', x, out, [1]);
+}
+
+/**
+ * Whether dst and src can be written through without reading a value already overwritten: they
+ * use different buffers, or the same elements in the same order (an exact alias).
+ */
+export function overlapsNot(dst: View, src: View): boolean {
+  if (dst.buffer !== src.buffer) return true;
+  return dst.offset === src.offset && dst.shape.every((s, i) => s === src.shape[i] && (s === 1 || dst.strides[i] === src.strides[i]));
 }

@@ -1,13 +1,13 @@
 /**
- * The JS side of the wasm row kernels (wasm/assembly/rows.ts, reduce.ts): softmax, layer / RMS
- * norm, cross-entropy forward and backward, reductions over the last or the middle axis, all
+ * The JS side of the wasm row kernels (wasm/assembly/rows.ts, reduce.ts): softmax and its
+ * backward, layer / RMS norm, cross-entropy forward and backward, reductions over the last or the middle axis, all
  * float32 and contiguous. Each function checks its arguments, cuts the rows into tasks, writes
  * the kernel's descriptor at rt.descPtr and runs it. Results match the cpu backend's kernels
  * (src/kernels/cpu/rows.ts) to a few float32 ulp (reduceMiddle exactly); the AssemblyScript
  * files say where the differences come from.
  *
  * Row kernels' descriptor (byte offset: field; the layout of rows.ts):
- *    0 x   4 out   8 aux (rstd | x̂ | int32 target)   12 aux2 (gradRow | rstd)   16 outer   20 inner
+ *    0 x   4 out   8 aux (rstd | x̂ | g | int32 target)   12 aux2 (gradRow | rstd)   16 outer   20 inner
  *   24 rowsPer   28 flags   32 ignoreIndex (i32)   40 eps / labelSmoothing (f64)
  * reduce_rows_f32:   0 x   4 out   16 outer   20 inner   24 rowsPer   28 op
  * reduce_middle_f32: 0 x   4 out   8 outer   12 mid   16 inner   20 op   24 outerPer
@@ -113,6 +113,19 @@ export function softmaxRowsInto(rt: WasmKernelRunner, x: number, out: number, ou
   args.operand('x', x, outer * inner);
   args.operand('out', out, outer * inner);
   runRows(rt, 'softmax_rows_f32', { x, out, outer, inner, flags: log ? 1 : 0 }, MIN_TASK_ELEMENTS_EXP);
+  return true;
+}
+
+/** out = the gradient of x given y = softmax (log-softmax) of each row and g, the gradient of y; all [outer, inner] float32. */
+export function softmaxBackwardRowsInto(rt: WasmKernelRunner, y: number, g: number, out: number, outer: number, inner: number, log: boolean): boolean {
+  const args = kernelArgs(rt, log ? 'logSoftmax (backward)' : 'softmax (backward)', `outer ${outer}, inner ${inner}`);
+  args.count('outer', outer);
+  args.count('inner', inner);
+  if (outer * inner === 0) return true;
+  args.operand('y', y, outer * inner);
+  args.operand('grad', g, outer * inner);
+  args.operand('out', out, outer * inner);
+  runRows(rt, 'softmax_backward_rows_f32', { x: y, out, aux: g, outer, inner, flags: log ? 1 : 0 }, log ? MIN_TASK_ELEMENTS_EXP : MIN_TASK_ELEMENTS_LIGHT);
   return true;
 }
 

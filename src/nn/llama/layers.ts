@@ -6,7 +6,8 @@
 import type { DType } from '../../tensor/dtype';
 import type { Tensor } from '../../tensor/tensor';
 import type { Generator } from '../../tensor/random';
-import { add, mul, silu } from '../../autograd/ops/elementwise';
+import { add } from '../../autograd/ops/elementwise';
+import { siluMul } from '../../autograd/ops/swiglu';
 import { cat, expand, reshape, transpose, unsqueeze } from '../../autograd/ops/shape';
 import { Module } from '../module';
 import { Linear, RMSNorm } from '../layers';
@@ -95,7 +96,8 @@ export class LlamaMLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.downProj.forward(mul(silu(this.gateProj.forward(x)), this.upProj.forward(x)));
+    // silu(gate)·up as one fused op (its backward computes no exponential)
+    return this.downProj.forward(siluMul(this.gateProj.forward(x), this.upProj.forward(x)));
   }
 }
 

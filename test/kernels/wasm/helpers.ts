@@ -102,3 +102,16 @@ export function orderedRunner(env: WasmTestEnv, order: (tasks: number) => number
 export function reversedRunner(env: WasmTestEnv): WasmKernelRunner {
   return orderedRunner(env, (tasks) => Array.from({ length: tasks }, (_, i) => tasks - 1 - i));
 }
+
+/** Byte address of `n` 4-byte elements with 64 guard bytes of 0xff on each side (a kernel that writes past its output shows in them). */
+export function guarded(env: WasmTestEnv, n: number): number {
+  const ptr = env.alloc(n * 4 + 128) + 64;
+  env.fill(ptr - 64, n * 4 + 128, 0xff);
+  return ptr;
+}
+
+/** Expects the guard bytes around `guarded(env, n)`'s block untouched. */
+export function expectGuards(env: WasmTestEnv, ptr: number, n: number): void {
+  const bytes = [...new Uint8Array(env.memory.buffer, ptr - 64, 64), ...new Uint8Array(env.memory.buffer, ptr + n * 4, 64)];
+  expect(bytes.every((b) => b === 0xff)).toBe(true);
+}

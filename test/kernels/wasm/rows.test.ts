@@ -30,7 +30,7 @@ import {
   softmaxRowsInto,
 } from '../../../src/kernels/wasm/rows';
 import { mulberry32 } from '../../helpers';
-import { createWasmEnv, reversedRunner, type WasmTestEnv } from './helpers';
+import { createWasmEnv, expectGuards, guarded, reversedRunner, type WasmTestEnv } from './helpers';
 
 const env: WasmTestEnv = createWasmEnv();
 afterEach(() => env.reset());
@@ -56,17 +56,6 @@ function specialRows(inner: number): Float32Array {
   return Float32Array.from(rows.flatMap((r) => Array.from({ length: inner }, (_, i) => (i < r.length ? r[i] : r[i % r.length] - (i % 7)))));
 }
 
-/** Byte address of `n` 4-byte elements with 64 guard bytes of 0xff on each side. */
-function guarded(n: number): number {
-  const ptr = env.alloc(n * 4 + 128) + 64;
-  env.fill(ptr - 64, n * 4 + 128, 0xff);
-  return ptr;
-}
-
-function expectGuards(ptr: number, n: number): void {
-  const bytes = [...new Uint8Array(env.memory.buffer, ptr - 64, 64), ...new Uint8Array(env.memory.buffer, ptr + n * 4, 64)];
-  expect(bytes.every((b) => b === 0xff)).toBe(true);
-}
 
 function putInt32(values: ArrayLike<number>): number {
   const ptr = env.alloc(values.length * 4);
@@ -122,9 +111,9 @@ const probErr = (d: number, w: number, p: number): number => (p === 0 ? 0 : (Mat
 
 function runSoftmax(x: Float32Array, outer: number, inner: number, log: boolean, rt = env.runner): Float32Array {
   const xp = env.put(x);
-  const op = guarded(outer * inner);
+  const op = guarded(env, outer * inner);
   expect(softmaxRowsInto(rt, xp, op, outer, inner, log)).toBe(true);
-  expectGuards(op, outer * inner);
+  expectGuards(env, op, outer * inner);
   return env.getF32(op, outer * inner);
 }
 
@@ -171,11 +160,11 @@ function checkNormalize(kind: 'layer' | 'rms', x: Float32Array, outer: number, i
   const refRstd = new Float64Array(outer);
   cpu.normalizeRows(kind, x, outer, inner, eps, ref, refRstd);
   const xp = env.put(x);
-  const np = guarded(outer * inner);
-  const rp = guarded(outer);
+  const np = guarded(env, outer * inner);
+  const rp = guarded(env, outer);
   expect(normalizeRowsInto(rt, kind, xp, np, rp, outer, inner, eps)).toBe(true);
-  expectGuards(np, outer * inner);
-  expectGuards(rp, outer);
+  expectGuards(env, np, outer * inner);
+  expectGuards(env, rp, outer);
   const got = env.getF32(np, outer * inner);
   expectWithin(got, ref, (i) => 2 * U * Math.abs(ref[i]), `${what} normalized`);
   expectWithin(env.getF32(rp, outer), refRstd, (r) => 2 * U * refRstd[r], `${what} rstd`);
@@ -228,12 +217,12 @@ function checkCrossEntropy(c: CeCase, what: string, rt = env.runner): { loss: Fl
   const xp = env.put(x);
   const tp = putInt32(target);
   const gp = env.put(grad);
-  const lp = guarded(outer);
-  const dp = guarded(n);
+  const lp = guarded(env, outer);
+  const dp = guarded(env, n);
   expect(crossEntropyRowsInto(rt, xp, tp, lp, { outer, classes, ignoreIndex: ignore, labelSmoothing: eps })).toBe(true);
   expect(crossEntropyBackwardRowsInto(rt, xp, tp, gp, dp, { outer, classes, ignoreIndex: ignore, labelSmoothing: eps })).toBe(true);
-  expectGuards(lp, outer);
-  expectGuards(dp, n);
+  expectGuards(env, lp, outer);
+  expectGuards(env, dp, n);
   const loss = env.getF32(lp, outer);
   const dx = env.getF32(dp, n);
   const { d, p, w } = softmaxTerms(x, outer, classes);
@@ -288,9 +277,9 @@ function checkReduceRows(op: (typeof REDUCE_OPS)[number], x: Float32Array, outer
   const ref = new Float64Array(outer);
   cpu.reduceRows(op, x, outer, inner, ref);
   const xp = env.put(x);
-  const op_ = guarded(outer);
+  const op_ = guarded(env, outer);
   expect(reduceRowsInto(rt, op, xp, op_, outer, inner)).toBe(true);
-  expectGuards(op_, outer);
+  expectGuards(env, op_, outer);
   const got = env.getF32(op_, outer);
   if (op === 'sum') {
     expectWithin(got, ref, (r) => {
@@ -309,9 +298,9 @@ function checkReduceMiddle(op: (typeof REDUCE_OPS)[number], x: Float32Array, out
   const ref = new Float64Array(outer * inner);
   cpu.reduceMiddle(op, x, outer, mid, inner, ref);
   const xp = env.put(x);
-  const op_ = guarded(outer * inner);
+  const op_ = guarded(env, outer * inner);
   expect(reduceMiddleInto(rt, op, xp, op_, outer, mid, inner)).toBe(true);
-  expectGuards(op_, outer * inner);
+  expectGuards(env, op_, outer * inner);
   expectSame(env.getF32(op_, outer * inner), ref, `${what} ${op}`);
   env.reset();
 }
