@@ -547,7 +547,7 @@ export async function runDemo(options: DemoOptions, io: ConsoleIO): Promise<Demo
   const summaryPath = join(outDir, 'summary.json');
   writeFileSync(chartPath, figures.steps);
   writeFileSync(timeChartPath, figures.time);
-  writeFileSync(memoryChartPath, memoryFigure(rows, optimizers, subtitle));
+  writeFileSync(memoryChartPath, memoryFigure(rows, optimizers, `${layers}-layer Llama, ${fmtInt(params)} parameters, float16 weights; measured over one step`));
   const summary: DemoSummary = {
     version: 1,
     createdAt: new Date().toISOString(),

@@ -85,6 +85,18 @@ test('classification: the generated pairs follow the rule, half of them entailed
   }
   expect(positives / set.count).toBeGreaterThan(0.45);
   expect(positives / set.count).toBeLessThan(0.55);
+  // the swapped negatives (animal and attribute both in the premise, not as one fact) are a
+  // quarter of the pairs: what makes 75% the best accuracy without binding
+  let swapped = 0;
+  for (let n = 0; n < set.count; n++) {
+    const w = Array.from(set.ids.subarray(n * PAIR_LENGTH, (n + 1) * PAIR_LENGTH), (i) => VOCAB[i]);
+    const animals = [2, 7, 12].map((i) => w[i]);
+    const attributes = [4, 9, 14].map((i) => w[i]);
+    expect(new Set(attributes).size).toBe(3);
+    if (set.labels[n] === 0 && animals.includes(w[19]) && attributes.includes(w[21])) swapped++;
+  }
+  expect(swapped / set.count).toBeGreaterThan(0.22);
+  expect(swapped / set.count).toBeLessThan(0.28);
   // the pretraining text: every hypothesis is a fact of its premise
   expect(Array.from(generatePairs(200, 6, 'corpus').labels).every((l) => l === 1)).toBe(true);
 });
@@ -111,4 +123,24 @@ test('classification: every method on every seed, from the same encoder, with th
   const page = readFileSync(join(out, 'experiments.md'), 'utf8');
   expect(page).toContain(`**Verdict: ${classificationVerdict(c).verdict}.**`);
   for (const f of ['classification-accuracy.svg', 'classification-loss.svg', 'classification.json']) expect(existsSync(join(out, 'experiments', f))).toBe(true);
+});
+
+test('classification verdict: confirmed, not confirmed, or not distinguishable when the seeds spread more than the gaps differ', () => {
+  const summary = (adam: number, badam: number, lora: number, spread: number) =>
+    (['badam', 'adam', 'lora'] as const).map((method) => {
+      const mean = { adam, badam, lora }[method];
+      return { method, lr: 1e-3, accuracy: { mean, min: mean - spread / 2, max: mean + spread / 2 }, loss: { mean: 0, min: 0, max: 0 }, trainable: 1 };
+    });
+  // the verdict reads the summary and the seeds only
+  const result = (s: ReturnType<typeof summary>, seeds = [0, 1, 2]) => ({ summary: s, seeds }) as unknown as Parameters<typeof classificationVerdict>[0];
+  // BAdam 1 point below Adam, LoRA 5 below, seeds within 2: confirmed
+  expect(classificationVerdict(result(summary(0.8, 0.79, 0.75, 0.02)))).toMatchObject({ verdict: 'confirmed' });
+  // the other way round: not confirmed
+  expect(classificationVerdict(result(summary(0.8, 0.75, 0.79, 0.02))).verdict).toBe('not confirmed');
+  // the same gaps with seeds spread over 10 points: cannot tell
+  expect(classificationVerdict(result(summary(0.8, 0.79, 0.75, 0.1))).verdict).toBe('not distinguishable at this scale');
+  // BAdam above Adam still counts as a smaller gap
+  expect(classificationVerdict(result(summary(0.8, 0.82, 0.75, 0.02))).verdict).toBe('confirmed');
+  // one seed: no spread to weigh against
+  expect(classificationVerdict(result(summary(0.8, 0.79, 0.75, 0), [0])).verdict).toBe('not distinguishable at this scale');
 });
