@@ -74,7 +74,7 @@ export interface DemoOptions {
 }
 
 /**
- * Flag defaults, sized so that the whole demo runs in about a minute on 2 cores: 80 steps on 4
+ * Flag defaults, sized so that the whole demo runs in about half a minute on 2 cores: 80 steps on 4
  * layers are two whole block-epochs of BAdam (10 steps per block), so that every block trains
  * as often as every other.
  */

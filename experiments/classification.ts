@@ -206,22 +206,39 @@ export function evaluatePairs(model: RobertaForSequenceClassification, set: Pair
   return { accuracy: correct / set.count, loss: lossSum / set.count };
 }
 
-/** Trains `model` on `train` for `steps` steps, batches from a per-epoch seeded order; calls `onStep` after each. */
-function train(model: RobertaForSequenceClassification, trainer: Trainer, set: PairSet, steps: number, batchSize: number, seed: number, onStep: (step: number, loss: number) => void): void {
-  const perEpoch = Math.floor(set.count / batchSize);
+/**
+ * `steps` training steps over `count` examples, batches of `batchSize` rows from a per-epoch
+ * seeded order: each step's loss from `lossOf(rows)`, its update from `update(loss)`, inside
+ * tidy; `onStep` gets the step number and the loss after each.
+ */
+function train(
+  count: number,
+  steps: number,
+  batchSize: number,
+  seed: number,
+  lossOf: (rows: number[]) => Tensor,
+  update: (loss: Tensor) => void,
+  onStep: (step: number, loss: number) => void,
+): void {
+  const perEpoch = Math.floor(count / batchSize);
   let order: number[] = [];
   for (let step = 0; step < steps; step++) {
-    if (step % perEpoch === 0) order = permutation(set.count, seed * 1000 + step / perEpoch);
+    if (step % perEpoch === 0) order = permutation(count, seed * 1000 + step / perEpoch);
     const rows = order.slice((step % perEpoch) * batchSize, (step % perEpoch + 1) * batchSize);
     const loss = tidy(() => {
-      const b = batchOf(set, rows);
-      const l = model.forward(b.ids, { labels: b.labels }).loss as Tensor;
+      const l = lossOf(rows);
       const value = l.item();
-      trainer.step(l);
+      update(l);
       return value;
     });
     onStep(step + 1, loss);
   }
+}
+
+/** The classification loss of `model` on `rows` of `set`. */
+function pairLoss(model: RobertaForSequenceClassification, set: PairSet, rows: readonly number[]): Tensor {
+  const b = batchOf(set, rows);
+  return model.forward(b.ids, { labels: b.labels }).loss as Tensor;
 }
 
 // ---- the experiment ---------------------------------------------------------------------------
@@ -317,25 +334,17 @@ export async function pretrainedEncoder(steps: number, batchSize: number, cacheD
   } else {
     const corpus = generatePairs(16384, 1, 'corpus');
     const opt = new Adam([...encoder.parameters(), ...head.parameters()], { lr: 1e-3 });
-    const perEpoch = Math.floor(corpus.count / batchSize);
-    let order: number[] = [];
     let recent = 0;
-    for (let step = 0; step < steps; step++) {
-      if (step % perEpoch === 0) order = permutation(corpus.count, step / perEpoch);
-      const rows = order.slice((step % perEpoch) * batchSize, (step % perEpoch + 1) * batchSize);
-      recent += tidy(() => {
-        const loss = maskedLoss(encoder, head, maskedBatch(corpus, rows, g));
-        const value = loss.item();
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-        return value;
-      });
-      if ((step + 1) % 250 === 0) {
-        log(`classification: pretraining step ${step + 1}: masked-word loss ${(recent / 250).toFixed(3)}`);
+    const lossOf = (rows: number[]) => maskedLoss(encoder, head, maskedBatch(corpus, rows, g));
+    const update = (loss: Tensor) => (opt.zeroGrad(), loss.backward(), opt.step());
+    // seed 0: the corpus order of epoch e is permutation(count, e)
+    train(corpus.count, steps, batchSize, 0, lossOf, update, (step, loss) => {
+      recent += loss;
+      if (step % 250 === 0) {
+        log(`classification: pretraining step ${step}: masked-word loss ${(recent / 250).toFixed(3)}`);
         recent = 0;
       }
-    }
+    });
     opt.resetState();
     mkdirSync(cacheDir, { recursive: true });
     await saveSafetensorsFile(file, { ...encoder.stateDict(), ...Object.fromEntries(Object.entries(head.stateDict()).map(([k, t]) => [`lm_head.${k}`, t])) });
@@ -403,7 +412,7 @@ export async function runClassification(options: { quick: boolean; cacheDir: str
     record();
     const t0 = performance.now();
     let evalMs = 0;
-    train(model, trainer, trainSet, steps, batchSize, seed, (step, loss) => {
+    train(trainSet.count, steps, batchSize, seed, (rows) => pairLoss(model, trainSet, rows), (l) => trainer.step(l), (step, loss) => {
       losses.push(loss);
       if (step % evalEvery === 0) {
         const e0 = performance.now();

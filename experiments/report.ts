@@ -67,7 +67,7 @@ export function timeFigure(r: TimeResult): string {
   });
 }
 
-/** The convergence runs train in float32, where "mixed precision" Adam is plain Adam. */
+/** The time and convergence runs train in float32, where "mixed precision" Adam is plain Adam (the masters are the weights). */
 const LABELS: Record<string, string> = { ...METHOD_LABELS, adam: 'Adam' };
 const COLORS: Record<string, string> = { badam: '#1f77b4', 'badam-sgd': '#17becf', adam: '#ff7f0e', lora: '#2ca02c', lomo: '#9467bd' };
 
@@ -126,7 +126,7 @@ function convergenceSection(r: ConvergenceResult): string[] {
     '',
     '| method | training loss, last tenth (mean, range over seeds) | held-out loss | seconds |',
     '| --- | ---: | ---: | ---: |',
-    ...r.summary.map((x) => `| ${TIME_LABELS[x.method]} | ${fmt(x.finalLoss)} | ${fmt(x.heldOut)} | ${x.seconds.mean.toFixed(1)} |`),
+    ...r.summary.map((x) => `| ${LABELS[x.method]} | ${fmt(x.finalLoss)} | ${fmt(x.heldOut)} | ${x.seconds.mean.toFixed(1)} |`),
     '',
     `**Verdict: ${verdict}.** BAdam's held-out loss is ${badam.toFixed(3)} against Adam's ${adam.toFixed(3)} (${close ? 'within 5%' : 'more than 5% apart'}), and ${better ? 'below' : 'not below both of'} LoRA's ${s('lora').heldOut.mean.toFixed(3)} and LOMO's ${s('lomo').heldOut.mean.toFixed(3)}. BAdam over SGD: ${s('badam-sgd').heldOut.mean.toFixed(3)}. BAdam took ${s('badam').seconds.mean.toFixed(1)} s for the ${r.steps} steps, Adam ${s('adam').seconds.mean.toFixed(1)} s. At this scale a held-out loss stands in for MT-bench, which needs a model that can converse.` +
       (verdict === 'confirmed'
@@ -186,7 +186,6 @@ function extrapolationVerdict(r: MemoryResult): string {
   );
 }
 
-const TIME_LABELS: Record<string, string> = { ...METHOD_LABELS, adam: 'Adam' }; // a float32 model: the masters are the weights
 
 /** Experiment 2's verdict: "about half" read as at most 0.6 of LoRA's and of LOMO's backward. */
 export const timeVerdict = (r: TimeResult) => (r.badamOverLora <= 0.6 && r.badamOverLomo <= 0.6 ? 'confirmed' : 'not confirmed');
@@ -203,7 +202,7 @@ function timeSection(r: TimeResult): string[] {
     '',
     '| method | forward ms | backward ms | update ms |',
     '| --- | ---: | ---: | ---: |',
-    ...r.rows.map((x) => `| ${TIME_LABELS[x.method]} | ${x.forward.toFixed(1)} | ${x.backward.toFixed(1)} | ${x.update.toFixed(1)} |`),
+    ...r.rows.map((x) => `| ${LABELS[x.method]} | ${x.forward.toFixed(1)} | ${x.backward.toFixed(1)} | ${x.update.toFixed(1)} |`),
     '',
     `**Verdict: ${verdict}.** BAdam's mean backward (over its ${r.model.numHiddenLayers} blocks) took ${r.badamOverLora.toFixed(2)} of LoRA's and ${r.badamOverLomo.toFixed(2)} of LOMO's (whose backward includes its fused update); ${row('badam').backward.toFixed(1)} ms against ${row('lora').backward.toFixed(1)} and ${row('lomo').backward.toFixed(1)}. The ratio mode's backward (${row('badam-ratio').backward.toFixed(1)} ms) pays for every layer's activation gradients, as the dense methods do, but computes the weight gradient of its selected rows only.`,
     '',
